@@ -1,0 +1,42 @@
+"""tradeguard: a kill switch and circuit breakers for algorithmic trading.
+
+The public surface is small on purpose; everything here is covered by the README.
+"""
+
+from tradeguard.config import Config, load_config
+from tradeguard.errors import (
+    ApprovalRefused,
+    ConfigError,
+    InvalidInput,
+    InvalidTransition,
+    PermissionDenied,
+    StoreUnavailable,
+    TradeguardError,
+    UnknownRequest,
+    UnknownStrategy,
+)
+from tradeguard.guard import Guard, TickResult, get_kill_switch
+from tradeguard.model import Action, Breach, PortfolioState, Role, StateChange, StrategyState
+
+__all__ = [
+    "Action",
+    "ApprovalRefused",
+    "Breach",
+    "Config",
+    "ConfigError",
+    "Guard",
+    "InvalidInput",
+    "InvalidTransition",
+    "PermissionDenied",
+    "PortfolioState",
+    "Role",
+    "StateChange",
+    "StoreUnavailable",
+    "StrategyState",
+    "TickResult",
+    "TradeguardError",
+    "UnknownRequest",
+    "UnknownStrategy",
+    "get_kill_switch",
+    "load_config",
+]

@@ -1,0 +1,408 @@
+"""The YAML configuration, validated by frozen pydantic models.
+
+The seed's file is accepted as it is (``triggers.strategy_drawdown: 0.05`` is shorthand for
+``{limit: 0.05}``), and every trigger also takes a full form with its action and parameters.
+Unknown keys are errors: a typo in a risk limit must never fall back to a default silently.
+Every error is reported with its key path, all at once.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, ClassVar
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
+
+from tradeguard.errors import ConfigError
+from tradeguard.model import Action, Role
+
+
+def _fraction(value: float) -> float:
+    if not 0 < value <= 1:
+        raise ValueError("must be in (0, 1]")
+    return value
+
+
+def _positive(value: float) -> float:
+    if not value > 0:
+        raise ValueError("must be > 0")
+    return value
+
+
+def _correlation(value: float) -> float:
+    if not -1 < value < 1:
+        raise ValueError("must be in (-1, 1)")
+    return value
+
+
+Fraction = Annotated[float, AfterValidator(_fraction)]
+Positive = Annotated[float, AfterValidator(_positive)]
+PositiveInt = Annotated[int, AfterValidator(_positive)]
+LaxAction = Annotated[Action, Field(strict=False)]
+
+
+def _role(value: Any) -> Role:
+    if isinstance(value, Role):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("must be a role name")
+    return Role.parse(value)
+
+
+RoleName = Annotated[Role, BeforeValidator(_role)]
+
+PORTFOLIO_ACTIONS = (Action.SOFT_HALT, Action.HARD_HALT, Action.EMERGENCY)
+
+
+class Frozen(BaseModel):
+    """Base for every config section: immutable, keyword-only, no unknown keys, no NaN."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+
+class Trigger(Frozen):
+    """A trigger's limit and the action taken when it is crossed.
+
+    A bare number in YAML is shorthand for ``{limit: number}`` (the seed's form).
+    """
+
+    portfolio_scope: ClassVar[bool] = False
+
+    enabled: bool = True
+    limit: float
+    action: LaxAction
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        if isinstance(data, int | float) and not isinstance(data, bool):
+            return {"limit": data}
+        return data
+
+    @model_validator(mode="after")
+    def _action_fits_scope(self) -> Trigger:
+        if self.portfolio_scope and self.action not in PORTFOLIO_ACTIONS:
+            allowed = ", ".join(a.value for a in PORTFOLIO_ACTIONS)
+            raise ValueError(f"action of a portfolio trigger must be one of {allowed}")
+        return self
+
+
+class StrategyDrawdown(Trigger):
+    limit: Fraction = 0.05
+    action: LaxAction = Action.HALT_STRATEGY
+
+
+class ConsecutiveLosses(Trigger):
+    limit: PositiveInt = 5  # a count: int narrows float
+    action: LaxAction = Action.HALT_STRATEGY
+
+
+class WinRate(Trigger):
+    limit: Fraction = 0.30
+    action: LaxAction = Action.HALT_STRATEGY
+    min_trades: PositiveInt = 20
+
+
+class PositionSize(Trigger):
+    """Largest single position's notional as a fraction of portfolio equity."""
+
+    limit: Positive = 0.20
+    action: LaxAction = Action.HALT_STRATEGY
+
+
+class AgentCapital(Trigger):
+    """Gross notional as a multiple of the strategy's allocated capital."""
+
+    limit: Positive = 1.0
+    action: LaxAction = Action.HALT_STRATEGY
+
+
+class StuckAgent(Trigger):
+    """Seconds without a heartbeat before an agent that has sent one is called stuck."""
+
+    limit: Positive = 300.0
+    action: LaxAction = Action.HALT_STRATEGY
+
+
+class PortfolioDailyLoss(Trigger):
+    portfolio_scope = True
+    limit: Fraction = 0.03
+    action: LaxAction = Action.SOFT_HALT
+
+
+class PortfolioDrawdown(Trigger):
+    portfolio_scope = True
+    limit: Fraction = 0.10
+    action: LaxAction = Action.HARD_HALT
+
+
+class CorrelationSpike(Trigger):
+    """Average pairwise correlation of log returns over the last ``window`` price snapshots."""
+
+    portfolio_scope = True
+    limit: Annotated[float, AfterValidator(_correlation)] = 0.80
+    action: LaxAction = Action.SOFT_HALT
+    window: PositiveInt = 60
+    min_observations: PositiveInt = 20
+
+    @model_validator(mode="after")
+    def _window_holds_minimum(self) -> CorrelationSpike:
+        if self.min_observations > self.window:
+            raise ValueError("min_observations must be <= window")
+        if self.min_observations < 3:
+            raise ValueError("min_observations must be >= 3 for a correlation to mean anything")
+        return self
+
+
+class MarginUtilization(Trigger):
+    """margin_used / (margin_used + margin_available)."""
+
+    portfolio_scope = True
+    limit: Fraction = 0.90
+    action: LaxAction = Action.SOFT_HALT
+
+
+class PnlVelocity(Trigger):
+    """Loss of ``limit`` (fraction of equity) from the highest equity within ``window_seconds``."""
+
+    portfolio_scope = True
+    limit: Fraction = 0.02
+    action: LaxAction = Action.SOFT_HALT
+    window_seconds: Positive = 60.0
+
+
+class Volatility(Trigger):
+    """Realized volatility of the last ``window`` returns as a multiple of the baseline before."""
+
+    portfolio_scope = True
+    limit: Positive = 3.0
+    action: LaxAction = Action.SOFT_HALT
+    window: PositiveInt = 20
+    baseline_window: PositiveInt = 200
+    min_baseline: PositiveInt = 50
+
+    @model_validator(mode="after")
+    def _baseline_fits(self) -> Volatility:
+        if self.min_baseline > self.baseline_window:
+            raise ValueError("min_baseline must be <= baseline_window")
+        if self.window < 2 or self.min_baseline < 2:
+            raise ValueError("window and min_baseline must be >= 2")
+        return self
+
+
+class FeedStale(Trigger):
+    """Seconds since a price symbol's last update."""
+
+    portfolio_scope = True
+    limit: Positive = 30.0
+    action: LaxAction = Action.SOFT_HALT
+
+
+class Triggers(Frozen):
+    strategy_drawdown: StrategyDrawdown = StrategyDrawdown()
+    consecutive_losses: ConsecutiveLosses = ConsecutiveLosses()
+    win_rate: WinRate = WinRate()
+    position_size: PositionSize = PositionSize()
+    agent_capital: AgentCapital = AgentCapital()
+    stuck_agent: StuckAgent = StuckAgent()
+    portfolio_daily_loss: PortfolioDailyLoss = PortfolioDailyLoss()
+    portfolio_drawdown: PortfolioDrawdown = PortfolioDrawdown()
+    correlation_spike: CorrelationSpike = CorrelationSpike()
+    margin_utilization: MarginUtilization = MarginUtilization()
+    pnl_velocity: PnlVelocity = PnlVelocity()
+    volatility: Volatility = Volatility()
+    feed_stale: FeedStale = FeedStale()
+
+
+STRATEGY_TRIGGERS = (
+    "strategy_drawdown",
+    "consecutive_losses",
+    "win_rate",
+    "position_size",
+    "agent_capital",
+    "stuck_agent",
+)
+
+
+class StrategyTriggerOverrides(Frozen):
+    """Per-strategy replacements for strategy-level triggers; absent keys keep the global one."""
+
+    strategy_drawdown: StrategyDrawdown | None = None
+    consecutive_losses: ConsecutiveLosses | None = None
+    win_rate: WinRate | None = None
+    position_size: PositionSize | None = None
+    agent_capital: AgentCapital | None = None
+    stuck_agent: StuckAgent | None = None
+
+
+class StrategyConfig(Frozen):
+    allocated_capital: Positive | None = None
+    triggers: StrategyTriggerOverrides = StrategyTriggerOverrides()
+
+
+class EmailConfig(Frozen):
+    enabled: bool = False
+    smtp_server: str | None = None
+    username: str | None = None
+    password: SecretStr | None = Field(default=None, strict=False)
+    to_addresses: list[str] = []
+
+
+class AlertsConfig(Frozen):
+    slack_webhook: SecretStr | None = Field(default=None, strict=False)
+    email: EmailConfig = EmailConfig()
+    pagerduty_key: SecretStr | None = Field(default=None, strict=False)
+
+
+class StateConfig(Frozen):
+    path: Path = Field(default=Path("tradeguard.db"), strict=False)
+
+
+class BreakerConfig(Frozen):
+    interval_seconds: Positive = 2.0
+
+
+class GuardConfig(Frozen):
+    strict_strategies: bool = False
+    invalid_input_action: LaxAction = Action.SOFT_HALT
+    approval_ttl_seconds: Positive = 900.0
+    callback_timeout_seconds: Positive = 10.0
+    max_clock_skew_seconds: Positive = 5.0
+
+    @model_validator(mode="after")
+    def _portfolio_action(self) -> GuardConfig:
+        if self.invalid_input_action not in PORTFOLIO_ACTIONS:
+            raise ValueError("invalid_input_action must be soft_halt, hard_halt or emergency")
+        return self
+
+
+_USER_NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+
+
+class Config(Frozen):
+    alerts: AlertsConfig = AlertsConfig()
+    triggers: Triggers = Triggers()
+    users: dict[str, RoleName] = {}
+    strategies: dict[str, StrategyConfig] = {}
+    state: StateConfig = StateConfig()
+    breaker: BreakerConfig = BreakerConfig()
+    guard: GuardConfig = GuardConfig()
+
+    def triggers_for(self, strategy_id: str) -> Triggers:
+        """The global triggers with this strategy's overrides applied."""
+        overrides = self.strategies.get(strategy_id)
+        if overrides is None:
+            return self.triggers
+        changed = {
+            name: value
+            for name in STRATEGY_TRIGGERS
+            if (value := getattr(overrides.triggers, name)) is not None
+        }
+        return self.triggers.model_copy(update=changed) if changed else self.triggers
+
+    @model_validator(mode="after")
+    def _user_names(self) -> Config:
+        bad = [n for n in self.users if not _USER_NAME.match(n)]
+        if bad:
+            raise ValueError(f"invalid user names {bad}: use letters, digits and _.@-")
+        return self
+
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _expand_env(node: Any, path: str, env: dict[str, str], errors: list[str]) -> Any:
+    """Replace ``${VAR}`` in every string; a missing variable is an error naming it and its key."""
+    if isinstance(node, dict):
+        return {
+            k: _expand_env(v, f"{path}.{k}" if path else str(k), env, errors)
+            for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [_expand_env(v, f"{path}[{i}]", env, errors) for i, v in enumerate(node)]
+    if isinstance(node, str):
+
+        def substitute(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in env:
+                errors.append(f"{path}: environment variable {name} is not set")
+                return ""
+            return env[name]
+
+        return _ENV_REF.sub(substitute, node)
+    return node
+
+
+def _raw_at(data: Any, loc: tuple[int | str, ...]) -> Any:
+    for key in loc:
+        if not isinstance(data, dict | list):
+            return None
+        try:
+            data = data[key]  # type: ignore[index]  # a wrong key type is caught below
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
+
+
+def _format_errors(exc: ValidationError, raw: Any) -> list[str]:
+    out = []
+    for err in exc.errors():
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        # A shorthand trigger (`strategy_drawdown: 0.05`) reports at its own key, not `.limit`.
+        if loc and loc[-1] == "limit" and not isinstance(_raw_at(raw, loc[:-1]), dict):
+            loc = loc[:-1]
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "unknown key (check the spelling; unknown keys are not ignored)"
+        key = ".".join(str(p) for p in loc) or "(top level)"
+        out.append(f"{key}: {message}")
+    return out
+
+
+def parse_config(
+    data: Any, *, base_dir: Path | None = None, env: dict[str, str] | None = None
+) -> Config:
+    """Validate an already-parsed YAML document; relative state paths resolve against base_dir."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(["(top level): must be a mapping of sections"])
+    errors: list[str] = []
+    expanded = _expand_env(data, "", dict(os.environ) if env is None else env, errors)
+    try:
+        config = Config.model_validate(expanded)
+    except ValidationError as exc:
+        errors.extend(_format_errors(exc, expanded))
+        raise ConfigError(errors) from None
+    if errors:
+        raise ConfigError(errors)
+    if base_dir is not None and not config.state.path.is_absolute():
+        state = config.state.model_copy(update={"path": base_dir / config.state.path})
+        config = config.model_copy(update={"state": state})
+    return config
+
+
+def load_config(path: str | os.PathLike[str], *, env: dict[str, str] | None = None) -> Config:
+    """Read and validate a YAML file. The state DB defaults to ``tradeguard.db`` beside it."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{file}: cannot read: {exc.strerror or exc}"]) from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{file}: not valid YAML: {exc}"]) from exc
+    return parse_config(data, base_dir=file.resolve().parent, env=env)

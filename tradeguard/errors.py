@@ -1,0 +1,63 @@
+"""One exception tree, rooted in :class:`TradeguardError`.
+
+::
+
+    TradeguardError
+    ├── ConfigError            the configuration is invalid; nothing starts until it is fixed
+    ├── InvalidInput           an input was refused; its scope has been halted (fail closed)
+    │   └── UnknownStrategy    a strategy the guard does not know (strict mode)
+    ├── PermissionDenied       the user may not do this; the attempt is in the audit log
+    ├── UnknownRequest         no pending two-person request with that id
+    ├── ApprovalRefused        the request exists but cannot be approved (expired, same person, ...)
+    ├── InvalidTransition      the state machine does not allow this move
+    └── StoreUnavailable       the state store cannot be read or written; the guard fails closed
+
+Each class's docstring states what has already happened when it is raised, because the caller
+of a kill switch needs to know whether trading is stopped, not just that something went wrong.
+"""
+
+from __future__ import annotations
+
+
+class TradeguardError(Exception):
+    """Root of every error tradeguard raises on purpose."""
+
+
+class ConfigError(TradeguardError):
+    """The configuration is invalid. ``errors`` lists every problem as ``"key.path: message"``."""
+
+    def __init__(self, errors: list[str]) -> None:
+        self.errors = errors
+        super().__init__("invalid configuration:\n" + "\n".join(f"  {e}" for e in errors))
+
+
+class InvalidInput(TradeguardError):
+    """An input was refused. The scope it concerns has already been halted (``invalid_input``)."""
+
+    def __init__(self, message: str, *, scope: str) -> None:
+        self.scope = scope
+        super().__init__(message)
+
+
+class UnknownStrategy(InvalidInput):
+    """The strategy is not registered and the guard runs in strict mode; it is now halted."""
+
+
+class PermissionDenied(TradeguardError):
+    """The user is unknown or lacks the role. Nothing changed; the refusal is audited."""
+
+
+class UnknownRequest(TradeguardError):
+    """No two-person request has this id. Nothing changed."""
+
+
+class ApprovalRefused(TradeguardError):
+    """The request cannot be approved (expired, superseded, already used, same person)."""
+
+
+class InvalidTransition(TradeguardError):
+    """The state machine does not allow this move from the current state. Nothing changed."""
+
+
+class StoreUnavailable(TradeguardError):
+    """The state store failed. Halts stay in force in memory; nothing was lifted."""

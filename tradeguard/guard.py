@@ -1,0 +1,854 @@
+"""The Guard: the facade that wires ledger, rules, state machine, store, audit and callbacks.
+
+Decide fast, act asynchronously. An input is validated, folded into the ledger and checked by
+the rules that watch it, all under one lock and without waiting on anything but the store's
+commit of a transition. A halt takes effect in memory before it is written (the next order
+check already sees it); a resume or reset is written before it takes effect (a failed write
+lifts nothing). Callbacks run later, on the actuator thread.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import secrets
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NoReturn, TypeVar
+
+from tradeguard import inputs
+from tradeguard.audit import AuditEntry, AuditRecord, Verification
+from tradeguard.auth import Authorizer
+from tradeguard.breaker import CircuitBreaker
+from tradeguard.clock import Clock, SystemClock, from_timestamp, to_iso
+from tradeguard.config import Config, load_config
+from tradeguard.errors import (
+    ApprovalRefused,
+    InvalidInput,
+    InvalidTransition,
+    PermissionDenied,
+    StoreUnavailable,
+    TradeguardError,
+    UnknownRequest,
+    UnknownStrategy,
+)
+from tradeguard.events import Actuator, Callback
+from tradeguard.ledger import PORTFOLIO_METRICS, STRATEGY_METRICS, Ledger
+from tradeguard.model import (
+    PORTFOLIO,
+    Action,
+    Actor,
+    ActorKind,
+    Breach,
+    PortfolioState,
+    Scope,
+    ScopeKind,
+    StateChange,
+    StrategyState,
+)
+from tradeguard.rules import PortfolioRule, RuleSet, StrategyRule, Topic
+from tradeguard.state import (
+    ACTION_COMMAND,
+    TIGHTENING,
+    TWO_PERSON_RESET,
+    Command,
+    ScopeStatus,
+    next_state,
+)
+from tradeguard.store import Approval, SqliteStore, StateConflict, StateStore, StateWrite
+
+log = logging.getLogger("tradeguard")
+
+SYSTEM = Actor(ActorKind.SYSTEM, "guard")
+
+# Which callback event a transition publishes, by (scope kind, new state).
+_EVENT_FOR: dict[tuple[ScopeKind, str], str] = {
+    (ScopeKind.STRATEGY, StrategyState.HALTED): "strategy_halt",
+    (ScopeKind.STRATEGY, StrategyState.ACTIVE): "strategy_resume",
+    (ScopeKind.PORTFOLIO, PortfolioState.SOFT_HALT): "portfolio_halt",
+    (ScopeKind.PORTFOLIO, PortfolioState.HARD_HALT): "portfolio_close",
+    (ScopeKind.PORTFOLIO, PortfolioState.EMERGENCY): "emergency_stop",
+    (ScopeKind.PORTFOLIO, PortfolioState.NORMAL): "reset",
+}
+
+MetricsSource = Callable[[], Mapping[str, Any]]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class TickResult:
+    """What one breaker tick found: published as the ``breaker_tick`` event."""
+
+    at: float
+    breaches: list[Breach] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+class Guard:
+    """The kill switch. Thread-safe; one per trading process (or several sharing one store)."""
+
+    def __init__(
+        self,
+        config: Config | None = None,
+        *,
+        clock: Clock | None = None,
+        store: StateStore | None = None,
+    ) -> None:
+        self.config = config if config is not None else Config()
+        self._clock = clock if clock is not None else SystemClock()
+        self._lock = threading.RLock()
+        self._rules = RuleSet(self.config)
+        self._ledger = Ledger(self.config.triggers)
+        self._auth = Authorizer(self.config.users)
+        self._actuator = Actuator(self.config.guard.callback_timeout_seconds)
+        self._sources: dict[str, MetricsSource] = {}
+        self._breaker: CircuitBreaker | None = None
+        self._active: dict[str, set[str]] = {}  # scope -> rules currently breaching
+        self._registered: set[str] = set(self.config.strategies)
+        self._store_error: str | None = None
+        self.last_tick: TickResult | None = None
+        now = self._clock.time()
+        self._states: dict[str, ScopeStatus] = {
+            "portfolio": ScopeStatus(PortfolioState.NORMAL, "initial", now, str(SYSTEM), 0)
+        }
+        for sid, strategy in self.config.strategies.items():
+            self._ledger.strategy(sid).allocated_capital = strategy.allocated_capital
+        self._store: StateStore | None = None
+        try:
+            self._store = store if store is not None else SqliteStore(self.config.state.path)
+            self._load()
+        except (StoreUnavailable, ValueError, KeyError, TypeError) as exc:
+            self._fail_store(f"cannot load state: {exc}")
+
+    # -- start-up -------------------------------------------------------------------------
+
+    def _load(self) -> None:
+        assert self._store is not None
+        for key, status in self._store.load_states().items():
+            scope = Scope.parse(key)
+            if scope.kind is ScopeKind.PORTFOLIO:
+                PortfolioState(status.state)
+            else:
+                StrategyState(status.state)
+                self._registered.add(scope.id)
+                self._ledger.strategy(scope.id)
+            self._states[key] = status
+        self._ledger.restore(self._store.load_metrics())
+
+    def _fail_store(self, message: str) -> None:
+        """The store cannot be trusted: lock down in memory; nothing can be lifted until fixed."""
+        self._store_error = message
+        log.critical("state store unavailable, entering emergency: %s", message)
+        current = self._states["portfolio"]
+        if current.state == PortfolioState.EMERGENCY:
+            return
+        now = self._clock.time()
+        reason = f"store_unavailable: {message}"
+        self._states["portfolio"] = ScopeStatus(
+            PortfolioState.EMERGENCY, reason, now, str(SYSTEM), current.version
+        )
+        self._publish(
+            StateChange(
+                PORTFOLIO,
+                current.state,
+                PortfolioState.EMERGENCY,
+                SYSTEM,
+                reason,
+                now,
+                current.version,
+            )
+        )
+
+    # -- registration and callbacks -------------------------------------------------------
+
+    def register_strategy(
+        self, strategy_id: str, *, allocated_capital: float | None = None
+    ) -> None:
+        """Make a strategy (or agent) known; required before use when ``strict_strategies``."""
+        sid = inputs.identifier("strategy_id", strategy_id)
+        capital = None
+        if allocated_capital is not None:
+            capital = inputs.positive("allocated_capital", allocated_capital)
+        with self._lock:
+            self._registered.add(sid)
+            m = self._ledger.strategy(sid)
+            if capital is not None:
+                m.allocated_capital = capital
+
+    def register_callback(self, event: str, fn: Callback) -> None:
+        """Call ``fn`` on ``event``; see ``tradeguard.events.EVENTS``. Sync or async."""
+        self._actuator.register(event, fn)
+
+    def register_metrics_source(self, name: str, fn: MetricsSource) -> None:
+        """Polled by every breaker tick; returns ``{"portfolio": {...}, "strategies": {...}}``."""
+        self._sources[inputs.identifier("source name", name)] = fn
+
+    # -- inputs ---------------------------------------------------------------------------
+
+    def record_trade(self, strategy_id: str, pnl: float) -> None:
+        """A closed trade and its realized P&L (currency)."""
+        sid = self._strategy_id(strategy_id)
+        value = self._valid(Scope.strategy(sid), inputs.number, "pnl", pnl)
+        with self._lock:
+            self._ledger.record_trade(sid, value)
+            self._evaluate_strategy(sid, Topic.TRADES)
+
+    def update_equity(self, equity: float, strategy_id: str | None = None) -> None:
+        """Account equity (currency) of the portfolio, or of one strategy."""
+        if strategy_id is None:
+            self.update_portfolio(equity=equity)
+            return
+        sid = self._strategy_id(strategy_id)
+        value = self._valid(Scope.strategy(sid), inputs.number, "equity", equity)
+        with self._lock:
+            self._ledger.update_strategy_equity(sid, value)
+            self._evaluate_strategy(sid, Topic.EQUITY)
+
+    def update_position(self, strategy_id: str, symbol: str, quantity: float, price: float) -> None:
+        """A strategy's net position in a symbol (signed quantity; 0 when flat) and its price."""
+        sid = self._strategy_id(strategy_id)
+        scope = Scope.strategy(sid)
+        sym = self._valid(scope, inputs.identifier, "symbol", symbol)
+        qty = self._valid(scope, inputs.number, "quantity", quantity)
+        px = self._valid(scope, inputs.positive, "price", price)
+        with self._lock:
+            self._ledger.update_position(sid, sym, qty, px)
+            self._evaluate_strategy(sid, Topic.POSITIONS)
+
+    def update_portfolio(
+        self,
+        *,
+        equity: float | None = None,
+        margin_used: float | None = None,
+        margin_available: float | None = None,
+    ) -> None:
+        """Portfolio equity and margin; utilization is used / (used + available)."""
+        if equity is None and margin_used is None and margin_available is None:
+            self._reject(
+                PORTFOLIO, "update_portfolio needs equity, margin_used or margin_available"
+            )
+        eq = None if equity is None else self._valid(PORTFOLIO, inputs.number, "equity", equity)
+        used = available = None
+        if margin_used is not None:
+            used = self._valid(PORTFOLIO, inputs.non_negative, "margin_used", margin_used)
+        if margin_available is not None:
+            available = self._valid(
+                PORTFOLIO, inputs.non_negative, "margin_available", margin_available
+            )
+        with self._lock:
+            now = self._clock.time()
+            if eq is not None:
+                for sid in self._ledger.update_portfolio_equity(eq, now):
+                    self._evaluate_strategy(sid, Topic.EQUITY)
+                self._evaluate_portfolio(Topic.EQUITY)
+            if used is not None or available is not None:
+                self._ledger.update_margin(used, available)
+                self._evaluate_portfolio(Topic.MARGIN)
+
+    def update_prices(self, prices: Mapping[str, float], ts: object = None) -> None:
+        """A snapshot of prices; ``ts`` (epoch seconds or aware datetime) defaults to now."""
+        if not isinstance(prices, Mapping):
+            self._reject(PORTFOLIO, f"prices must be a mapping of symbol to price, got {prices!r}")
+        clean = {
+            self._valid(PORTFOLIO, inputs.identifier, "symbol", s): self._valid(
+                PORTFOLIO, inputs.positive, f"price of {s}", p
+            )
+            for s, p in prices.items()
+        }
+        now = self._clock.time()
+        at = now
+        if ts is not None:
+            at = self._valid(PORTFOLIO, lambda _n, v: from_timestamp(v), "ts", ts)
+            skew = self.config.guard.max_clock_skew_seconds
+            if at > now + skew:
+                self._reject(
+                    PORTFOLIO,
+                    f"ts {to_iso(at)} is more than {skew:g}s in the future: a clock is wrong",
+                )
+        with self._lock:
+            times = self._ledger.portfolio.price_times
+            fresh = {s: p for s, p in clean.items() if at >= times.get(s, at)}
+            for sid in self._ledger.update_prices(fresh, at):
+                self._evaluate_strategy(sid, Topic.PRICES)
+            self._evaluate_portfolio(Topic.PRICES)
+
+    def heartbeat(self, source: str) -> None:
+        """An agent (strategy) is alive; one that has beaten and then goes quiet is stuck."""
+        sid = self._strategy_id(source)
+        with self._lock:
+            self._ledger.heartbeat(sid, self._clock.time())
+            self._evaluate_strategy(sid, Topic.HEARTBEAT)
+
+    def update_strategy_metrics(self, strategy_id: str, **metrics: Any) -> None:
+        """Report metrics computed elsewhere (the seed's call); see ``STRATEGY_METRICS``."""
+        sid = self._strategy_id(strategy_id)
+        values = self._metric_values(Scope.strategy(sid), STRATEGY_METRICS, metrics)
+        with self._lock:
+            self._ledger.set_strategy_metrics(sid, values)
+            self._evaluate_strategy(sid, Topic.METRICS)
+
+    def update_portfolio_metrics(self, **metrics: Any) -> None:
+        """Report portfolio metrics computed elsewhere; see ``PORTFOLIO_METRICS``."""
+        values = self._metric_values(PORTFOLIO, PORTFOLIO_METRICS, metrics)
+        with self._lock:
+            self._ledger.set_portfolio_metrics(values)
+            self._evaluate_portfolio(Topic.METRICS)
+
+    # -- validation, failing closed -------------------------------------------------------
+
+    def _strategy_id(self, strategy_id: object) -> str:
+        try:
+            sid = inputs.identifier("strategy_id", strategy_id)
+        except ValueError as exc:
+            self._reject(PORTFOLIO, str(exc))
+        if sid not in self._registered:
+            if self.config.guard.strict_strategies:
+                message = f"unknown strategy {sid!r}: register it first (strict_strategies is on)"
+                self._halt_invalid(Scope.strategy(sid), message)
+                raise UnknownStrategy(message, scope=f"strategy:{sid}")
+            with self._lock:
+                self._registered.add(sid)
+        return sid
+
+    def _valid(
+        self, scope: Scope, check: Callable[[str, object], T], name: str, value: object
+    ) -> T:
+        try:
+            return check(name, value)
+        except ValueError as exc:
+            self._reject(scope, str(exc))
+
+    def _metric_values(
+        self, scope: Scope, known: Mapping[str, tuple[str, inputs.Validator]], given: dict[str, Any]
+    ) -> dict[str, float | int]:
+        unknown = sorted(set(given) - set(known))
+        if unknown:
+            self._reject(scope, f"unknown metrics {unknown}; known: {sorted(known)}")
+        return {name: self._valid(scope, known[name][1], name, v) for name, v in given.items()}
+
+    def _reject(self, scope: Scope, message: str) -> NoReturn:
+        self._halt_invalid(scope, message)
+        raise InvalidInput(message, scope=str(scope))
+
+    def _halt_invalid(self, scope: Scope, message: str) -> None:
+        if scope.kind is ScopeKind.STRATEGY:
+            command = Command.HALT
+        else:
+            command = ACTION_COMMAND[self.config.guard.invalid_input_action]
+        log.error("invalid input for %s: %s", scope, message)
+        self._transition_quietly(scope, command, SYSTEM, f"invalid_input: {message}")
+
+    # -- evaluation -----------------------------------------------------------------------
+
+    def _evaluate_strategy(self, sid: str, topic: Topic) -> list[Breach]:
+        rules = self._rules.strategy_watching(sid, topic)
+        if not rules:
+            return []
+        return self._settle(rules, self._ledger.strategies[sid], f"strategy:{sid}")
+
+    def _evaluate_portfolio(self, topic: Topic) -> list[Breach]:
+        rules = self._rules.portfolio_watching(topic)
+        return self._settle(rules, self._ledger.portfolio, "portfolio") if rules else []
+
+    def _settle(
+        self, rules: Sequence[StrategyRule] | Sequence[PortfolioRule], view: Any, key: str
+    ) -> list[Breach]:
+        """Apply every breach (level-triggered: a halt lifted while the cause persists comes
+        straight back); publish ``breach`` only when a rule starts breaching (edge)."""
+        now = self._clock.time()
+        active = self._active.setdefault(key, set())
+        breaches = []
+        for rule in rules:
+            breach = rule.evaluate(view, now)
+            if breach is None:
+                active.discard(rule.name)
+                continue
+            breaches.append(breach)
+            if rule.name not in active:
+                active.add(rule.name)
+                log.warning("breach %s on %s: %s", breach.rule, breach.scope, breach.message)
+                self._actuator.emit("breach", breach)
+        # Strictest first: the weaker actions then find their state already in force.
+        for breach in sorted(breaches, key=lambda b: _ACTION_SEVERITY[b.action], reverse=True):
+            self._act_on(breach)
+        return breaches
+
+    def _act_on(self, breach: Breach) -> None:
+        target = breach.scope if breach.action is Action.HALT_STRATEGY else PORTFOLIO
+        actor = Actor(ActorKind.RULE, breach.rule)
+        self._transition_quietly(
+            target, ACTION_COMMAND[breach.action], actor, f"{breach.rule}: {breach.message}", breach
+        )
+
+    # -- transitions ----------------------------------------------------------------------
+
+    def status_of(self, scope: Scope) -> ScopeStatus:
+        found = self._states.get(str(scope))
+        if found is not None:
+            return found
+        if scope.kind is ScopeKind.PORTFOLIO:
+            raise AssertionError("the portfolio always has a state")
+        return ScopeStatus(StrategyState.ACTIVE, "registered", 0.0, str(SYSTEM), 0)
+
+    def _transition_quietly(
+        self,
+        scope: Scope,
+        command: Command,
+        actor: Actor,
+        reason: str,
+        breach: Breach | None = None,
+    ) -> StateChange | None:
+        """For automated actors: a store failure is already handled (emergency), not raised."""
+        try:
+            return self._transition(scope, command, actor, reason, breach=breach)
+        except StoreUnavailable:
+            return None
+
+    def _transition(
+        self,
+        scope: Scope,
+        command: Command,
+        actor: Actor,
+        reason: str,
+        *,
+        breach: Breach | None = None,
+        approvals: Sequence[Approval] = (),
+        details: Mapping[str, Any] | None = None,
+    ) -> StateChange | None:
+        tightening = command in TIGHTENING
+        if actor.automated and not tightening:
+            raise PermissionDenied(f"{actor} is automated and may only tighten, not {command}")
+        key = str(scope)
+        with self._lock:
+            for _attempt in range(5):
+                current = self.status_of(scope)
+                after = next_state(scope.kind, current.state, command)
+                if after is None:
+                    return None
+                now = self._clock.time()
+                status = ScopeStatus(after, reason, now, str(actor), current.version + 1)
+                change = StateChange(
+                    scope,
+                    current.state,
+                    after,
+                    actor,
+                    reason,
+                    now,
+                    status.version,
+                    breach,
+                    dict(details or {}),
+                )
+                if tightening:
+                    self._states[key] = status  # effective now; durable below
+                try:
+                    self._persist(change, current.version, approvals)
+                except StateConflict:
+                    self._reload(key)
+                    continue
+                except StoreUnavailable as exc:
+                    if tightening:
+                        self._publish(change)
+                        self._fail_store(str(exc))
+                    raise
+                if not tightening:
+                    self._states[key] = status
+                break
+            else:
+                raise StoreUnavailable(f"{key} kept changing in another process; try again")
+        self._publish(change)
+        return change
+
+    def _persist(self, change: StateChange, expected: int, approvals: Sequence[Approval]) -> None:
+        if self._store is None or (self._store_error and change.after not in _TIGHT_STATES):
+            raise StoreUnavailable(self._store_error or "no state store")
+        status = ScopeStatus(
+            change.after, change.reason, change.at, str(change.actor), change.version
+        )
+        details = dict(change.details)
+        if change.breach is not None:
+            details["breach"] = change.breach.to_dict()
+        entry = AuditEntry(
+            change.at,
+            str(change.actor),
+            "state_change",
+            str(change.scope),
+            change.before,
+            change.after,
+            change.reason,
+            details,
+        )
+        self._store.commit(
+            states=[StateWrite(str(change.scope), status, expected)],
+            audit=[entry],
+            approvals=approvals,
+        )
+
+    def _reload(self, key: str) -> None:
+        assert self._store is not None
+        stored = self._store.load_states().get(key)
+        if stored is not None:
+            self._states[key] = stored
+
+    def _publish(self, change: StateChange) -> None:
+        self._actuator.emit("state_change", change)
+        event = _EVENT_FOR.get((change.scope.kind, change.after))
+        if event is None:
+            return
+        self._actuator.emit(
+            event, change.scope.id if change.scope.kind is ScopeKind.STRATEGY else change
+        )
+
+    def _audit_refusal(self, user: object, command: Command | str, scope: Scope, why: str) -> None:
+        entry = AuditEntry(
+            self._clock.time(), str(user), f"refused:{command}", str(scope), None, None, why
+        )
+        try:
+            if self._store is None:
+                raise StoreUnavailable(self._store_error or "no state store")
+            self._store.commit(audit=[entry])
+        except StoreUnavailable as exc:
+            log.error("could not audit a refused %s by %s: %s", command, user, exc)
+
+    def _authorize(self, user: object, command: Command, scope: Scope) -> Actor:
+        try:
+            return self._auth.authorize(user, command)
+        except PermissionDenied as exc:
+            self._audit_refusal(user, command, scope, str(exc))
+            raise
+
+    def _manual(
+        self, user: object, command: Command, scope: Scope, reason: str
+    ) -> StateChange | None:
+        actor = self._authorize(user, command, scope)
+        try:
+            return self._transition(scope, command, actor, reason)
+        except InvalidTransition as exc:
+            self._audit_refusal(user, command, scope, str(exc))
+            raise
+
+    # -- manual overrides -----------------------------------------------------------------
+
+    def halt_strategy(
+        self, strategy_id: str, user: str, reason: str = "manual halt"
+    ) -> StateChange | None:
+        """Any known user may halt. Returns None when it was already halted."""
+        sid = inputs.identifier("strategy_id", strategy_id)
+        with self._lock:
+            change = self._manual(user, Command.HALT, Scope.strategy(sid), reason)
+            self._registered.add(sid)
+            self._ledger.strategy(sid)
+        return change
+
+    def resume_strategy(
+        self, strategy_id: str, user: str, reason: str = "manual resume"
+    ) -> StateChange:
+        """Needs senior_trader. Loss counters restart from here (the loss is acknowledged)."""
+        sid = inputs.identifier("strategy_id", strategy_id)
+        scope = Scope.strategy(sid)
+        with self._lock:
+            change = self._manual(user, Command.RESUME, scope, reason)
+            assert change is not None  # RESUME is never a no-op
+            self._ledger.rebase_strategy(sid)
+            self._active.pop(str(scope), None)
+        return change
+
+    def portfolio_halt(self, user: str, reason: str = "manual soft halt") -> StateChange | None:
+        """Soft halt: no new risk; positions are kept."""
+        return self._manual(user, Command.SOFT_HALT, PORTFOLIO, reason)
+
+    def portfolio_close(self, user: str, reason: str = "manual hard halt") -> StateChange | None:
+        """Hard halt: no orders; cancel all and close all positions."""
+        return self._manual(user, Command.HARD_HALT, PORTFOLIO, reason)
+
+    def emergency(self, user: str, reason: str = "manual emergency stop") -> StateChange | None:
+        """Lockdown; only a two-person reset lifts it."""
+        return self._manual(user, Command.EMERGENCY, PORTFOLIO, reason)
+
+    async def emergency_stop(
+        self, initiator: str, reason: str = "manual emergency stop"
+    ) -> StateChange | None:
+        """The seed's coroutine: lock everything down now."""
+        return self.emergency(initiator, reason)
+
+    def reset(self, user: str, reason: str = "manual reset") -> Approval:
+        """Lift a portfolio halt. A soft or hard halt is lifted at once by a risk_manager; an
+        emergency opens a two-person request that another user completes with ``approve``."""
+        with self._lock:
+            actor = self._authorize(user, Command.RESET, PORTFOLIO)
+            current = self.status_of(PORTFOLIO)
+            if current.state == PortfolioState.NORMAL:
+                why = "the portfolio is not halted: nothing to reset"
+                self._audit_refusal(user, Command.RESET, PORTFOLIO, why)
+                raise InvalidTransition(why)
+            now = self._clock.time()
+            request = Approval(
+                id=secrets.token_hex(6),
+                action=str(Command.RESET),
+                scope=str(PORTFOLIO),
+                requested_by=str(actor),
+                requested_at=now,
+                expires_at=now + self.config.guard.approval_ttl_seconds,
+                target_version=current.version,
+                status="pending",
+                reason=reason,
+            )
+            if current.state in TWO_PERSON_RESET:
+                self._commit_request(
+                    request, f"reset of {current.state} requested; needs a second approver"
+                )
+                return request
+            done = _decided(request, "executed", str(actor), now)
+            self._lift(actor, reason, done)
+            return done
+
+    def approve(self, request_id: str, user: str) -> StateChange:
+        """Complete a two-person request as a second, different, authorized user."""
+        with self._lock:
+            actor = self._authorize(user, Command.RESET, PORTFOLIO)
+            if self._store is None or self._store_error:
+                raise StoreUnavailable(self._store_error or "no state store")
+            request = self._store.approval(str(request_id))
+            if request is None:
+                self._audit_refusal(user, "approve", PORTFOLIO, f"no request {request_id!r}")
+                raise UnknownRequest(f"no two-person request {request_id!r}; see pending_approvals")
+            now = self._clock.time()
+            problem, status = self._approval_problem(request, str(actor), now)
+            if problem:
+                self._audit_refusal(user, "approve", PORTFOLIO, f"{request.id}: {problem}")
+                if status:
+                    self._commit_request(_decided(request, status, None, now), problem)
+                raise ApprovalRefused(problem)
+            change = self._lift(
+                actor, request.reason, _decided(request, "executed", str(actor), now)
+            )
+            return change
+
+    def _approval_problem(self, request: Approval, approver: str, now: float) -> tuple[str, str]:
+        """Why the request cannot be approved, and the status it moves to (if it changes)."""
+        if request.status != "pending":
+            return f"request {request.id} is {request.status}; it cannot be used again", ""
+        if now > request.expires_at:
+            return f"request {request.id} expired at {to_iso(request.expires_at)}", "expired"
+        if approver == request.requested_by:
+            return "the second approver must be a different person from the requester", ""
+        if self.status_of(Scope.parse(request.scope)).version != request.target_version:
+            return (
+                "the portfolio changed since the request was opened: open a new one",
+                "superseded",
+            )
+        return "", ""
+
+    def _lift(self, actor: Actor, reason: str, request: Approval) -> StateChange:
+        approvers = {
+            "request": request.id,
+            "requested_by": request.requested_by,
+            "approved_by": request.approved_by,
+        }
+        change = self._transition(
+            PORTFOLIO, Command.RESET, actor, reason, approvals=[request], details=approvers
+        )
+        assert change is not None  # RESET is never a no-op
+        self._ledger.rebase_portfolio()
+        self._active.pop("portfolio", None)
+        return change
+
+    def _commit_request(self, request: Approval, why: str) -> None:
+        if self._store is None or self._store_error:
+            raise StoreUnavailable(self._store_error or "no state store")
+        entry = AuditEntry(
+            self._clock.time(),
+            request.requested_by,
+            f"request:{request.status}",
+            request.scope,
+            None,
+            None,
+            why,
+            {"request": request.id},
+        )
+        self._store.commit(audit=[entry], approvals=[request])
+
+    # -- the breaker's tick ---------------------------------------------------------------
+
+    def tick(self) -> TickResult:
+        """Re-read every metric source, re-apply every rule (time-based ones included), save
+        the loss baselines, publish the result. This is all the breaker thread does."""
+        errors = []
+        for name, source in list(self._sources.items()):
+            try:
+                self._apply_reading(name, source())
+            except InvalidInput as exc:
+                errors.append(f"{name}: {exc}")
+            except Exception as exc:  # a broken source is a blind spot: fail closed
+                errors.append(f"{name}: {exc!r}")
+                self._halt_invalid(PORTFOLIO, f"metrics source {name} failed: {exc!r}")
+        with self._lock:
+            breaches = []
+            for sid in list(self._ledger.strategies):
+                breaches += self._settle(
+                    self._rules.for_strategy(sid), self._ledger.strategies[sid], f"strategy:{sid}"
+                )
+            breaches += self._settle(self._rules.portfolio, self._ledger.portfolio, "portfolio")
+            baselines = self._ledger.baselines()
+        if self._store is not None and not self._store_error:
+            try:
+                self._store.save_metrics(baselines, self._clock.time())
+            except StoreUnavailable as exc:
+                errors.append(f"store: {exc}")
+                self._fail_store(str(exc))
+        result = TickResult(self._clock.time(), breaches, errors)
+        self.last_tick = result
+        self._actuator.emit("breaker_tick", result)
+        return result
+
+    def _apply_reading(self, name: str, reading: Mapping[str, Any]) -> None:
+        if not isinstance(reading, Mapping) or set(reading) - {"portfolio", "strategies"}:
+            self._reject(
+                PORTFOLIO,
+                f"metrics source {name} returned {reading!r}; expected "
+                "{'portfolio': {...}, 'strategies': {id: {...}}}",
+            )
+        if "portfolio" in reading:
+            self.update_portfolio_metrics(**reading["portfolio"])
+        for sid, metrics in dict(reading.get("strategies", {})).items():
+            self.update_strategy_metrics(sid, **metrics)
+
+    async def start_monitoring(self) -> None:
+        """Start the breaker thread (the seed's coroutine); returns at once."""
+        self.start()
+
+    def start(self) -> None:
+        if self._breaker is None:
+            self._breaker = CircuitBreaker(self.tick, self.config.breaker.interval_seconds)
+        self._breaker.start()
+
+    def stop(self) -> None:
+        if self._breaker is not None:
+            self._breaker.stop()
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Wait for queued callbacks to finish (tests and orderly shutdown)."""
+        return self._actuator.flush(timeout)
+
+    def close(self) -> None:
+        self.stop()
+        self._actuator.flush(5.0)
+        self._actuator.close()
+        if self._store is not None:
+            self._store.close()
+
+    def __enter__(self) -> Guard:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- reading --------------------------------------------------------------------------
+
+    def strategy_state(self, strategy_id: str) -> StrategyState:
+        return StrategyState(self.status_of(Scope.strategy(strategy_id)).state)
+
+    @property
+    def portfolio_state(self) -> PortfolioState:
+        return PortfolioState(self.status_of(PORTFOLIO).state)
+
+    def status(self) -> dict[str, Any]:
+        """A JSON-serializable snapshot of every state, metric and pending request."""
+        with self._lock:
+            portfolio = self.status_of(PORTFOLIO)
+            strategies = {}
+            halted_unknown = {k[9:] for k in self._states if k.startswith("strategy:")}
+            for sid in sorted(self._registered | halted_unknown):
+                st = self.status_of(Scope.strategy(sid))
+                strategies[sid] = {
+                    **_status_dict(st),
+                    "metrics": self._ledger.strategy(sid).to_dict(),
+                    "breaching": sorted(self._active.get(f"strategy:{sid}", ())),
+                }
+            pending: list[dict[str, Any]] = []
+            if self._store is not None and not self._store_error:
+                try:
+                    now = self._clock.time()
+                    pending = [a.to_dict() for a in self._store.approvals() if a.expires_at >= now]
+                except StoreUnavailable as exc:
+                    self._fail_store(str(exc))
+            return {
+                "portfolio": {
+                    **_status_dict(portfolio),
+                    "metrics": self._ledger.portfolio.to_dict(),
+                    "breaching": sorted(self._active.get("portfolio", ())),
+                },
+                "strategies": strategies,
+                "pending_approvals": pending,
+                "store": {
+                    "path": str(self.config.state.path),
+                    "ok": self._store_error is None,
+                    "error": self._store_error,
+                },
+                "breaker": {
+                    "running": self._breaker is not None and self._breaker.running,
+                    "last_tick": None if self.last_tick is None else to_iso(self.last_tick.at),
+                },
+                "rules": self._rules.describe(),
+            }
+
+    def audit_records(self, since: float | None = None) -> list[AuditRecord]:
+        if self._store is None:
+            raise StoreUnavailable(self._store_error or "no state store")
+        return self._store.audit_records(since=since)
+
+    def verify_audit(self) -> Verification:
+        if self._store is None:
+            raise StoreUnavailable(self._store_error or "no state store")
+        return self._store.verify_audit()
+
+
+_ACTION_SEVERITY = {
+    Action.HALT_STRATEGY: 0,
+    Action.SOFT_HALT: 1,
+    Action.HARD_HALT: 2,
+    Action.EMERGENCY: 3,
+}
+
+_TIGHT_STATES = frozenset(
+    {
+        StrategyState.HALTED,
+        StrategyState.DISABLED,
+        PortfolioState.SOFT_HALT,
+        PortfolioState.HARD_HALT,
+        PortfolioState.EMERGENCY,
+    }
+)
+
+
+def _decided(request: Approval, status: str, by: str | None, at: float) -> Approval:
+    return dataclasses.replace(request, status=status, approved_by=by, decided_at=at)
+
+
+def _status_dict(status: ScopeStatus) -> dict[str, Any]:
+    return {
+        "state": str(status.state),
+        "reason": status.reason,
+        "since": to_iso(status.since) if status.since else None,
+        "actor": status.actor,
+        "version": status.version,
+    }
+
+
+_singleton: Guard | None = None
+_singleton_lock = threading.Lock()
+
+
+def get_kill_switch() -> Guard:
+    """The process-wide guard (the seed's entry point): built on first use from the file named
+    by ``TRADEGUARD_CONFIG``, or from the defaults, and the same object afterwards."""
+    global _singleton
+    with _singleton_lock:
+        if _singleton is None:
+            path = os.environ.get("TRADEGUARD_CONFIG")
+            _singleton = Guard(load_config(path) if path else Config())
+        return _singleton
+
+
+__all__ = ["Guard", "TickResult", "TradeguardError", "get_kill_switch"]

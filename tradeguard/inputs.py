@@ -1,0 +1,73 @@
+"""Validation of every number and name that enters the guard.
+
+``NaN > limit`` is False in Python, so an unvalidated NaN would silently pass every check.
+Each function here returns a clean value or raises ``ValueError`` with a message that names
+the field; the guard turns that into ``InvalidInput`` and halts the scope (fail closed).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from decimal import Decimal
+from numbers import Integral, Real
+
+_IDENTIFIER = re.compile(r"^[A-Za-z0-9_.:/@-]{1,128}$")
+
+
+def number(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, Real | Decimal):
+        raise ValueError(f"{name} must be a number, got {type(value).__name__} {value!r}")
+    result = float(value)
+    if not math.isfinite(result):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return result
+
+
+def non_negative(name: str, value: object) -> float:
+    result = number(name, value)
+    if result < 0:
+        raise ValueError(f"{name} must be >= 0, got {value!r}")
+    return result
+
+
+def positive(name: str, value: object) -> float:
+    result = number(name, value)
+    if result <= 0:
+        raise ValueError(f"{name} must be > 0, got {value!r}")
+    return result
+
+
+def unit_interval(name: str, value: object) -> float:
+    result = number(name, value)
+    if not 0 <= result <= 1:
+        raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+    return result
+
+
+def correlation(name: str, value: object) -> float:
+    result = number(name, value)
+    if not -1 <= result <= 1:
+        raise ValueError(f"{name} must be in [-1, 1], got {value!r}")
+    return result
+
+
+def count(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise ValueError(f"{name} must be a whole number, got {type(value).__name__} {value!r}")
+    result = int(value)
+    if result < 0:
+        raise ValueError(f"{name} must be >= 0, got {value!r}")
+    return result
+
+
+def identifier(name: str, value: object) -> str:
+    if not isinstance(value, str) or not _IDENTIFIER.match(value):
+        raise ValueError(
+            f"{name} must be 1-128 characters of letters, digits and _.:/@-, got {value!r}"
+        )
+    return value
+
+
+Validator = Callable[[str, object], float | int]

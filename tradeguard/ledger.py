@@ -1,0 +1,339 @@
+"""Derives the metrics rules compare from raw events: peaks, drawdowns, streaks, exposure.
+
+The ledger trusts its inputs (the guard validates them first) and never reads a clock: every
+method takes ``now``. A metric is one slot per name: derived events and directly reported
+metrics (``update_strategy_metrics``) both write it, and the last write wins.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from tradeguard import inputs
+from tradeguard.config import Triggers
+from tradeguard.model import Scope, finite_or_none
+from tradeguard.stats import CorrelationWindow, RollingVolatility, WindowMax
+
+DAY = 86_400.0
+
+
+@dataclass(slots=True)
+class StrategyMetrics:
+    """Everything the strategy rules read about one strategy (or agent)."""
+
+    scope: Scope
+    allocated_capital: float | None = None
+    equity: float | None = None
+    peak_equity: float | None = None
+    drawdown: float | None = None
+    realized_pnl: float = 0.0
+    trade_count: int = 0
+    wins: int = 0
+    consecutive_losses: int = 0
+    win_rate: float | None = None
+    gross_notional: float = 0.0
+    position_size: float | None = None
+    last_heartbeat: float | None = None
+    positions: dict[str, list[float]] = field(default_factory=dict)  # symbol -> [qty, mark]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "equity": self.equity,
+            "peak_equity": self.peak_equity,
+            "drawdown": finite_or_none(self.drawdown),
+            "realized_pnl": self.realized_pnl,
+            "trade_count": self.trade_count,
+            "consecutive_losses": self.consecutive_losses,
+            "win_rate": self.win_rate,
+            "gross_notional": self.gross_notional,
+            "position_size": finite_or_none(self.position_size),
+            "allocated_capital": self.allocated_capital,
+            "last_heartbeat": self.last_heartbeat,
+            "positions": {s: {"quantity": q, "price": p} for s, (q, p) in self.positions.items()},
+        }
+
+
+@dataclass(slots=True)
+class PortfolioMetrics:
+    """Everything the portfolio rules read."""
+
+    equity: float | None = None
+    peak_equity: float | None = None
+    drawdown: float | None = None
+    day: int | None = None
+    day_start_equity: float | None = None
+    daily_loss: float | None = None
+    pnl_velocity: float | None = None
+    margin_used: float | None = None
+    margin_available: float | None = None
+    margin_utilization: float | None = None
+    correlation: float | None = None
+    volatility_ratio: float | None = None
+    prices: dict[str, float] = field(default_factory=dict)
+    price_times: dict[str, float] = field(default_factory=dict)
+
+    def feed_age(self, now: float) -> tuple[str, float] | None:
+        """The stalest price symbol and its age in seconds."""
+        if not self.price_times:
+            return None
+        symbol = min(self.price_times, key=self.price_times.__getitem__)
+        return symbol, now - self.price_times[symbol]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "equity": self.equity,
+            "peak_equity": self.peak_equity,
+            "drawdown": finite_or_none(self.drawdown),
+            "day_start_equity": self.day_start_equity,
+            "daily_loss": finite_or_none(self.daily_loss),
+            "pnl_velocity": finite_or_none(self.pnl_velocity),
+            "margin_used": self.margin_used,
+            "margin_available": self.margin_available,
+            "margin_utilization": finite_or_none(self.margin_utilization),
+            "correlation": finite_or_none(self.correlation),
+            "volatility_ratio": finite_or_none(self.volatility_ratio),
+            "symbols": len(self.prices),
+        }
+
+
+# Directly reported metrics: the seed's names, the slot each writes, and its validator.
+STRATEGY_METRICS: dict[str, tuple[str, inputs.Validator]] = {
+    "max_drawdown": ("drawdown", inputs.non_negative),
+    "drawdown": ("drawdown", inputs.non_negative),
+    "consecutive_losses": ("consecutive_losses", inputs.count),
+    "win_rate": ("win_rate", inputs.unit_interval),
+    "trade_count": ("trade_count", inputs.count),
+    "position_size": ("position_size", inputs.non_negative),
+    "gross_notional": ("gross_notional", inputs.non_negative),
+}
+PORTFOLIO_METRICS: dict[str, tuple[str, inputs.Validator]] = {
+    "drawdown": ("drawdown", inputs.non_negative),
+    "max_drawdown": ("drawdown", inputs.non_negative),
+    "daily_loss": ("daily_loss", inputs.number),
+    "pnl_velocity": ("pnl_velocity", inputs.non_negative),
+    "margin_utilization": ("margin_utilization", inputs.non_negative),
+    "correlation": ("correlation", inputs.correlation),
+    "volatility_ratio": ("volatility_ratio", inputs.non_negative),
+}
+
+
+def _drawdown(peak: float, equity: float) -> float:
+    # Equity that was never positive cannot be measured against a peak: treat it as total loss.
+    return (peak - equity) / peak if peak > 0 else 1.0
+
+
+class Ledger:
+    def __init__(self, triggers: Triggers) -> None:
+        self._triggers = triggers
+        self.portfolio = PortfolioMetrics()
+        self.strategies: dict[str, StrategyMetrics] = {}
+        self._holders: dict[str, set[str]] = {}  # symbol -> strategies holding it
+        self._velocity = WindowMax(triggers.pnl_velocity.window_seconds)
+        self._correlation = CorrelationWindow(triggers.correlation_spike.window)
+        self._volatility: dict[str, RollingVolatility] = {}
+        self._vol_ratios: dict[str, float] = {}
+
+    def strategy(self, strategy_id: str) -> StrategyMetrics:
+        metrics = self.strategies.get(strategy_id)
+        if metrics is None:
+            metrics = self.strategies[strategy_id] = StrategyMetrics(Scope.strategy(strategy_id))
+        return metrics
+
+    # -- strategy events ------------------------------------------------------------------
+
+    def record_trade(self, strategy_id: str, pnl: float) -> None:
+        m = self.strategy(strategy_id)
+        m.trade_count += 1
+        m.realized_pnl += pnl
+        if pnl > 0:
+            m.wins += 1
+            m.consecutive_losses = 0
+        elif pnl < 0:
+            m.consecutive_losses += 1
+        m.win_rate = m.wins / m.trade_count
+        if m.allocated_capital is not None:
+            self._strategy_equity(m, m.allocated_capital + m.realized_pnl)
+
+    def update_strategy_equity(self, strategy_id: str, equity: float) -> None:
+        self._strategy_equity(self.strategy(strategy_id), equity)
+
+    @staticmethod
+    def _strategy_equity(m: StrategyMetrics, equity: float) -> None:
+        m.equity = equity
+        m.peak_equity = equity if m.peak_equity is None else max(m.peak_equity, equity)
+        m.drawdown = _drawdown(m.peak_equity, equity)
+
+    def update_position(self, strategy_id: str, symbol: str, quantity: float, price: float) -> None:
+        m = self.strategy(strategy_id)
+        if quantity == 0:
+            m.positions.pop(symbol, None)
+            self._holders.get(symbol, set()).discard(strategy_id)
+        else:
+            m.positions[symbol] = [quantity, price]
+            self._holders.setdefault(symbol, set()).add(strategy_id)
+        self._exposure(m)
+
+    def heartbeat(self, strategy_id: str, now: float) -> None:
+        self.strategy(strategy_id).last_heartbeat = now
+
+    def set_strategy_metrics(self, strategy_id: str, values: dict[str, float | int]) -> None:
+        m = self.strategy(strategy_id)
+        for name, value in values.items():
+            setattr(m, STRATEGY_METRICS[name][0], value)
+
+    def _exposure(self, m: StrategyMetrics) -> None:
+        gross = largest = 0.0
+        for quantity, mark in m.positions.values():
+            notional = abs(quantity) * mark
+            gross += notional
+            largest = max(largest, notional)
+        m.gross_notional = gross
+        equity = self.portfolio.equity
+        if not m.positions:
+            m.position_size = None
+        elif equity is None or equity <= 0:
+            m.position_size = math.inf  # exposure with no equity to measure it against
+        else:
+            m.position_size = largest / equity
+
+    # -- portfolio events -----------------------------------------------------------------
+
+    def update_portfolio_equity(self, equity: float, now: float) -> list[str]:
+        """Returns the strategies whose position size moved with the new equity."""
+        p = self.portfolio
+        day = int(now // DAY)
+        if p.day != day:
+            p.day = day
+            p.day_start_equity = p.equity if p.equity is not None else equity
+        p.equity = equity
+        p.peak_equity = equity if p.peak_equity is None else max(p.peak_equity, equity)
+        p.drawdown = _drawdown(p.peak_equity, equity)
+        start = p.day_start_equity
+        p.daily_loss = (start - equity) / start if start and start > 0 else _drawdown(0, equity)
+        high = self._velocity.add(now, equity)
+        p.pnl_velocity = (high - equity) / high if high > 0 else 0.0
+        held = [sid for sid, m in self.strategies.items() if m.positions]
+        for sid in held:
+            self._exposure(self.strategies[sid])
+        return held
+
+    def update_margin(self, used: float | None, available: float | None) -> None:
+        p = self.portfolio
+        if used is not None:
+            p.margin_used = used
+        if available is not None:
+            p.margin_available = available
+        if p.margin_used is not None and p.margin_available is not None:
+            total = p.margin_used + p.margin_available
+            p.margin_utilization = p.margin_used / total if total > 0 else 0.0
+
+    def update_prices(self, prices: dict[str, float], ts: float) -> set[str]:
+        """Returns the strategies whose positions were re-marked."""
+        p = self.portfolio
+        vol = self._triggers.volatility
+        returns: dict[str, float] = {}
+        touched: set[str] = set()
+        for symbol, price in prices.items():
+            previous = p.prices.get(symbol)
+            p.prices[symbol] = price
+            p.price_times[symbol] = ts
+            if previous is not None:
+                ret = math.log(price / previous)
+                returns[symbol] = ret
+                window = self._volatility.get(symbol)
+                if window is None:
+                    window = self._volatility[symbol] = RollingVolatility(
+                        vol.window, vol.baseline_window
+                    )
+                window.add(ret)
+                ratio = window.ratio(vol.min_baseline)
+                if ratio is not None:
+                    self._vol_ratios[symbol] = ratio
+            for sid in self._holders.get(symbol, ()):
+                self.strategies[sid].positions[symbol][1] = price
+                touched.add(sid)
+        for sid in touched:
+            self._exposure(self.strategies[sid])
+        if returns:
+            self._correlation.add(returns)
+            p.correlation = self._correlation.value(
+                self._triggers.correlation_spike.min_observations
+            )
+            p.volatility_ratio = max(self._vol_ratios.values()) if self._vol_ratios else None
+        return touched
+
+    def set_portfolio_metrics(self, values: dict[str, float | int]) -> None:
+        for name, value in values.items():
+            setattr(self.portfolio, PORTFOLIO_METRICS[name][0], value)
+
+    # -- human acknowledgement ------------------------------------------------------------
+
+    def rebase_strategy(self, strategy_id: str) -> None:
+        """A resume acknowledges the losses so far: limits are measured from here on."""
+        m = self.strategy(strategy_id)
+        m.peak_equity = m.equity
+        m.drawdown = 0.0 if m.equity is not None else None
+        m.consecutive_losses = 0
+        m.trade_count = m.wins = 0
+        m.win_rate = None
+
+    def rebase_portfolio(self) -> None:
+        """A portfolio reset acknowledges the losses so far: peak and day start move to now."""
+        p = self.portfolio
+        p.peak_equity = p.day_start_equity = p.equity
+        p.drawdown = p.daily_loss = 0.0 if p.equity is not None else None
+        p.pnl_velocity = None
+        self._velocity = WindowMax(self._triggers.pnl_velocity.window_seconds)
+
+    # -- baselines that must survive a restart --------------------------------------------
+
+    def baselines(self) -> dict[str, dict[str, Any]]:
+        """What a restart must not forget: peaks, the day's start, loss streaks. Without them a
+        restarted guard would measure drawdown from the equity it first sees after the restart."""
+        p = self.portfolio
+        out: dict[str, dict[str, Any]] = {
+            "portfolio": {
+                "equity": p.equity,
+                "peak_equity": p.peak_equity,
+                "day": p.day,
+                "day_start_equity": p.day_start_equity,
+            }
+        }
+        for m in self.strategies.values():
+            out[str(m.scope)] = {
+                "equity": m.equity,
+                "peak_equity": m.peak_equity,
+                "realized_pnl": m.realized_pnl,
+                "trade_count": m.trade_count,
+                "wins": m.wins,
+                "consecutive_losses": m.consecutive_losses,
+            }
+        return out
+
+    def restore(self, saved: dict[str, dict[str, Any]]) -> None:
+        """Reload baselines; malformed data raises (the guard then fails closed)."""
+        for key, data in saved.items():
+            if key == "portfolio":
+                p = self.portfolio
+                p.equity, p.peak_equity = _opt(data, "equity"), _opt(data, "peak_equity")
+                p.day_start_equity = _opt(data, "day_start_equity")
+                p.day = None if data.get("day") is None else inputs.count("day", data["day"])
+                if p.equity is not None and p.peak_equity is not None:
+                    p.drawdown = _drawdown(p.peak_equity, p.equity)
+                continue
+            m = self.strategy(Scope.parse(key).id)
+            m.equity, m.peak_equity = _opt(data, "equity"), _opt(data, "peak_equity")
+            m.realized_pnl = inputs.number("realized_pnl", data["realized_pnl"])
+            m.trade_count = inputs.count("trade_count", data["trade_count"])
+            m.wins = inputs.count("wins", data["wins"])
+            m.consecutive_losses = inputs.count("consecutive_losses", data["consecutive_losses"])
+            m.win_rate = m.wins / m.trade_count if m.trade_count else None
+            if m.equity is not None and m.peak_equity is not None:
+                m.drawdown = _drawdown(m.peak_equity, m.equity)
+
+
+def _opt(data: dict[str, Any], name: str) -> float | None:
+    value = data.get(name)
+    return None if value is None else inputs.number(name, value)

@@ -1,0 +1,87 @@
+"""Triggers, one small class each, and the set the guard evaluates."""
+
+from __future__ import annotations
+
+from tradeguard.config import Config, Triggers
+from tradeguard.rules.base import PortfolioRule, Rule, StrategyRule, Topic
+from tradeguard.rules.health import (
+    MaxAgentCapital,
+    MaxFeedAge,
+    MaxPnlVelocity,
+    MaxSilence,
+    MaxVolatility,
+)
+from tradeguard.rules.portfolio import (
+    MaxCorrelation,
+    MaxDailyLoss,
+    MaxMarginUtilization,
+    MaxPortfolioDrawdown,
+)
+from tradeguard.rules.strategy import (
+    MaxConsecutiveLosses,
+    MaxPositionSize,
+    MaxStrategyDrawdown,
+    MinWinRate,
+)
+
+__all__ = ["PortfolioRule", "Rule", "RuleSet", "StrategyRule", "Topic"]
+
+
+def _strategy_rules(t: Triggers) -> list[StrategyRule]:
+    candidates: list[tuple[bool, StrategyRule]] = [
+        (t.strategy_drawdown.enabled, MaxStrategyDrawdown(t.strategy_drawdown)),
+        (t.consecutive_losses.enabled, MaxConsecutiveLosses(t.consecutive_losses)),
+        (t.win_rate.enabled, MinWinRate(t.win_rate)),
+        (t.position_size.enabled, MaxPositionSize(t.position_size)),
+        (t.agent_capital.enabled, MaxAgentCapital(t.agent_capital)),
+        (t.stuck_agent.enabled, MaxSilence(t.stuck_agent)),
+    ]
+    return [rule for enabled, rule in candidates if enabled]
+
+
+def _portfolio_rules(t: Triggers) -> list[PortfolioRule]:
+    candidates: list[tuple[bool, PortfolioRule]] = [
+        (t.portfolio_daily_loss.enabled, MaxDailyLoss(t.portfolio_daily_loss)),
+        (t.portfolio_drawdown.enabled, MaxPortfolioDrawdown(t.portfolio_drawdown)),
+        (t.correlation_spike.enabled, MaxCorrelation(t.correlation_spike)),
+        (t.margin_utilization.enabled, MaxMarginUtilization(t.margin_utilization)),
+        (t.pnl_velocity.enabled, MaxPnlVelocity(t.pnl_velocity)),
+        (t.volatility.enabled, MaxVolatility(t.volatility)),
+        (t.feed_stale.enabled, MaxFeedAge(t.feed_stale)),
+    ]
+    return [rule for enabled, rule in candidates if enabled]
+
+
+class RuleSet:
+    """The rules built from a config, indexed by the topics that can move them."""
+
+    def __init__(self, config: Config) -> None:
+        self._config = config
+        self.portfolio = _portfolio_rules(config.triggers)
+        self._default_strategy = _strategy_rules(config.triggers)
+        self._strategy: dict[str, list[StrategyRule]] = {
+            sid: _strategy_rules(config.triggers_for(sid)) for sid in config.strategies
+        }
+        self._portfolio_by_topic = {
+            topic: [r for r in self.portfolio if topic in r.watches] for topic in Topic
+        }
+        self._strategy_by_topic: dict[str, dict[Topic, list[StrategyRule]]] = {}
+
+    def for_strategy(self, strategy_id: str) -> list[StrategyRule]:
+        return self._strategy.get(strategy_id, self._default_strategy)
+
+    def strategy_watching(self, strategy_id: str, topic: Topic) -> list[StrategyRule]:
+        by_topic = self._strategy_by_topic.get(strategy_id)
+        if by_topic is None:
+            rules = self.for_strategy(strategy_id)
+            by_topic = {t: [r for r in rules if t in r.watches] for t in Topic}
+            self._strategy_by_topic[strategy_id] = by_topic
+        return by_topic[topic]
+
+    def portfolio_watching(self, topic: Topic) -> list[PortfolioRule]:
+        return self._portfolio_by_topic[topic]
+
+    def describe(self) -> dict[str, str]:
+        described = {r.name: r.short_desc() for r in self.portfolio}
+        described.update((r.name, r.short_desc()) for r in self._default_strategy)
+        return described

@@ -1,0 +1,87 @@
+"""The storage protocol every backend implements (SQLite now; Redis and PostgreSQL later).
+
+A store holds the durable truth: scope states, two-person requests, the audit chain and the
+metric baselines. Writes are transactions: a state change and its audit record land together
+or not at all, and a write carries the version it expects so two processes cannot silently
+overwrite each other's halts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from tradeguard.audit import AuditEntry, AuditRecord, Verification
+from tradeguard.clock import to_iso
+from tradeguard.errors import TradeguardError
+from tradeguard.state import ScopeStatus
+
+
+class StateConflict(TradeguardError):
+    """Another process changed the scope first; reload it and decide again."""
+
+
+@dataclass(frozen=True, slots=True)
+class StateWrite:
+    scope: str
+    status: ScopeStatus
+    expected_version: int  # 0 when the scope has never been stored
+
+
+@dataclass(frozen=True, slots=True)
+class Approval:
+    """A two-person request: opened by one user, completed by a different one before expiry."""
+
+    id: str
+    action: str
+    scope: str
+    requested_by: str
+    requested_at: float
+    expires_at: float
+    target_version: int  # the scope version it was opened against; a newer halt supersedes it
+    status: str  # pending | executed | expired | superseded
+    approved_by: str | None = None
+    decided_at: float | None = None
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "action": self.action,
+            "scope": self.scope,
+            "requested_by": self.requested_by,
+            "requested_at": to_iso(self.requested_at),
+            "expires_at": to_iso(self.expires_at),
+            "status": self.status,
+            "approved_by": self.approved_by,
+            "reason": self.reason,
+        }
+
+
+class StateStore(Protocol):
+    def load_states(self) -> dict[str, ScopeStatus]: ...
+
+    def commit(
+        self,
+        *,
+        states: Sequence[StateWrite] = (),
+        audit: Sequence[AuditEntry] = (),
+        approvals: Sequence[Approval] = (),
+    ) -> list[AuditRecord]:
+        """Write everything in one transaction; raises StateConflict on a version mismatch."""
+        ...
+
+    def approvals(self, *, pending_only: bool = True) -> list[Approval]: ...
+
+    def approval(self, request_id: str) -> Approval | None: ...
+
+    def audit_records(self, *, since: float | None = None) -> list[AuditRecord]: ...
+
+    def verify_audit(self) -> Verification: ...
+
+    def save_metrics(self, snapshot: dict[str, dict[str, Any]], at: float) -> None: ...
+
+    def load_metrics(self) -> dict[str, dict[str, Any]]: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,199 @@
+"""SQLite store: WAL, ``synchronous=FULL``, one connection guarded by a lock.
+
+Every write is ``BEGIN IMMEDIATE`` so two processes sharing the file serialize their writes and
+never fork the audit chain. Any SQLite failure surfaces as :class:`StoreUnavailable`; the guard
+decides what that means (fail closed), never this module.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from tradeguard import audit
+from tradeguard.audit import AuditEntry, AuditRecord, Verification
+from tradeguard.errors import StoreUnavailable
+from tradeguard.state import ScopeStatus
+from tradeguard.store.base import Approval, StateConflict, StateWrite
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS states (
+    scope TEXT PRIMARY KEY, state TEXT NOT NULL, reason TEXT NOT NULL,
+    since REAL NOT NULL, actor TEXT NOT NULL, version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY, ts REAL NOT NULL, entry TEXT NOT NULL,
+    prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_head (
+    id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL, hash TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS approvals (
+    id TEXT PRIMARY KEY, action TEXT NOT NULL, scope TEXT NOT NULL, requested_by TEXT NOT NULL,
+    requested_at REAL NOT NULL, expires_at REAL NOT NULL, target_version INTEGER NOT NULL,
+    status TEXT NOT NULL, approved_by TEXT, decided_at REAL, reason TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS metrics (scope TEXT PRIMARY KEY, data TEXT NOT NULL, at REAL NOT NULL);
+"""
+
+
+class SqliteStore:
+    def __init__(self, path: str | Path, *, timeout: float = 5.0) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        try:
+            self._db = sqlite3.connect(
+                self.path, timeout=timeout, isolation_level=None, check_same_thread=False
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+            row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+            if row is None:
+                self._db.execute(
+                    "INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,)
+                )
+            elif int(row[0]) != SCHEMA_VERSION:
+                raise StoreUnavailable(f"{self.path}: schema {row[0]}, expected {SCHEMA_VERSION}")
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"{self.path}: {exc}") from exc
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                yield self._db
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"{self.path}: {exc}") from exc
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"{self.path}: {exc}") from exc
+            try:
+                yield self._db
+                self._db.execute("COMMIT")
+            except BaseException as exc:
+                self._db.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise StoreUnavailable(f"{self.path}: {exc}") from exc
+                raise
+
+    # -- states ---------------------------------------------------------------------------
+
+    def load_states(self) -> dict[str, ScopeStatus]:
+        with self._read() as db:
+            rows = db.execute("SELECT scope, state, reason, since, actor, version FROM states")
+            return {r[0]: ScopeStatus(r[1], r[2], r[3], r[4], r[5]) for r in rows.fetchall()}
+
+    def commit(
+        self,
+        *,
+        states: Sequence[StateWrite] = (),
+        audit: Sequence[AuditEntry] = (),
+        approvals: Sequence[Approval] = (),
+    ) -> list[AuditRecord]:
+        with self._write() as db:
+            for write in states:
+                row = db.execute("SELECT version FROM states WHERE scope=?", (write.scope,))
+                found = row.fetchone()
+                stored = 0 if found is None else found[0]
+                if stored != write.expected_version:
+                    raise StateConflict(
+                        f"{write.scope} is at version {stored}, expected {write.expected_version}"
+                    )
+                s = write.status
+                db.execute(
+                    "INSERT OR REPLACE INTO states VALUES (?, ?, ?, ?, ?, ?)",
+                    (write.scope, s.state, s.reason, s.since, s.actor, s.version),
+                )
+            for a in approvals:
+                db.execute(
+                    "INSERT OR REPLACE INTO approvals VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    (
+                        a.id,
+                        a.action,
+                        a.scope,
+                        a.requested_by,
+                        a.requested_at,
+                        a.expires_at,
+                        a.target_version,
+                        a.status,
+                        a.approved_by,
+                        a.decided_at,
+                        a.reason,
+                    ),
+                )
+            return [self._append(db, entry) for entry in audit]
+
+    @staticmethod
+    def _append(db: sqlite3.Connection, entry: AuditEntry) -> AuditRecord:
+        head = db.execute("SELECT seq, hash FROM audit_head WHERE id=1").fetchone()
+        seq, prev = (1, audit.GENESIS) if head is None else (head[0] + 1, head[1])
+        entry_json = audit.canonical(entry)
+        digest = audit.chain_hash(prev, seq, entry_json)
+        db.execute(
+            "INSERT INTO audit VALUES (?, ?, ?, ?, ?)", (seq, entry.ts, entry_json, prev, digest)
+        )
+        db.execute("INSERT OR REPLACE INTO audit_head VALUES (1, ?, ?)", (seq, digest))
+        return AuditRecord(seq, entry, prev, digest)
+
+    # -- approvals ------------------------------------------------------------------------
+
+    def approvals(self, *, pending_only: bool = True) -> list[Approval]:
+        query = "SELECT * FROM approvals"
+        if pending_only:
+            query += " WHERE status='pending'"
+        with self._read() as db:
+            return [Approval(*row) for row in db.execute(query + " ORDER BY requested_at")]
+
+    def approval(self, request_id: str) -> Approval | None:
+        with self._read() as db:
+            row = db.execute("SELECT * FROM approvals WHERE id=?", (request_id,)).fetchone()
+        return None if row is None else Approval(*row)
+
+    # -- audit ----------------------------------------------------------------------------
+
+    def audit_records(self, *, since: float | None = None) -> list[AuditRecord]:
+        query = "SELECT seq, entry, prev_hash, hash FROM audit"
+        args: tuple[float, ...] = ()
+        if since is not None:
+            query += " WHERE ts >= ?"
+            args = (since,)
+        with self._read() as db:
+            rows = db.execute(query + " ORDER BY seq", args).fetchall()
+        return [AuditRecord(r[0], AuditEntry(**json.loads(r[1])), r[2], r[3]) for r in rows]
+
+    def verify_audit(self) -> Verification:
+        with self._read() as db:
+            rows = db.execute("SELECT seq, entry, prev_hash, hash FROM audit ORDER BY seq")
+            head = db.execute("SELECT seq, hash FROM audit_head WHERE id=1").fetchone()
+            return audit.verify(rows.fetchall(), None if head is None else (head[0], head[1]))
+
+    # -- metric baselines -----------------------------------------------------------------
+
+    def save_metrics(self, snapshot: dict[str, dict[str, Any]], at: float) -> None:
+        with self._write() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO metrics VALUES (?, ?, ?)",
+                [
+                    (scope, json.dumps(data, allow_nan=False), at)
+                    for scope, data in snapshot.items()
+                ],
+            )
+
+    def load_metrics(self) -> dict[str, dict[str, Any]]:
+        with self._read() as db:
+            rows = db.execute("SELECT scope, data FROM metrics").fetchall()
+        return {scope: json.loads(data) for scope, data in rows}
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
