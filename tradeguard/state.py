@@ -108,6 +108,6 @@ def next_state(kind: ScopeKind, current: str, command: Command) -> str | None:
         if s_next is not None:
             return s_next.value
         already = s_state is S.DISABLED or (s_state is S.HALTED and command is Command.HALT)
-        if command in TIGHTENING and already:
+        if command in (Command.HALT, Command.DISABLE) and already:
             return None
     raise InvalidTransition(f"cannot {command} {kind.value} in state {current}")

@@ -63,32 +63,90 @@ class CorrelationWindow:
     """Average pairwise correlation of returns across symbols over the last ``window`` snapshots.
 
     Only symbols present in every snapshot of the window take part: a correlation over
-    misaligned samples would be meaningless.
+    misaligned samples would be meaningless. Sums and co-moments are kept incrementally (a
+    snapshot adds its row and evicts the oldest), so a snapshot costs O(symbols^2) in numpy
+    instead of rebuilding the window; they are recomputed from the rows every ``window``
+    snapshots so rounding cannot drift.
     """
 
     def __init__(self, window: int) -> None:
-        self._snapshots: deque[dict[str, float]] = deque(maxlen=window)
+        self._window = window
+        self._index: dict[str, int] = {}
+        self._rows = np.zeros((window, 0))
+        self._present = np.zeros((window, 0), dtype=bool)
+        self._sum = np.zeros(0)
+        self._cross = np.zeros((0, 0))
+        self._missing = np.zeros(0, dtype=np.int64)
+        self._count = self._next = self._since_rebuild = 0
+
+    def _grow(self, symbol: str) -> None:
+        self._index[symbol] = len(self._index)
+        self._rows = np.hstack([self._rows, np.zeros((self._window, 1))])
+        self._present = np.hstack([self._present, np.zeros((self._window, 1), dtype=bool)])
+        self._sum = np.append(self._sum, 0.0)
+        n = len(self._index)
+        cross = np.zeros((n, n))
+        cross[: n - 1, : n - 1] = self._cross
+        self._cross = cross
+        self._missing = np.append(self._missing, self._count)  # absent from every held row
 
     def add(self, returns: dict[str, float]) -> None:
-        if returns:
-            self._snapshots.append(returns)
+        if not returns:
+            return
+        for symbol in returns:
+            if symbol not in self._index:
+                self._grow(symbol)
+        row = np.zeros(len(self._index))
+        present = np.zeros(len(self._index), dtype=bool)
+        for symbol, ret in returns.items():
+            col = self._index[symbol]
+            row[col] = ret
+            present[col] = True
+        slot = self._next
+        if self._count == self._window:
+            old = self._rows[slot]
+            self._sum -= old
+            self._cross -= np.outer(old, old)
+            self._missing -= ~self._present[slot]
+        else:
+            self._count += 1
+        self._rows[slot] = row
+        self._present[slot] = present
+        self._sum += row
+        self._cross += np.outer(row, row)
+        self._missing += ~present
+        self._next = (slot + 1) % self._window
+        self._since_rebuild += 1
+        if self._since_rebuild >= self._window:
+            held = self._rows[: self._count]
+            self._sum = held.sum(axis=0)
+            self._cross = held.T @ held
+            self._since_rebuild = 0
 
     def value(self, min_observations: int) -> float | None:
-        if len(self._snapshots) < min_observations:
+        n = self._count
+        if n < min_observations:
             return None
-        common = set(self._snapshots[0])
-        for snap in self._snapshots:
-            common.intersection_update(snap)
-        if len(common) < 2:
+        total, cross = self._sum, self._cross
+        cols = self._missing == 0
+        if not cols.all():  # the common case (every symbol in every snapshot) skips the copy
+            if cols.sum() < 2:
+                return None
+            total, cross = total[cols], cross[np.ix_(cols, cols)]
+        cov = (cross - np.outer(total, total) / n) / (n - 1)
+        var = np.diag(cov)
+        keep = var > _FLAT  # a flat series has no correlation
+        k = int(keep.sum())
+        if k < 2:
             return None
-        symbols = sorted(common)
-        matrix = np.array([[snap[s] for s in symbols] for snap in self._snapshots])
-        matrix = matrix[:, matrix.std(axis=0) > 0.0]  # a flat series has no correlation
-        n = matrix.shape[1]
-        if n < 2:
-            return None
-        corr = np.corrcoef(matrix, rowvar=False)
-        return float((corr.sum() - n) / (n * (n - 1)))
+        if k < len(var):
+            cov, var = cov[np.ix_(keep, keep)], var[keep]
+        corr = cov / np.sqrt(np.outer(var, var))
+        return float((corr.sum() - k) / (k * (k - 1)))
+
+
+# Variance below this is a flat series, not a price: 1e-20 is a return stdev of 1e-10.
+_FLAT = 1e-20
 
 
 class WindowMax:

@@ -1,0 +1,67 @@
+"""Shared fixtures: a fake clock, a real SQLite file per test, and a guard wired to both."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tradeguard import Guard
+from tradeguard.config import Config, parse_config
+from tradeguard.testing import FakeClock
+
+USERS = {
+    "viewer1": "viewer",
+    "trader1": "trader",
+    "senior1": "senior_trader",
+    "risk1": "risk_manager",
+    "risk2": "risk_manager",
+    "admin1": "admin",
+}
+
+MakeConfig = Callable[..., Config]
+MakeGuard = Callable[..., Guard]
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "state.db"
+
+
+@pytest.fixture
+def make_config(db_path: Path) -> MakeConfig:
+    """A config with the standard users and a real SQLite file; sections override the rest."""
+
+    def build(**sections: Any) -> Config:
+        data: dict[str, Any] = {"users": USERS, "state": {"path": str(db_path)}}
+        data.update(sections)
+        return parse_config(data)
+
+    return build
+
+
+@pytest.fixture
+def make_guard(make_config: MakeConfig, clock: FakeClock) -> Iterator[MakeGuard]:
+    """Build guards on the shared DB file and clock; every one is closed after the test."""
+    made: list[Guard] = []
+
+    def build(config: Config | None = None, **sections: Any) -> Guard:
+        guard = Guard(config if config is not None else make_config(**sections), clock=clock)
+        made.append(guard)
+        return guard
+
+    yield build
+    for guard in made:
+        guard.close()
+
+
+@pytest.fixture
+def guard(make_guard: MakeGuard) -> Guard:
+    return make_guard()

@@ -1,0 +1,121 @@
+"""Callbacks: the seed's register_callback, sync or async, never able to stop a halt."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+
+import pytest
+
+from tests.conftest import MakeGuard
+from tradeguard import Breach, Guard, StateChange, StrategyState
+
+
+class TestCallbacks:
+    def test_strategy_halt_when_async_callback_then_called_with_strategy_id(
+        self, guard: Guard
+    ) -> None:
+        """The seed's `async def on_strategy_halt(strategy_id)` works as written."""
+        seen: list[str] = []
+
+        async def on_strategy_halt(strategy_id: str) -> None:
+            seen.append(strategy_id)
+
+        guard.register_callback("strategy_halt", on_strategy_halt)
+        guard.update_strategy_metrics("my_strategy", max_drawdown=0.06, consecutive_losses=6)
+        assert guard.flush()
+        assert seen == ["my_strategy"]
+
+    def test_events_when_portfolio_moves_then_each_named_event_fires(self, guard: Guard) -> None:
+        """Each portfolio transition publishes its seed event with the StateChange."""
+        seen: list[tuple[str, str]] = []
+        for event in ("portfolio_halt", "portfolio_close", "emergency_stop", "reset"):
+            guard.register_callback(event, lambda c, e=event: seen.append((e, c.after)))
+        guard.portfolio_halt("trader1")
+        guard.portfolio_close("trader1")
+        asyncio.run(guard.emergency_stop("trader1"))
+        guard.approve(guard.reset("risk1").id, "risk2")
+        guard.flush()
+        assert seen == [
+            ("portfolio_halt", "soft_halt"),
+            ("portfolio_close", "hard_halt"),
+            ("emergency_stop", "emergency"),
+            ("reset", "normal"),
+        ]
+
+    def test_breach_when_rule_starts_breaching_then_one_event(self, guard: Guard) -> None:
+        """breach fires when a rule starts breaching, not again while it stays breached."""
+        seen: list[Breach] = []
+        guard.register_callback("breach", seen.append)
+        guard.update_strategy_metrics("s1", max_drawdown=0.07)
+        guard.update_strategy_metrics("s1", max_drawdown=0.08)
+        guard.flush()
+        assert [(b.rule, str(b.scope), b.value) for b in seen] == [
+            ("strategy_drawdown", "strategy:s1", 0.07)
+        ]
+
+    def test_resume_when_called_then_strategy_resume_event(self, guard: Guard) -> None:
+        """strategy_resume carries the strategy id; state_change carries every change."""
+        resumed: list[str] = []
+        changes: list[StateChange] = []
+        guard.register_callback("strategy_resume", resumed.append)
+        guard.register_callback("state_change", changes.append)
+        guard.halt_strategy("s1", user="trader1")
+        guard.resume_strategy("s1", user="senior1")
+        guard.flush()
+        assert resumed == ["s1"]
+        assert [(c.before, c.after) for c in changes] == [
+            ("active", "halted"),
+            ("halted", "active"),
+        ]
+
+    def test_callback_when_raises_then_logged_and_halt_stands(
+        self, guard: Guard, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A raising callback is logged; the halt and the other callbacks are unaffected."""
+        seen: list[str] = []
+
+        def broken(_: str) -> None:
+            raise RuntimeError("callback bug")
+
+        guard.register_callback("strategy_halt", broken)
+        guard.register_callback("strategy_halt", seen.append)
+        with caplog.at_level(logging.ERROR, logger="tradeguard.events"):
+            guard.halt_strategy("s1", user="trader1")
+            guard.flush()
+        assert guard.strategy_state("s1") is StrategyState.HALTED
+        assert seen == ["s1"]
+        assert "callback bug" in caplog.text
+
+    def test_callback_when_hangs_then_halt_not_delayed_and_it_times_out(
+        self, make_guard: MakeGuard, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """The halt returns while a callback is stuck; the stuck one is timed out and logged."""
+        guard = make_guard(guard={"callback_timeout_seconds": 0.05})
+        release = threading.Event()
+        entered = threading.Event()
+
+        def stuck(_: str) -> None:
+            entered.set()
+            release.wait(timeout=30)
+
+        async def stuck_async(_: str) -> None:
+            await asyncio.Event().wait()
+
+        guard.register_callback("strategy_halt", stuck)
+        guard.register_callback("strategy_halt", stuck_async)
+        try:
+            with caplog.at_level(logging.ERROR, logger="tradeguard.events"):
+                guard.halt_strategy("s1", user="trader1")
+                assert guard.strategy_state("s1") is StrategyState.HALTED
+                assert entered.wait(timeout=10)
+                assert guard.flush(timeout=10)
+            assert caplog.text.count("timed out") == 2
+        finally:
+            release.set()
+
+    def test_register_when_unknown_event_then_error(self, guard: Guard) -> None:
+        """A misspelt event name is an error, not a callback that never fires."""
+        with pytest.raises(ValueError, match="unknown event"):
+            guard.register_callback("strategy_hault", print)
