@@ -674,7 +674,8 @@ class Guard:
     def tick(self) -> TickResult:
         """Re-read every metric source, re-apply every rule (time-based ones included), save
         the loss baselines, publish the result. This is all the breaker thread does."""
-        errors = []
+        errors: list[str] = []
+        self._sync_from_store(errors)
         for name, source in list(self._sources.items()):
             try:
                 self._apply_reading(name, source())
@@ -701,6 +702,49 @@ class Guard:
         self.last_tick = result
         self._actuator.emit("breaker_tick", result)
         return result
+
+    def _sync_from_store(self, errors: list[str]) -> None:
+        """Adopt changes other processes sharing the store made (a CLI halt, another guard),
+        and fire the same callbacks as if they had been made here."""
+        if self._store is None or self._store_error:
+            return
+        try:
+            stored = self._store.load_states()
+        except StoreUnavailable as exc:
+            errors.append(f"store: {exc}")
+            self._fail_store(str(exc))
+            return
+        adopted = []
+        with self._lock:
+            for key, status in stored.items():
+                mine = self._states.get(key)
+                if mine is not None and status.version <= mine.version:
+                    continue
+                scope = Scope.parse(key)
+                before = mine.state if mine is not None else str(self.status_of(scope).state)
+                self._states[key] = status
+                if scope.kind is ScopeKind.STRATEGY:
+                    self._registered.add(scope.id)
+                    if status.state == StrategyState.ACTIVE:
+                        self._ledger.rebase_strategy(scope.id)
+                        self._active.pop(key, None)
+                elif status.state == PortfolioState.NORMAL:
+                    self._ledger.rebase_portfolio()
+                    self._active.pop(key, None)
+                adopted.append(
+                    StateChange(
+                        scope,
+                        before,
+                        status.state,
+                        _actor_of(status.actor),
+                        status.reason,
+                        status.since,
+                        status.version,
+                    )
+                )
+        for change in adopted:
+            if change.before != change.after:
+                self._publish(change)
 
     def _apply_reading(self, name: str, reading: Mapping[str, Any]) -> None:
         if not isinstance(reading, Mapping) or set(reading) - {"portfolio", "strategies"}:
@@ -820,6 +864,13 @@ _TIGHT_STATES = frozenset(
         PortfolioState.EMERGENCY,
     }
 )
+
+
+def _actor_of(text: str) -> Actor:
+    kind, sep, name = text.partition(":")
+    if sep and kind in (ActorKind.RULE, ActorKind.SYSTEM):
+        return Actor(ActorKind(kind), name)
+    return Actor(ActorKind.USER, text)
 
 
 def _decided(request: Approval, status: str, by: str | None, at: float) -> Approval:
