@@ -64,10 +64,13 @@ class Verification:
     problem: str = ""
 
 
-def verify(rows: list[tuple[int, str, str, str]], head: tuple[int, str] | None) -> Verification:
-    """Check ``(seq, entry_json, prev_hash, hash)`` rows in storage order against the head."""
+def verify(
+    rows: list[tuple[int, str, str, str, float]], head: tuple[int, str] | None
+) -> Verification:
+    """Check ``(seq, entry_json, prev_hash, hash, ts)`` rows in order against the head; ``ts``
+    is the store's copy of the entry's time, kept for queries, and must match it."""
     prev_hash, expected_seq = GENESIS, 1
-    for seq, entry_json, stored_prev, stored_hash in rows:
+    for seq, entry_json, stored_prev, stored_hash, ts in rows:
         if seq != expected_seq:
             return Verification(
                 False,
@@ -82,7 +85,7 @@ def verify(rows: list[tuple[int, str, str, str]], head: tuple[int, str] | None) 
                 seq,
                 f"record {seq} does not follow record {seq - 1} (reordered or replaced)",
             )
-        if chain_hash(prev_hash, seq, entry_json) != stored_hash:
+        if chain_hash(prev_hash, seq, entry_json) != stored_hash or _entry_ts(entry_json) != ts:
             return Verification(
                 False, seq - 1, seq, f"record {seq} was altered after it was written"
             )
@@ -102,3 +105,10 @@ def verify(rows: list[tuple[int, str, str, str]], head: tuple[int, str] | None) 
             "records were removed from the end",
         )
     return Verification(True, last)
+
+
+def _entry_ts(entry_json: str) -> object:
+    try:
+        return json.loads(entry_json).get("ts")
+    except (ValueError, AttributeError):
+        return None

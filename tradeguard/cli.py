@@ -154,7 +154,8 @@ def audit_verify(config: ConfigOption = None) -> None:
     if result.ok:
         out.print(f"ok: {result.checked} records, chain intact")
         return
-    raise _fail(f"audit chain broken at record {result.first_bad_seq}: {result.problem}")
+    where = "" if result.first_bad_seq is None else f" at record {result.first_bad_seq}"
+    raise _fail(f"audit chain broken{where}: {result.problem}")
 
 
 @app.command()

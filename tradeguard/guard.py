@@ -119,8 +119,8 @@ class Guard:
         try:
             self._store = store if store is not None else SqliteStore(self.config.state.path)
             self._load()
-        except (StoreUnavailable, ValueError, KeyError, TypeError) as exc:
-            self._fail_store(f"cannot load state: {exc}")
+        except Exception as exc:  # whatever cannot be loaded cannot be trusted: fail closed
+            self._fail_store(f"cannot load state: {exc!r}")
 
     # -- start-up -------------------------------------------------------------------------
 
@@ -140,12 +140,15 @@ class Guard:
     def _fail_store(self, message: str) -> None:
         """The store cannot be trusted: lock down in memory; nothing can be lifted until fixed."""
         self._store_error = message
-        log.critical("state store unavailable, entering emergency: %s", message)
+        self._lockdown(f"store_unavailable: {message}")
+
+    def _lockdown(self, reason: str) -> None:
+        """Emergency in memory, for failures where the normal path cannot be trusted."""
+        log.critical("entering emergency: %s", reason)
         current = self._states["portfolio"]
         if current.state == PortfolioState.EMERGENCY:
             return
         now = self._clock.time()
-        reason = f"store_unavailable: {message}"
         self._states["portfolio"] = ScopeStatus(
             PortfolioState.EMERGENCY, reason, now, str(SYSTEM), current.version
         )
@@ -400,10 +403,19 @@ class Guard:
         reason: str,
         breach: Breach | None = None,
     ) -> StateChange | None:
-        """For automated actors: a store failure is already handled (emergency), not raised."""
+        """For automated actors: a store failure is already handled (emergency), not raised; any
+        other failure to apply a halt locks everything down rather than letting trading go on."""
         try:
             return self._transition(scope, command, actor, reason, breach=breach)
         except StoreUnavailable:
+            return None
+        except Exception as exc:
+            log.exception("could not apply %s to %s", command, scope)
+            why = f"internal_error: could not apply {command} to {scope}: {exc!r}"
+            try:  # durably if the store still works, in memory regardless
+                self._transition(PORTFOLIO, Command.EMERGENCY, SYSTEM, why)
+            except Exception:
+                self._lockdown(why)
             return None
 
     def _transition(
@@ -443,10 +455,11 @@ class Guard:
                 if tightening:
                     self._states[key] = status  # effective now; durable below
                 try:
-                    self._persist(change, current.version, approvals)
-                except StateConflict:
-                    self._reload(key)
-                    continue
+                    try:
+                        self._persist(change, current.version, approvals)
+                    except StateConflict:
+                        self._reload(key)
+                        continue
                 except StoreUnavailable as exc:
                     if tightening:
                         self._publish(change)

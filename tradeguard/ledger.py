@@ -315,6 +315,8 @@ class Ledger:
     def restore(self, saved: dict[str, dict[str, Any]]) -> None:
         """Reload baselines; malformed data raises (the guard then fails closed)."""
         for key, data in saved.items():
+            if not isinstance(data, dict):
+                raise ValueError(f"baseline for {key} is not an object")
             if key == "portfolio":
                 p = self.portfolio
                 p.equity, p.peak_equity = _opt(data, "equity"), _opt(data, "peak_equity")

@@ -8,6 +8,7 @@ decides what that means (fail closed), never this module.
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -18,6 +19,7 @@ from typing import Any
 from tradeguard import audit
 from tradeguard.audit import AuditEntry, AuditRecord, Verification
 from tradeguard.errors import StoreUnavailable
+from tradeguard.model import PortfolioState, Scope, ScopeKind, StrategyState
 from tradeguard.state import ScopeStatus
 from tradeguard.store.base import Approval, StateConflict, StateWrite
 
@@ -49,6 +51,18 @@ class SqliteStore:
             self._db = sqlite3.connect(
                 self.path, timeout=timeout, isolation_level=None, check_same_thread=False
             )
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"{self.path}: {exc}") from exc
+        try:
+            self._open()
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _open(self) -> None:
+        try:
+            if self._db.execute("PRAGMA quick_check").fetchone() != ("ok",):
+                raise StoreUnavailable(f"{self.path}: integrity check failed")
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
@@ -89,9 +103,14 @@ class SqliteStore:
     # -- states ---------------------------------------------------------------------------
 
     def load_states(self) -> dict[str, ScopeStatus]:
+        """Every row, checked: a row that is not exactly what this code writes is corruption."""
         with self._read() as db:
             rows = db.execute("SELECT scope, state, reason, since, actor, version FROM states")
-            return {r[0]: ScopeStatus(r[1], r[2], r[3], r[4], r[5]) for r in rows.fetchall()}
+            fetched = rows.fetchall()
+        try:
+            return dict(_state_row(row) for row in fetched)
+        except (ValueError, TypeError) as exc:
+            raise StoreUnavailable(f"{self.path}: corrupt state row: {exc}") from exc
 
     def commit(
         self,
@@ -162,18 +181,21 @@ class SqliteStore:
     # -- audit ----------------------------------------------------------------------------
 
     def audit_records(self, *, since: float | None = None) -> list[AuditRecord]:
-        query = "SELECT seq, entry, prev_hash, hash FROM audit"
-        args: tuple[float, ...] = ()
-        if since is not None:
-            query += " WHERE ts >= ?"
-            args = (since,)
+        """Filtered on the hashed time inside each entry, never on the unhashed ts column."""
         with self._read() as db:
-            rows = db.execute(query + " ORDER BY seq", args).fetchall()
-        return [AuditRecord(r[0], AuditEntry(**json.loads(r[1])), r[2], r[3]) for r in rows]
+            rows = db.execute("SELECT seq, entry, prev_hash, hash FROM audit ORDER BY seq")
+            fetched = rows.fetchall()
+        try:
+            records = [
+                AuditRecord(r[0], AuditEntry(**json.loads(r[1])), r[2], r[3]) for r in fetched
+            ]
+        except (ValueError, TypeError) as exc:
+            raise StoreUnavailable(f"{self.path}: corrupt audit record: {exc}") from exc
+        return records if since is None else [r for r in records if r.entry.ts >= since]
 
     def verify_audit(self) -> Verification:
         with self._read() as db:
-            rows = db.execute("SELECT seq, entry, prev_hash, hash FROM audit ORDER BY seq")
+            rows = db.execute("SELECT seq, entry, prev_hash, hash, ts FROM audit ORDER BY seq")
             head = db.execute("SELECT seq, hash FROM audit_head WHERE id=1").fetchone()
             return audit.verify(rows.fetchall(), None if head is None else (head[0], head[1]))
 
@@ -192,8 +214,29 @@ class SqliteStore:
     def load_metrics(self) -> dict[str, dict[str, Any]]:
         with self._read() as db:
             rows = db.execute("SELECT scope, data FROM metrics").fetchall()
-        return {scope: json.loads(data) for scope, data in rows}
+        try:
+            loaded = {scope: json.loads(data) for scope, data in rows}
+        except (ValueError, TypeError) as exc:
+            raise StoreUnavailable(f"{self.path}: corrupt metric baseline: {exc}") from exc
+        if not all(isinstance(v, dict) for v in loaded.values()):
+            raise StoreUnavailable(f"{self.path}: corrupt metric baseline: not an object")
+        return loaded
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _state_row(row: tuple[Any, ...]) -> tuple[str, ScopeStatus]:
+    key, state, reason, since, actor, version = row
+    scope = Scope.parse(key)
+    allowed = PortfolioState if scope.kind is ScopeKind.PORTFOLIO else StrategyState
+    if state not in allowed.__members__.values():
+        raise ValueError(f"{key}: unknown state {state!r}")
+    if not (isinstance(reason, str) and isinstance(actor, str)):
+        raise ValueError(f"{key}: reason and actor must be text")
+    if isinstance(since, bool) or not isinstance(since, int | float) or not math.isfinite(since):
+        raise ValueError(f"{key}: since must be a time, got {since!r}")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+        raise ValueError(f"{key}: version must be a whole number, got {version!r}")
+    return key, ScopeStatus(allowed(state), reason, float(since), actor, version)
