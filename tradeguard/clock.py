@@ -7,6 +7,7 @@ the same thing in every process that shares a store; latency is measured separat
 
 from __future__ import annotations
 
+import math
 import time
 from datetime import UTC, datetime
 from typing import Protocol
@@ -37,5 +38,7 @@ def from_timestamp(value: object) -> float:
             raise ValueError("timestamp must be timezone-aware (UTC); got a naive datetime")
         return value.timestamp()
     if isinstance(value, int | float) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise ValueError(f"timestamp must be finite, got {value!r}")
         return float(value)
     raise ValueError(f"timestamp must be epoch seconds or an aware datetime, got {value!r}")

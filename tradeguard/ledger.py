@@ -134,6 +134,7 @@ class Ledger:
         self._correlation = CorrelationWindow(triggers.correlation_spike.window)
         self._volatility: dict[str, RollingVolatility] = {}
         self._vol_ratios: dict[str, float] = {}
+        self._equity_at: float | None = None
 
     def strategy(self, strategy_id: str) -> StrategyMetrics:
         metrics = self.strategies.get(strategy_id)
@@ -154,6 +155,8 @@ class Ledger:
             m.consecutive_losses += 1
         m.win_rate = m.wins / m.trade_count
         if m.allocated_capital is not None:
+            if m.peak_equity is None:  # the capital it started with is its first peak
+                m.peak_equity = m.allocated_capital
             self._strategy_equity(m, m.allocated_capital + m.realized_pnl)
 
     def update_strategy_equity(self, strategy_id: str, equity: float) -> None:
@@ -212,6 +215,7 @@ class Ledger:
         p.drawdown = _drawdown(p.peak_equity, equity)
         start = p.day_start_equity
         p.daily_loss = (start - equity) / start if start and start > 0 else _drawdown(0, equity)
+        self._equity_at = now
         high = self._velocity.add(now, equity)
         p.pnl_velocity = (high - equity) / high if high > 0 else 0.0
         held = [sid for sid, m in self.strategies.items() if m.positions]
@@ -284,8 +288,10 @@ class Ledger:
         p = self.portfolio
         p.peak_equity = p.day_start_equity = p.equity
         p.drawdown = p.daily_loss = 0.0 if p.equity is not None else None
-        p.pnl_velocity = None
+        p.pnl_velocity = 0.0 if p.equity is not None else None
         self._velocity = WindowMax(self._triggers.pnl_velocity.window_seconds)
+        if p.equity is not None and self._equity_at is not None:
+            self._velocity.add(self._equity_at, p.equity)  # the next fall is measured from here
 
     # -- baselines that must survive a restart --------------------------------------------
 

@@ -14,49 +14,56 @@ import numpy as np
 class RollingVolatility:
     """Standard deviation of the last ``window`` returns and of the ``baseline`` returns before.
 
-    Running sums make each update O(1); the baseline excludes the recent window so a burst does
-    not dampen its own ratio.
+    The recent window is computed exactly on each call (it is short, and its exactness decides
+    whether a quiet market reads as quiet); the long baseline keeps running sums, resynchronized
+    with ``math.fsum`` once per baseline length so rounding residue cannot build up. The
+    baseline excludes the recent window so a burst does not dampen its own ratio.
     """
 
-    __slots__ = ("_base", "_base_sq", "_base_sum", "_baseline", "_recent", "_sq", "_sum", "_window")
+    __slots__ = ("_base", "_base_sq", "_base_sum", "_baseline", "_recent", "_since_sync", "_window")
 
     def __init__(self, window: int, baseline: int) -> None:
         self._window = window
         self._baseline = baseline
         self._recent: deque[float] = deque()
         self._base: deque[float] = deque()
-        self._sum = self._sq = self._base_sum = self._base_sq = 0.0
+        self._base_sum = self._base_sq = 0.0
+        self._since_sync = 0
 
     def add(self, ret: float) -> None:
         self._recent.append(ret)
-        self._sum += ret
-        self._sq += ret * ret
-        if len(self._recent) > self._window:
-            moved = self._recent.popleft()
-            self._sum -= moved
-            self._sq -= moved * moved
-            self._base.append(moved)
-            self._base_sum += moved
-            self._base_sq += moved * moved
-            if len(self._base) > self._baseline:
-                dropped = self._base.popleft()
-                self._base_sum -= dropped
-                self._base_sq -= dropped * dropped
-
-    @staticmethod
-    def _std(n: int, total: float, squares: float) -> float:
-        var = (squares - total * total / n) / (n - 1)
-        return math.sqrt(var) if var > 0 else 0.0
+        if len(self._recent) <= self._window:
+            return
+        moved = self._recent.popleft()
+        self._base.append(moved)
+        self._base_sum += moved
+        self._base_sq += moved * moved
+        if len(self._base) > self._baseline:
+            dropped = self._base.popleft()
+            self._base_sum -= dropped
+            self._base_sq -= dropped * dropped
+        self._since_sync += 1
+        if self._since_sync >= self._baseline:
+            self._base_sum = math.fsum(self._base)
+            self._base_sq = math.fsum(x * x for x in self._base)
+            self._since_sync = 0
 
     def ratio(self, min_baseline: int) -> float | None:
         """Recent volatility over baseline; None until both windows hold enough returns."""
         if len(self._recent) < self._window or len(self._base) < min_baseline:
             return None
-        recent = self._std(len(self._recent), self._sum, self._sq)
-        base = self._std(len(self._base), self._base_sum, self._base_sq)
-        if base == 0.0:
-            return math.inf if recent > 0.0 else 0.0
-        return recent / base
+        recent = _exact_std(self._recent)
+        if recent == 0.0:
+            return 0.0
+        n = len(self._base)
+        var = (self._base_sq - self._base_sum * self._base_sum / n) / (n - 1)
+        return recent / math.sqrt(var) if var > 0.0 else math.inf
+
+
+def _exact_std(values: deque[float]) -> float:
+    n = len(values)
+    mean = math.fsum(values) / n
+    return math.sqrt(math.fsum((x - mean) ** 2 for x in values) / (n - 1))
 
 
 class CorrelationWindow:
@@ -77,6 +84,7 @@ class CorrelationWindow:
         self._sum = np.zeros(0)
         self._cross = np.zeros((0, 0))
         self._missing = np.zeros(0, dtype=np.int64)
+        self._moving = np.zeros(0, dtype=np.int64)  # non-zero returns held, per symbol: exact
         self._count = self._next = self._since_rebuild = 0
 
     def _grow(self, symbol: str) -> None:
@@ -89,6 +97,7 @@ class CorrelationWindow:
         cross[: n - 1, : n - 1] = self._cross
         self._cross = cross
         self._missing = np.append(self._missing, self._count)  # absent from every held row
+        self._moving = np.append(self._moving, 0)
 
     def add(self, returns: dict[str, float]) -> None:
         if not returns:
@@ -108,6 +117,7 @@ class CorrelationWindow:
             self._sum -= old
             self._cross -= np.outer(old, old)
             self._missing -= ~self._present[slot]
+            self._moving -= old != 0.0
         else:
             self._count += 1
         self._rows[slot] = row
@@ -115,6 +125,7 @@ class CorrelationWindow:
         self._sum += row
         self._cross += np.outer(row, row)
         self._missing += ~present
+        self._moving += row != 0.0
         self._next = (slot + 1) % self._window
         self._since_rebuild += 1
         if self._since_rebuild >= self._window:
@@ -127,15 +138,17 @@ class CorrelationWindow:
         n = self._count
         if n < min_observations:
             return None
-        total, cross = self._sum, self._cross
+        total, cross, moving = self._sum, self._cross, self._moving
         cols = self._missing == 0
         if not cols.all():  # the common case (every symbol in every snapshot) skips the copy
             if cols.sum() < 2:
                 return None
-            total, cross = total[cols], cross[np.ix_(cols, cols)]
+            total, cross, moving = total[cols], cross[np.ix_(cols, cols)], moving[cols]
         cov = (cross - np.outer(total, total) / n) / (n - 1)
         var = np.diag(cov)
-        keep = var > _FLAT  # a flat series has no correlation
+        # A series that did not move has no correlation. Counting its moves is exact; its
+        # variance from running sums can keep rounding residue until the next rebuild.
+        keep = (moving > 0) & (var > _FLAT)
         k = int(keep.sum())
         if k < 2:
             return None
