@@ -3,6 +3,8 @@
 The public surface is small on purpose; everything here is covered by the README.
 """
 
+import logging
+
 from tradeguard.config import Config, load_config
 from tradeguard.errors import (
     ApprovalRefused,
@@ -17,6 +19,9 @@ from tradeguard.errors import (
 )
 from tradeguard.guard import Guard, TickResult, get_kill_switch
 from tradeguard.model import Action, Breach, PortfolioState, Role, StateChange, StrategyState
+
+# A library logs; the application decides where logs go (alerts are the operational channel).
+logging.getLogger("tradeguard").addHandler(logging.NullHandler())
 
 __all__ = [
     "Action",
