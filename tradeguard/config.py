@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
@@ -247,8 +248,17 @@ class StrategyTriggerOverrides(Frozen):
     stuck_agent: StuckAgent | None = None
 
 
+class OnHalt(StrEnum):
+    CANCEL_ORDERS = "cancel_orders"
+    FLATTEN = "flatten"
+
+
+LaxOnHalt = Annotated[OnHalt, Field(strict=False)]
+
+
 class StrategyConfig(Frozen):
     allocated_capital: Positive | None = None
+    on_halt: LaxOnHalt | None = None  # None: emergency.strategy_on_halt
     triggers: StrategyTriggerOverrides = StrategyTriggerOverrides()
 
 
@@ -268,6 +278,25 @@ class AlertsConfig(Frozen):
 
 class StateConfig(Frozen):
     path: Path = Field(default=Path("tradeguard.db"), strict=False)
+
+
+class EmergencyConfig(Frozen):
+    """How the emergency stop flattens: deadline before escalating, retry pacing."""
+
+    deadline_seconds: Positive = 30.0
+    give_up_seconds: Positive = 300.0
+    backoff_initial_seconds: Positive = 0.05
+    backoff_max_seconds: Positive = 2.0
+    max_in_flight: PositiveInt = 50
+    strategy_on_halt: LaxOnHalt = OnHalt.CANCEL_ORDERS
+
+    @model_validator(mode="after")
+    def _ordered(self) -> EmergencyConfig:
+        if self.give_up_seconds < self.deadline_seconds:
+            raise ValueError("give_up_seconds must be >= deadline_seconds")
+        if self.backoff_max_seconds < self.backoff_initial_seconds:
+            raise ValueError("backoff_max_seconds must be >= backoff_initial_seconds")
+        return self
 
 
 class BreakerConfig(Frozen):
@@ -298,7 +327,14 @@ class Config(Frozen):
     strategies: dict[str, StrategyConfig] = {}
     state: StateConfig = StateConfig()
     breaker: BreakerConfig = BreakerConfig()
+    emergency: EmergencyConfig = EmergencyConfig()
     guard: GuardConfig = GuardConfig()
+
+    def on_halt(self, strategy_id: str) -> OnHalt:
+        strategy = self.strategies.get(strategy_id)
+        if strategy is not None and strategy.on_halt is not None:
+            return strategy.on_halt
+        return self.emergency.strategy_on_halt
 
     def triggers_for(self, strategy_id: str) -> Triggers:
         """The global triggers with this strategy's overrides applied."""

@@ -11,11 +11,12 @@ the host's loop should hand over with ``loop.call_soon_threadsafe``.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import inspect
 import logging
 import threading
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 log = logging.getLogger("tradeguard.events")
 
@@ -30,9 +31,13 @@ EVENTS = frozenset(
         "reset",
         "state_change",
         "breaker_tick",
+        "flatten_step",
+        "flatten_done",
+        "escalation",
     }
 )
 
+T = TypeVar("T")
 Callback = Callable[[Any], Awaitable[object] | object]
 
 
@@ -108,6 +113,22 @@ class Actuator:
                 ready.wait()
                 self._loop = new_loop
             return self._loop
+
+    def submit(self, make: Callable[[], Awaitable[T]]) -> concurrent.futures.Future[T]:
+        """Run a coroutine on the actuator loop; ``flush`` waits for it too."""
+        loop = self._ensure_loop()
+        with self._idle:
+            self._pending += 1
+
+        async def tracked() -> T:
+            try:
+                return await make()
+            finally:
+                with self._idle:
+                    self._pending -= 1
+                    self._idle.notify_all()
+
+        return asyncio.run_coroutine_threadsafe(tracked(), loop)
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait until every emitted callback has finished; False if the timeout ran out."""

@@ -9,6 +9,8 @@ lifts nothing). Callbacks run later, on the actuator thread.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import dataclasses
 import logging
 import os
@@ -23,7 +25,8 @@ from tradeguard.audit import AuditEntry, AuditRecord, Verification
 from tradeguard.auth import Authorizer
 from tradeguard.breaker import CircuitBreaker
 from tradeguard.clock import Clock, SystemClock, from_timestamp, to_iso
-from tradeguard.config import Config, load_config
+from tradeguard.config import Config, OnHalt, load_config
+from tradeguard.emergency import EmergencyStop, FlattenReport, Sleep, StopPolicy
 from tradeguard.errors import (
     ApprovalRefused,
     InvalidInput,
@@ -57,7 +60,15 @@ from tradeguard.state import (
     ScopeStatus,
     next_state,
 )
-from tradeguard.store import Approval, SqliteStore, StateConflict, StateStore, StateWrite
+from tradeguard.store import (
+    Approval,
+    FlattenRun,
+    SqliteStore,
+    StateConflict,
+    StateStore,
+    StateWrite,
+)
+from tradeguard.venues.base import Venue
 
 log = logging.getLogger("tradeguard")
 
@@ -95,6 +106,7 @@ class Guard:
         *,
         clock: Clock | None = None,
         store: StateStore | None = None,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.config = config if config is not None else Config()
         self._clock = clock if clock is not None else SystemClock()
@@ -109,6 +121,11 @@ class Guard:
         self._registered: set[str] = set(self.config.strategies)
         self._store_error: str | None = None
         self.last_tick: TickResult | None = None
+        self._sleep = sleep
+        self._venues: list[Venue] = []
+        self._stopper: EmergencyStop | None = None
+        self._flattens: dict[str, concurrent.futures.Future[FlattenReport]] = {}
+        self.last_flatten: FlattenReport | None = None
         now = self._clock.time()
         self._states: dict[str, ScopeStatus] = {
             "portfolio": ScopeStatus(PortfolioState.NORMAL, "initial", now, str(SYSTEM), 0)
@@ -505,6 +522,7 @@ class Guard:
             self._states[key] = stored
 
     def _publish(self, change: StateChange) -> None:
+        self._react(change)
         self._actuator.emit("state_change", change)
         event = _EVENT_FOR.get((change.scope.kind, change.after))
         if event is None:
@@ -581,9 +599,15 @@ class Guard:
 
     async def emergency_stop(
         self, initiator: str, reason: str = "manual emergency stop"
-    ) -> StateChange | None:
-        """The seed's coroutine: lock everything down now."""
-        return self.emergency(initiator, reason)
+    ) -> FlattenReport:
+        """The seed's coroutine: lock everything down, then cancel every order and close every
+        position on every venue; returns when the book is verified flat or the stop gave up."""
+        self.emergency(initiator, reason)
+        future = self._flatten(None, reason)
+        if future is None:
+            now = self._clock.time()
+            return FlattenReport("", "portfolio", "no venues attached", True, now, now, flat=True)
+        return await asyncio.wrap_future(future)
 
     def reset(self, user: str, reason: str = "manual reset") -> Approval:
         """Lift a portfolio halt. A soft or hard halt is lifted at once by a risk_manager; an
@@ -682,6 +706,151 @@ class Guard:
         )
         self._store.commit(audit=[entry], approvals=[request])
 
+    # -- the emergency stop on the venues ---------------------------------------------------
+
+    def add_venue(self, venue: Venue) -> None:
+        """A venue whose orders and positions the emergency stop takes care of."""
+        with self._lock:
+            if any(v.name == venue.name for v in self._venues):
+                raise ValueError(f"a venue named {venue.name!r} is already attached")
+            self._venues.append(venue)
+            self._stopper = None
+
+    def _react(self, change: StateChange) -> None:
+        """What a state change sets in motion on the venues: a hard halt or emergency takes
+        the book flat; a strategy halt cancels its orders and, by its policy, closes it."""
+        if change.scope.kind is ScopeKind.PORTFOLIO:
+            if change.after in (PortfolioState.HARD_HALT, PortfolioState.EMERGENCY):
+                self._flatten(None, change.reason)
+        elif change.after == StrategyState.HALTED:
+            self._flatten(change.scope.id, change.reason)
+
+    def _flatten(
+        self, strategy_id: str | None, reason: str
+    ) -> concurrent.futures.Future[FlattenReport] | None:
+        """Start a stop for the scope, or join the one running; intent is recorded first."""
+        if not self._venues:
+            return None
+        scope = "portfolio" if strategy_id is None else f"strategy:{strategy_id}"
+        close = strategy_id is None or self.config.on_halt(strategy_id) is OnHalt.FLATTEN
+        with self._lock:
+            running = self._flattens.get(scope)
+            if running is not None and not running.done():
+                return running
+            run = FlattenRun(secrets.token_hex(6), scope, reason, "running", self._clock.time())
+            self._record_run(run)
+            stopper = self._coordinator()
+            future = self._actuator.submit(lambda: self._execute(stopper, run, strategy_id, close))
+            self._flattens[scope] = future
+        return future
+
+    def _coordinator(self) -> EmergencyStop:
+        if self._stopper is None:
+            e = self.config.emergency
+            policy = StopPolicy(
+                e.deadline_seconds,
+                e.give_up_seconds,
+                e.backoff_initial_seconds,
+                e.backoff_max_seconds,
+                e.max_in_flight,
+            )
+            self._stopper = EmergencyStop(
+                self._venues,
+                clock=self._clock,
+                policy=policy,
+                sleep=self._sleep,
+                on_step=self._flatten_step,
+            )
+        return self._stopper
+
+    async def _execute(
+        self, stopper: EmergencyStop, run: FlattenRun, strategy_id: str | None, close: bool
+    ) -> FlattenReport:
+        try:
+            report = await stopper.run(
+                run_id=run.id, reason=run.reason, strategy_id=strategy_id, close_positions=close
+            )
+        except Exception as exc:
+            log.exception("emergency stop %s failed", run.id)
+            self._record_run(dataclasses.replace(run, status="failed", report={"error": repr(exc)}))
+            raise
+        status = "flat" if report.flat else "incomplete"
+        self._record_run(dataclasses.replace(run, status=status, report=report.to_dict()))
+        self.last_flatten = report
+        self._actuator.emit("flatten_done", report)
+        return report
+
+    def _record_run(self, run: FlattenRun) -> None:
+        try:
+            if self._store is None or self._store_error:
+                raise StoreUnavailable(self._store_error or "no state store")
+            self._store.record_flatten(run)
+        except StoreUnavailable as exc:  # the stop goes on; only its record is missing
+            log.error("could not record emergency stop %s (%s): %s", run.id, run.status, exc)
+
+    def _flatten_step(self, kind: str, details: dict[str, Any]) -> None:
+        """Every step of a stop is audited and published; a missed deadline escalates."""
+        scope = str(details.get("scope", "portfolio"))
+        entry = AuditEntry(
+            self._clock.time(),
+            "system:emergency_stop",
+            f"flatten:{kind}",
+            scope,
+            None,
+            None,
+            _step_summary(kind, details),
+            details,
+        )
+        try:
+            if self._store is not None and not self._store_error:
+                self._store.commit(audit=[entry])
+        except StoreUnavailable as exc:
+            log.error("could not audit emergency stop step %s: %s", kind, exc)
+        self._actuator.emit("flatten_step", {"step": kind, **details})
+        if kind != "escalated":
+            return
+        breach = Breach(
+            "flatten_deadline",
+            Scope.parse(scope),
+            float(details["elapsed"]),
+            float(details["deadline"]),
+            Action.EMERGENCY,
+            f"{details['venue']} not flat after {details['elapsed']:.1f}s",
+        )
+        self._actuator.emit("breach", breach)
+        self._actuator.emit("escalation", breach)
+        if scope == "portfolio":
+            self._transition_quietly(
+                PORTFOLIO,
+                Command.EMERGENCY,
+                Actor(ActorKind.RULE, "flatten_deadline"),
+                f"flatten_deadline: {breach.message}",
+                breach,
+            )
+
+    def _resume_stops(self) -> None:
+        """After a restart: a hard halt or emergency still in force is taken flat again, and
+        strategy stops that were cut off are finished."""
+        if not self._venues:
+            return
+        interrupted = []
+        if self._store is not None and not self._store_error:
+            try:
+                interrupted = self._store.flatten_runs(status="running")
+            except StoreUnavailable as exc:
+                self._fail_store(str(exc))
+        for run in interrupted:
+            self._record_run(dataclasses.replace(run, status="interrupted"))
+        if self.portfolio_state in (PortfolioState.HARD_HALT, PortfolioState.EMERGENCY):
+            self._flatten(None, f"resumed after restart: {self.status_of(PORTFOLIO).reason}")
+        for run in interrupted:
+            scope = Scope.parse(run.scope)
+            if scope.kind is ScopeKind.STRATEGY and self.strategy_state(scope.id) in (
+                StrategyState.HALTED,
+                StrategyState.DISABLED,
+            ):
+                self._flatten(scope.id, f"resumed after restart: {run.reason}")
+
     # -- the breaker's tick ---------------------------------------------------------------
 
     def tick(self) -> TickResult:
@@ -776,6 +945,7 @@ class Guard:
         self.start()
 
     def start(self) -> None:
+        self._resume_stops()
         if self._breaker is None:
             self._breaker = CircuitBreaker(self.tick, self.config.breaker.interval_seconds)
         self._breaker.start()
@@ -789,8 +959,11 @@ class Guard:
         return self._actuator.flush(timeout)
 
     def close(self) -> None:
+        """Stop the breaker; give running stops a moment, then let them resume on restart."""
         self.stop()
         self._actuator.flush(5.0)
+        for future in self._flattens.values():
+            future.cancel()
         self._actuator.close()
         if self._store is not None:
             self._store.close()
@@ -848,6 +1021,11 @@ class Guard:
                     "last_tick": None if self.last_tick is None else to_iso(self.last_tick.at),
                 },
                 "rules": self._rules.describe(),
+                "emergency_stop": {
+                    "venues": [v.name for v in self._venues],
+                    "running": sorted(s for s, f in self._flattens.items() if not f.done()),
+                    "last": None if self.last_flatten is None else self.last_flatten.to_dict(),
+                },
             }
 
     def audit_records(self, since: float | None = None) -> list[AuditRecord]:
@@ -877,6 +1055,19 @@ _TIGHT_STATES = frozenset(
         PortfolioState.EMERGENCY,
     }
 )
+
+
+def _step_summary(kind: str, details: dict[str, Any]) -> str:
+    venue = details.get("venue", "")
+    if kind == "venue_cancelled":
+        return f"{venue}: {details['cancelled']} orders cancelled in {details['seconds']:.3f}s"
+    if kind == "venue_flat":
+        return f"{venue}: flat after {details['orders_sent']} orders, {details['rounds']} rounds"
+    if kind == "finished":
+        return f"{'flat' if details['flat'] else 'NOT flat'} in {details['seconds']:.3f}s"
+    if kind == "escalated":
+        return f"{venue}: not flat after {details['elapsed']:.1f}s; escalated"
+    return f"{kind} {venue}".strip()
 
 
 def _actor_of(text: str) -> Actor:

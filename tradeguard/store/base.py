@@ -59,6 +59,19 @@ class Approval:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class FlattenRun:
+    """An emergency stop's intent, written before it acts; ``running`` after a crash means
+    the stop must resume."""
+
+    id: str
+    scope: str
+    reason: str
+    status: str  # running | flat | incomplete
+    started_at: float
+    report: dict[str, Any] | None = None
+
+
 class StateStore(Protocol):
     def load_states(self) -> dict[str, ScopeStatus]: ...
 
@@ -79,6 +92,10 @@ class StateStore(Protocol):
     def audit_records(self, *, since: float | None = None) -> list[AuditRecord]: ...
 
     def verify_audit(self) -> Verification: ...
+
+    def record_flatten(self, run: FlattenRun) -> None: ...
+
+    def flatten_runs(self, *, status: str | None = None) -> list[FlattenRun]: ...
 
     def save_metrics(self, snapshot: dict[str, dict[str, Any]], at: float) -> None: ...
 

@@ -21,7 +21,7 @@ from tradeguard.audit import AuditEntry, AuditRecord, Verification
 from tradeguard.errors import StoreUnavailable
 from tradeguard.model import PortfolioState, Scope, ScopeKind, StrategyState
 from tradeguard.state import ScopeStatus
-from tradeguard.store.base import Approval, StateConflict, StateWrite
+from tradeguard.store.base import Approval, FlattenRun, StateConflict, StateWrite
 
 SCHEMA_VERSION = 1
 
@@ -39,6 +39,9 @@ CREATE TABLE IF NOT EXISTS approvals (
     id TEXT PRIMARY KEY, action TEXT NOT NULL, scope TEXT NOT NULL, requested_by TEXT NOT NULL,
     requested_at REAL NOT NULL, expires_at REAL NOT NULL, target_version INTEGER NOT NULL,
     status TEXT NOT NULL, approved_by TEXT, decided_at REAL, reason TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS flatten_runs (
+    id TEXT PRIMARY KEY, scope TEXT NOT NULL, reason TEXT NOT NULL, status TEXT NOT NULL,
+    started_at REAL NOT NULL, report TEXT);
 CREATE TABLE IF NOT EXISTS metrics (scope TEXT PRIMARY KEY, data TEXT NOT NULL, at REAL NOT NULL);
 """
 
@@ -198,6 +201,30 @@ class SqliteStore:
             rows = db.execute("SELECT seq, entry, prev_hash, hash, ts FROM audit ORDER BY seq")
             head = db.execute("SELECT seq, hash FROM audit_head WHERE id=1").fetchone()
             return audit.verify(rows.fetchall(), None if head is None else (head[0], head[1]))
+
+    # -- emergency stop runs --------------------------------------------------------------
+
+    def record_flatten(self, run: FlattenRun) -> None:
+        report = None if run.report is None else json.dumps(run.report, allow_nan=False)
+        with self._write() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO flatten_runs VALUES (?, ?, ?, ?, ?, ?)",
+                (run.id, run.scope, run.reason, run.status, run.started_at, report),
+            )
+
+    def flatten_runs(self, *, status: str | None = None) -> list[FlattenRun]:
+        query, args = "SELECT * FROM flatten_runs", tuple[str, ...]()
+        if status is not None:
+            query, args = query + " WHERE status=?", (status,)
+        with self._read() as db:
+            rows = db.execute(query + " ORDER BY started_at", args).fetchall()
+        try:
+            return [
+                FlattenRun(r[0], r[1], r[2], r[3], r[4], None if r[5] is None else json.loads(r[5]))
+                for r in rows
+            ]
+        except ValueError as exc:
+            raise StoreUnavailable(f"{self.path}: corrupt flatten run: {exc}") from exc
 
     # -- metric baselines -----------------------------------------------------------------
 

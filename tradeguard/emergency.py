@@ -1,0 +1,259 @@
+"""The emergency stop coordinator: cancel everything, close everything, verify flat.
+
+Every round on a venue re-reads the truth before acting: cancel open orders, read positions,
+send one reduce-only market order per position for exactly what is left. That is what makes it
+idempotent: after a timeout that may or may not have filled, after a partial fill, after a
+crash and restart, the next round closes only what is still open, and a reduce-only order can
+never flip a position. Venues run concurrently; within one, a sliding-window limiter keeps to
+the venue's rate limit and rounds are serialized so two stops never race each other.
+
+Nothing here reads a clock or sleeps except through what it is given, so tests drive deadlines
+and backoff with a fake clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from tradeguard.clock import Clock, to_iso
+from tradeguard.venues.base import Side, Venue, VenueError, VenueOrder, VenuePosition
+
+T = TypeVar("T")
+Step = Callable[[str, dict[str, Any]], None]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass
+class VenueReport:
+    venue: str
+    flat: bool = False
+    cancelled: int = 0
+    orders_sent: int = 0
+    rounds: int = 0
+    cancel_seconds: float | None = None
+    flatten_seconds: float | None = None
+    errors: list[str] = field(default_factory=list)
+    open_positions: list[VenuePosition] = field(default_factory=list)
+    open_orders: list[VenueOrder] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "venue": self.venue,
+            "flat": self.flat,
+            "cancelled": self.cancelled,
+            "orders_sent": self.orders_sent,
+            "rounds": self.rounds,
+            "cancel_seconds": self.cancel_seconds,
+            "flatten_seconds": self.flatten_seconds,
+            "errors": self.errors[-10:],
+            "open_positions": [[p.strategy_id, p.symbol, p.quantity] for p in self.open_positions],
+            "open_orders": [o.order_id for o in self.open_orders],
+        }
+
+
+@dataclass
+class FlattenReport:
+    """What a stop did, venue by venue; ``flat`` only when every venue verified flat."""
+
+    run_id: str
+    scope: str
+    reason: str
+    close_positions: bool
+    started_at: float
+    finished_at: float = 0.0
+    flat: bool = False
+    escalated: bool = False
+    venues: list[VenueReport] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        return self.finished_at - self.started_at
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "scope": self.scope,
+            "reason": self.reason,
+            "close_positions": self.close_positions,
+            "started_at": to_iso(self.started_at),
+            "seconds": round(self.seconds, 6),
+            "flat": self.flat,
+            "escalated": self.escalated,
+            "venues": [v.to_dict() for v in self.venues],
+        }
+
+
+@dataclass(frozen=True)
+class StopPolicy:
+    deadline_seconds: float = 30.0  # escalate if not flat by then
+    give_up_seconds: float = 300.0  # stop retrying (still halted; people take over)
+    backoff_initial: float = 0.05
+    backoff_max: float = 2.0
+    max_in_flight: int = 50  # concurrent requests per venue
+
+
+class RateLimiter:
+    """At most ``rate`` requests in any one-second window (what a venue's 429 counts)."""
+
+    def __init__(self, rate: float) -> None:
+        self._rate = max(1, int(rate * 0.9))  # a margin for the venue's own clock
+        self._sent: deque[float] = deque()
+
+    async def wait(self) -> None:
+        while True:
+            now = time.monotonic()
+            while self._sent and self._sent[0] <= now - 1.0:
+                self._sent.popleft()
+            if len(self._sent) < self._rate:
+                self._sent.append(now)
+                return
+            await asyncio.sleep(self._sent[0] + 1.0 - now)
+
+
+@dataclass
+class _Run:
+    """One stop in progress: its report, and how its steps are announced."""
+
+    report: FlattenReport
+    strategy_id: str | None
+    escalation: asyncio.Event
+    notify: Step
+
+    def step(self, kind: str, details: dict[str, Any]) -> None:
+        self.notify(kind, {"run": self.report.run_id, "scope": self.report.scope, **details})
+
+
+class EmergencyStop:
+    def __init__(
+        self,
+        venues: Sequence[Venue],
+        *,
+        clock: Clock,
+        policy: StopPolicy | None = None,
+        sleep: Sleep = asyncio.sleep,
+        on_step: Step | None = None,
+    ) -> None:
+        self.venues = list(venues)
+        self._clock = clock
+        self._policy = policy if policy is not None else StopPolicy()
+        self._sleep = sleep
+        self._notify = on_step or (lambda _kind, _details: None)
+        self._limiters = {v.name: RateLimiter(v.rate_limit) for v in self.venues}
+        self._locks = {v.name: asyncio.Lock() for v in self.venues}
+
+    async def run(
+        self,
+        *,
+        run_id: str,
+        reason: str,
+        strategy_id: str | None = None,
+        close_positions: bool = True,
+    ) -> FlattenReport:
+        scope = "portfolio" if strategy_id is None else f"strategy:{strategy_id}"
+        report = FlattenReport(run_id, scope, reason, close_positions, self._clock.time())
+        run = _Run(report, strategy_id, asyncio.Event(), self._notify)
+        run.step("started", {"reason": reason, "venues": [v.name for v in self.venues]})
+        report.venues = list(await asyncio.gather(*(self._venue(v, run) for v in self.venues)))
+        report.finished_at = self._clock.time()
+        report.flat = all(v.flat for v in report.venues)
+        report.escalated = run.escalation.is_set()
+        run.step("finished", report.to_dict())
+        return report
+
+    async def _venue(self, venue: Venue, run: _Run) -> VenueReport:
+        out = VenueReport(venue.name)
+        policy, start = self._policy, self._clock.time()
+        backoff = policy.backoff_initial
+        while True:
+            out.rounds += 1
+            try:
+                async with self._locks[venue.name]:
+                    progressed = await self._round(venue, out, run, start)
+                if out.flat:
+                    out.flatten_seconds = self._clock.time() - start
+                    run.step("venue_flat", out.to_dict())
+                    return out
+                backoff = policy.backoff_initial if progressed else backoff
+            except VenueError as exc:
+                out.errors.append(f"round {out.rounds}: {exc}")
+            elapsed = self._clock.time() - start
+            if elapsed >= policy.deadline_seconds and not run.escalation.is_set():
+                run.escalation.set()
+                run.step(
+                    "escalated",
+                    {
+                        "venue": venue.name,
+                        "elapsed": elapsed,
+                        "deadline": policy.deadline_seconds,
+                        "still_open": out.to_dict(),
+                    },
+                )
+            if elapsed >= policy.give_up_seconds:
+                run.step("gave_up", out.to_dict())
+                return out
+            await self._sleep(backoff)
+            backoff = min(backoff * 2, policy.backoff_max)
+
+    async def _round(self, venue: Venue, out: VenueReport, run: _Run, start: float) -> bool:
+        """One pass; returns whether it sent anything. Sets ``out.flat`` when verified."""
+        sid = run.strategy_id
+        out.cancelled += await self._call(venue, lambda: venue.cancel_all(sid))
+        if out.cancel_seconds is None:
+            out.cancel_seconds = self._clock.time() - start
+            run.step(
+                "venue_cancelled",
+                {"venue": venue.name, "cancelled": out.cancelled, "seconds": out.cancel_seconds},
+            )
+        positions = []
+        if run.report.close_positions:
+            positions = await self._call(venue, lambda: venue.positions(sid))
+        out.open_positions = positions
+        if not positions:
+            out.open_orders = await self._call(venue, lambda: venue.open_orders(sid))
+            out.flat = not out.open_orders
+            return False
+        limit = asyncio.Semaphore(self._policy.max_in_flight)
+        results = await asyncio.gather(
+            *(self._close(venue, p, run.report.run_id, out.rounds, limit) for p in positions),
+            return_exceptions=True,
+        )
+        for result in results:
+            if isinstance(result, VenueError):
+                out.errors.append(f"round {out.rounds}: {result}")
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                out.orders_sent += 1
+        return True
+
+    async def _close(
+        self,
+        venue: Venue,
+        position: VenuePosition,
+        run_id: str,
+        round_no: int,
+        limit: asyncio.Semaphore,
+    ) -> VenueOrder:
+        side = Side.SELL if position.quantity > 0 else Side.BUY
+        owner = position.strategy_id or "_"
+        async with limit:
+            return await self._call(
+                venue,
+                lambda: venue.submit_order(
+                    symbol=position.symbol,
+                    side=side,
+                    quantity=abs(position.quantity),
+                    client_order_id=f"tg-{run_id}-{owner}-{position.symbol}-{round_no}",
+                    reduce_only=True,
+                    strategy_id=position.strategy_id,
+                ),
+            )
+
+    async def _call(self, venue: Venue, request: Callable[[], Awaitable[T]]) -> T:
+        await self._limiters[venue.name].wait()
+        return await request()
