@@ -200,6 +200,8 @@ class TestCorruptStore:
     ) -> None:
         """A row the guard cannot make sense of makes it fail closed, not guess."""
         first = make_guard()
+        first.update_portfolio(equity=100_000.0)  # so there are baselines to save and corrupt
+        first.record_trade("alpha", 1.0)
         first.portfolio_halt("risk1", "soft")
         first.halt_strategy("alpha", "trader1", "halted")
         first.tick()

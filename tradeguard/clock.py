@@ -26,9 +26,17 @@ class SystemClock:
         return time.time()
 
 
+# Epoch seconds a real clock can show: 2000-01-01 to 2200-01-01. A value past the upper bound
+# is most often milliseconds or nanoseconds handed over as seconds.
+EARLIEST, LATEST = 946_684_800.0, 7_258_118_400.0
+
+
 def to_iso(ts: float) -> str:
     """Render epoch seconds as an ISO-8601 UTC timestamp for humans and JSON."""
-    return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="milliseconds")
+    try:
+        return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="milliseconds")
+    except (OverflowError, ValueError, OSError):
+        return repr(ts)
 
 
 def from_timestamp(value: object) -> float:
@@ -40,5 +48,9 @@ def from_timestamp(value: object) -> float:
     if isinstance(value, int | float) and not isinstance(value, bool):
         if not math.isfinite(value):
             raise ValueError(f"timestamp must be finite, got {value!r}")
+        if value > LATEST:
+            raise ValueError(f"timestamp {value!r} is not epoch seconds (milliseconds?)")
+        if value < EARLIEST:
+            raise ValueError(f"timestamp {value!r} is before 2000: not a real clock time")
         return float(value)
     raise ValueError(f"timestamp must be epoch seconds or an aware datetime, got {value!r}")

@@ -16,7 +16,8 @@ import logging
 import os
 import secrets
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, TypeVar
 
@@ -122,6 +123,8 @@ class Guard:
         self._store_error: str | None = None
         self.last_tick: TickResult | None = None
         self._sleep = sleep
+        self._fed = False  # has this guard been given inputs (and so has baselines to save)?
+        self._closed = False
         self._venues: list[Venue] = []
         self._stopper: EmergencyStop | None = None
         self._flattens: dict[str, concurrent.futures.Future[FlattenReport]] = {}
@@ -152,7 +155,9 @@ class Guard:
                 self._registered.add(scope.id)
                 self._ledger.strategy(scope.id)
             self._states[key] = status
-        self._ledger.restore(self._store.load_metrics())
+        saved = self._store.load_metrics()
+        self._ledger.restore(saved)
+        self._registered.update(Scope.parse(k).id for k in saved if k != "portfolio")
 
     def _fail_store(self, message: str) -> None:
         """The store cannot be trusted: lock down in memory; nothing can be lifted until fixed."""
@@ -211,7 +216,7 @@ class Guard:
         """A closed trade and its realized P&L (currency)."""
         sid = self._strategy_id(strategy_id)
         value = self._valid(Scope.strategy(sid), inputs.number, "pnl", pnl)
-        with self._lock:
+        with self._applying(Scope.strategy(sid)):
             self._ledger.record_trade(sid, value)
             self._evaluate_strategy(sid, Topic.TRADES)
 
@@ -222,7 +227,7 @@ class Guard:
             return
         sid = self._strategy_id(strategy_id)
         value = self._valid(Scope.strategy(sid), inputs.number, "equity", equity)
-        with self._lock:
+        with self._applying(Scope.strategy(sid)):
             self._ledger.update_strategy_equity(sid, value)
             self._evaluate_strategy(sid, Topic.EQUITY)
 
@@ -233,7 +238,7 @@ class Guard:
         sym = self._valid(scope, inputs.identifier, "symbol", symbol)
         qty = self._valid(scope, inputs.number, "quantity", quantity)
         px = self._valid(scope, inputs.positive, "price", price)
-        with self._lock:
+        with self._applying(scope):
             self._ledger.update_position(sid, sym, qty, px)
             self._evaluate_strategy(sid, Topic.POSITIONS)
 
@@ -257,7 +262,7 @@ class Guard:
             available = self._valid(
                 PORTFOLIO, inputs.non_negative, "margin_available", margin_available
             )
-        with self._lock:
+        with self._applying(PORTFOLIO):
             now = self._clock.time()
             if eq is not None:
                 for sid in self._ledger.update_portfolio_equity(eq, now):
@@ -287,7 +292,7 @@ class Guard:
                     PORTFOLIO,
                     f"ts {to_iso(at)} is more than {skew:g}s in the future: a clock is wrong",
                 )
-        with self._lock:
+        with self._applying(PORTFOLIO):
             times = self._ledger.portfolio.price_times
             fresh = {s: p for s, p in clean.items() if at >= times.get(s, at)}
             for sid in self._ledger.update_prices(fresh, at):
@@ -297,7 +302,7 @@ class Guard:
     def heartbeat(self, source: str) -> None:
         """An agent (strategy) is alive; one that has beaten and then goes quiet is stuck."""
         sid = self._strategy_id(source)
-        with self._lock:
+        with self._applying(Scope.strategy(sid)):
             self._ledger.heartbeat(sid, self._clock.time())
             self._evaluate_strategy(sid, Topic.HEARTBEAT)
 
@@ -305,14 +310,14 @@ class Guard:
         """Report metrics computed elsewhere (the seed's call); see ``STRATEGY_METRICS``."""
         sid = self._strategy_id(strategy_id)
         values = self._metric_values(Scope.strategy(sid), STRATEGY_METRICS, metrics)
-        with self._lock:
+        with self._applying(Scope.strategy(sid)):
             self._ledger.set_strategy_metrics(sid, values)
             self._evaluate_strategy(sid, Topic.METRICS)
 
     def update_portfolio_metrics(self, **metrics: Any) -> None:
         """Report portfolio metrics computed elsewhere; see ``PORTFOLIO_METRICS``."""
         values = self._metric_values(PORTFOLIO, PORTFOLIO_METRICS, metrics)
-        with self._lock:
+        with self._applying(PORTFOLIO):
             self._ledger.set_portfolio_metrics(values)
             self._evaluate_portfolio(Topic.METRICS)
 
@@ -337,8 +342,24 @@ class Guard:
     ) -> T:
         try:
             return check(name, value)
-        except ValueError as exc:
-            self._reject(scope, str(exc))
+        except Exception as exc:  # whatever a value does to its check, it is refused
+            self._reject(scope, str(exc) if isinstance(exc, ValueError) else f"{name}: {exc!r}")
+
+    @contextmanager
+    def _applying(self, scope: Scope) -> Iterator[None]:
+        """Hold the lock while an input is applied; if applying it fails in any unforeseen
+        way, halt its scope and say so, rather than let trading go on unwatched."""
+        with self._lock:
+            self._fed = True
+            try:
+                yield
+            except TradeguardError:
+                raise
+            except Exception as exc:
+                log.exception("applying an input to %s failed", scope)
+                message = f"could not apply input: {exc!r}"
+                self._halt_invalid(scope, message)
+                raise InvalidInput(message, scope=str(scope)) from exc
 
     def _metric_values(
         self, scope: Scope, known: Mapping[str, tuple[str, inputs.Validator]], given: dict[str, Any]
@@ -873,17 +894,30 @@ class Guard:
                     self._rules.for_strategy(sid), self._ledger.strategies[sid], f"strategy:{sid}"
                 )
             breaches += self._settle(self._rules.portfolio, self._ledger.portfolio, "portfolio")
-            baselines = self._ledger.baselines()
-        if self._store is not None and not self._store_error:
-            try:
-                self._store.save_metrics(baselines, self._clock.time())
-            except StoreUnavailable as exc:
-                errors.append(f"store: {exc}")
-                self._fail_store(str(exc))
+        problem = self.save_baselines()
+        if problem:
+            errors.append(problem)
         result = TickResult(self._clock.time(), breaches, errors)
         self.last_tick = result
         self._actuator.emit("breaker_tick", result)
         return result
+
+    def save_baselines(self) -> str | None:
+        """Write the loss baselines (peaks, day start, streaks) so a restart keeps measuring
+        from them; the breaker does it every tick and ``close`` does it last. Returns the
+        problem, if the store failed (the guard is then in emergency)."""
+        with self._lock:
+            if not self._fed:  # a reader (the CLI) must not write back what it read
+                return None
+            baselines = self._ledger.baselines()
+        if self._store is None or self._store_error:
+            return None
+        try:
+            self._store.save_metrics(baselines, self._clock.time())
+        except StoreUnavailable as exc:
+            self._fail_store(str(exc))
+            return f"store: {exc}"
+        return None
 
     def _sync_from_store(self, errors: list[str]) -> None:
         """Adopt changes other processes sharing the store made (a CLI halt, another guard),
@@ -960,7 +994,11 @@ class Guard:
 
     def close(self) -> None:
         """Stop the breaker; give running stops a moment, then let them resume on restart."""
+        if self._closed:
+            return
+        self._closed = True
         self.stop()
+        self.save_baselines()
         self._actuator.flush(5.0)
         for future in self._flattens.values():
             future.cancel()
