@@ -58,11 +58,25 @@ class TestStopping:
         assert guard.strategy_state("s1") is StrategyState.ACTIVE
         assert refusals(guard) == [(str(user), "refused:halt")]
 
-    def test_halt_when_already_halted_then_no_op(self, guard: Guard) -> None:
-        """A second halt changes nothing and writes no second record."""
+    def test_halt_when_already_halted_then_no_second_change_but_on_record(
+        self, guard: Guard
+    ) -> None:
+        """A second halt changes no state, and the operator's press is still on record."""
         guard.halt_strategy("s1", user="trader1")
-        assert guard.halt_strategy("s1", user="trader1") is None
-        assert len(guard.audit_records()) == 1
+        assert guard.halt_strategy("s1", user="senior1") is None
+        actions = [(r.entry.actor, r.entry.action) for r in guard.audit_records()]
+        assert actions == [("trader1", "state_change"), ("senior1", "repeated:halt")]
+
+    def test_portfolio_halt_when_pressed_during_emergency_then_pending_reset_superseded(
+        self, guard: Guard
+    ) -> None:
+        """A halt pressed after a reset was requested means the reset no longer applies."""
+        guard.emergency("trader1")
+        request = guard.reset("risk1")
+        assert guard.portfolio_close("trader1", reason="still bleeding") is None
+        with pytest.raises(ApprovalRefused, match="superseded"):
+            guard.approve(request.id, "risk2")
+        assert guard.portfolio_state is PortfolioState.EMERGENCY
 
     def test_soft_halt_when_hard_halted_then_no_op(self, guard: Guard) -> None:
         """A weaker halt never loosens a stricter one."""

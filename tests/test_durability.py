@@ -340,7 +340,9 @@ class TestSharedStore:
         stored = _stored(db_path)["strategy:alpha"]
         assert (stored.state, stored.reason, stored.version) == (S.HALTED, "A saw it first", 1)
         assert b.status_of(Scope.strategy("alpha")) == stored
-        assert a.verify_audit().checked == 1
+        changes = [r.entry for r in a.audit_records() if r.entry.action == "state_change"]
+        assert len(changes) == 1
+        assert a.verify_audit().ok
 
     def test_guards_when_interleaving_writes_then_chain_stays_intact(
         self, make_guard: MakeGuard, db_path: Path

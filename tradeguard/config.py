@@ -301,6 +301,7 @@ class EmergencyConfig(Frozen):
 
 class BreakerConfig(Frozen):
     interval_seconds: Positive = 2.0
+    source_timeout_seconds: Positive = 1.0  # a metrics source slower than this is failed
 
 
 class GuardConfig(Frozen):

@@ -9,6 +9,7 @@
     ├── PermissionDenied       the user may not do this; the attempt is in the audit log
     ├── UnknownRequest         no pending two-person request with that id
     ├── ApprovalRefused        the request exists but cannot be approved (expired, same person, ...)
+    ├── BadRequest             an operator's request is malformed; nothing changed (audited)
     ├── InvalidTransition      the state machine does not allow this move
     └── StoreUnavailable       the state store cannot be read or written; the guard fails closed
 
@@ -53,6 +54,12 @@ class UnknownRequest(TradeguardError):
 
 class ApprovalRefused(TradeguardError):
     """The request cannot be approved (expired, superseded, already used, same person)."""
+
+
+class BadRequest(TradeguardError):
+    """An operator's request is malformed (e.g. not a valid strategy id). Nothing changed;
+    the attempt is in the audit log. Unlike InvalidInput, no scope was halted: a typo at the
+    console must not stop the book."""
 
 
 class InvalidTransition(TradeguardError):

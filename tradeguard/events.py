@@ -60,14 +60,23 @@ class Actuator:
         self._callbacks.setdefault(event, []).append(fn)
 
     def emit(self, event: str, payload: object) -> None:
+        """Queue the callbacks; never raises, because it is called from the halt path."""
         callbacks = self._callbacks.get(event)
         if not callbacks:
             return
-        loop = self._ensure_loop()
-        for fn in callbacks:
-            with self._idle:
-                self._pending += 1
-            loop.call_soon_threadsafe(self._schedule, event, fn, payload)
+        try:
+            loop = self._ensure_loop()
+            for fn in callbacks:
+                with self._idle:
+                    self._pending += 1
+                try:
+                    loop.call_soon_threadsafe(self._schedule, event, fn, payload)
+                except BaseException:
+                    with self._idle:
+                        self._pending -= 1
+                    raise
+        except Exception:
+            log.exception("could not queue %s callbacks; the halt stands", event)
 
     def _schedule(self, event: str, fn: Callback, payload: object) -> None:
         task = asyncio.ensure_future(self._run(event, fn, payload))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import dataclasses
+import json
 import logging
 import os
 import secrets
@@ -19,17 +20,19 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 from tradeguard import inputs
 from tradeguard.audit import AuditEntry, AuditRecord, Verification
 from tradeguard.auth import Authorizer
-from tradeguard.breaker import CircuitBreaker
+from tradeguard.breaker import CircuitBreaker, call_with_timeout
 from tradeguard.clock import Clock, SystemClock, from_timestamp, to_iso
 from tradeguard.config import Config, OnHalt, load_config
 from tradeguard.emergency import EmergencyStop, FlattenReport, Sleep, StopPolicy
 from tradeguard.errors import (
     ApprovalRefused,
+    BadRequest,
     InvalidInput,
     InvalidTransition,
     PermissionDenied,
@@ -155,14 +158,44 @@ class Guard:
                 self._registered.add(scope.id)
                 self._ledger.strategy(scope.id)
             self._states[key] = status
+        self._adopt_marker()
         saved = self._store.load_metrics()
         self._ledger.restore(saved)
         self._registered.update(Scope.parse(k).id for k in saved if k != "portfolio")
 
     def _fail_store(self, message: str) -> None:
-        """The store cannot be trusted: lock down in memory; nothing can be lifted until fixed."""
+        """The store cannot be trusted: lock down in memory; nothing can be lifted until fixed.
+        A marker file beside the DB carries the emergency over a restart, should the store
+        come back without it."""
         self._store_error = message
         self._lockdown(f"store_unavailable: {message}")
+        try:
+            marker = self._marker()
+            if not marker.exists():
+                marker.write_text(json.dumps({"at": self._clock.time(), "reason": message}))
+        except OSError as exc:
+            log.critical("could not write the emergency marker either: %s", exc)
+
+    def _marker(self) -> Path:
+        path = self.config.state.path
+        return path.with_name(path.name + ".emergency")
+
+    def _adopt_marker(self) -> None:
+        """A previous run lost its store and locked down: make that emergency durable now."""
+        marker = self._marker()
+        if not marker.exists():
+            return
+        try:
+            why = str(json.loads(marker.read_text()).get("reason", "unknown"))
+        except (OSError, ValueError, AttributeError):
+            why = "unreadable marker"
+        self._transition(
+            PORTFOLIO,
+            Command.EMERGENCY,
+            SYSTEM,
+            f"store_unavailable earlier: {why} (marker {marker.name})",
+        )
+        marker.unlink()
 
     def _lockdown(self, reason: str) -> None:
         """Emergency in memory, for failures where the normal path cannot be trusted."""
@@ -400,7 +433,8 @@ class Guard:
         straight back); publish ``breach`` only when a rule starts breaching (edge)."""
         now = self._clock.time()
         active = self._active.setdefault(key, set())
-        breaches = []
+        breaches: list[Breach] = []
+        rising: list[Breach] = []
         for rule in rules:
             breach = rule.evaluate(view, now)
             if breach is None:
@@ -409,11 +443,13 @@ class Guard:
             breaches.append(breach)
             if rule.name not in active:
                 active.add(rule.name)
-                log.warning("breach %s on %s: %s", breach.rule, breach.scope, breach.message)
-                self._actuator.emit("breach", breach)
+                rising.append(breach)
         # Strictest first: the weaker actions then find their state already in force.
         for breach in sorted(breaches, key=lambda b: _ACTION_SEVERITY[b.action], reverse=True):
             self._act_on(breach)
+        for breach in rising:  # announced once the halt is in force
+            log.warning("breach %s on %s: %s", breach.rule, breach.scope, breach.message)
+            self._actuator.emit("breach", breach)
         return breaches
 
     def _act_on(self, breach: Breach) -> None:
@@ -472,17 +508,18 @@ class Guard:
             raise PermissionDenied(f"{actor} is automated and may only tighten, not {command}")
         key = str(scope)
         with self._lock:
+            current = self.status_of(scope)
             for _attempt in range(5):
-                current = self.status_of(scope)
                 after = next_state(scope.kind, current.state, command)
-                if after is None:
+                if after is None:  # already at least as strict (perhaps by another process)
+                    self._states[key] = current
                     return None
                 now = self._clock.time()
                 status = ScopeStatus(after, reason, now, str(actor), current.version + 1)
                 change = StateChange(
                     scope,
-                    current.state,
-                    after,
+                    str(current.state),
+                    str(after),
                     actor,
                     reason,
                     now,
@@ -496,8 +533,16 @@ class Guard:
                     try:
                         self._persist(change, current.version, approvals)
                     except StateConflict:
-                        self._reload(key)
-                        continue
+                        stored = self._stored(key)
+                        if not tightening:
+                            # A lift is decided on what the person saw; the state moved on.
+                            self._states[key] = stored
+                            raise InvalidTransition(
+                                f"{key} changed in another process (now {stored.state}: "
+                                f"{stored.reason}); nothing was lifted: look again"
+                            ) from None
+                        current = stored  # re-decide the halt on the stored truth; memory
+                        continue  # keeps the stricter attempt meanwhile
                 except StoreUnavailable as exc:
                     if tightening:
                         self._publish(change)
@@ -507,7 +552,10 @@ class Guard:
                     self._states[key] = status
                 break
             else:
-                raise StoreUnavailable(f"{key} kept changing in another process; try again")
+                message = f"{key} kept changing in another process; could not record {command}"
+                if tightening:
+                    self._fail_store(message)
+                raise StoreUnavailable(message)
         self._publish(change)
         return change
 
@@ -536,11 +584,13 @@ class Guard:
             approvals=approvals,
         )
 
-    def _reload(self, key: str) -> None:
+    def _stored(self, key: str) -> ScopeStatus:
+        """The store's row for a scope after a conflict; a row that vanished is corruption."""
         assert self._store is not None
         stored = self._store.load_states().get(key)
-        if stored is not None:
-            self._states[key] = stored
+        if stored is None:
+            raise StoreUnavailable(f"the state row for {key} disappeared from the store")
+        return stored
 
     def _publish(self, change: StateChange) -> None:
         self._react(change)
@@ -575,18 +625,78 @@ class Guard:
     ) -> StateChange | None:
         actor = self._authorize(user, command, scope)
         try:
-            return self._transition(scope, command, actor, reason)
+            change = self._transition(scope, command, actor, reason)
         except InvalidTransition as exc:
             self._audit_refusal(user, command, scope, str(exc))
             raise
+        if change is None:  # pressed while already at least as strict: still on record
+            self._halt_pressed_again(actor, command, scope, reason)
+        return change
+
+    def _halt_pressed_again(self, actor: Actor, command: Command, scope: Scope, why: str) -> None:
+        """A person asked to stop: any reset waiting for approval no longer reflects the
+        situation, so it is superseded and cannot lift this scope past the new request."""
+        state = self.status_of(scope).state
+        superseded = []
+        if scope.kind is ScopeKind.PORTFOLIO and self._store is not None and not self._store_error:
+            now = self._clock.time()
+            try:
+                superseded = [
+                    _decided(a, "superseded", None, now)
+                    for a in self._store.approvals()
+                    if a.scope == str(scope)
+                ]
+            except StoreUnavailable as exc:
+                self._fail_store(str(exc))
+        entry = AuditEntry(
+            self._clock.time(),
+            str(actor),
+            f"repeated:{command}",
+            str(scope),
+            str(state),
+            str(state),
+            why,
+            {"superseded": [a.id for a in superseded]},
+        )
+        try:
+            if self._store is None or self._store_error:
+                raise StoreUnavailable(self._store_error or "no state store")
+            self._store.commit(audit=[entry], approvals=superseded)
+        except StoreUnavailable as exc:
+            log.error("could not record a repeated %s by %s: %s", command, actor, exc)
 
     # -- manual overrides -----------------------------------------------------------------
+
+    def _manual_strategy_id(self, strategy_id: object, user: object, command: Command) -> str:
+        try:
+            return inputs.identifier("strategy_id", strategy_id)
+        except ValueError as exc:
+            self._audit_refusal(user, command, PORTFOLIO, str(exc))
+            raise BadRequest(str(exc)) from None
+
+    def _refresh(self, key: str) -> None:
+        """Before a lift, take the store's word if another process moved the scope on."""
+        if self._store is None or self._store_error:
+            return
+        stored = self._store.load_states().get(key)
+        mine = self._states.get(key)
+        if stored is not None and (mine is None or stored.version > mine.version):
+            self._states[key] = stored
+
+    def _recheck(self, key: str) -> None:
+        """Right after a lift: conditions that still breach halt again now, not at the next
+        tick (level-triggered, like every evaluation)."""
+        if key == "portfolio":
+            self._settle(self._rules.portfolio, self._ledger.portfolio, key)
+        else:
+            sid = Scope.parse(key).id
+            self._settle(self._rules.for_strategy(sid), self._ledger.strategy(sid), key)
 
     def halt_strategy(
         self, strategy_id: str, user: str, reason: str = "manual halt"
     ) -> StateChange | None:
         """Any known user may halt. Returns None when it was already halted."""
-        sid = inputs.identifier("strategy_id", strategy_id)
+        sid = self._manual_strategy_id(strategy_id, user, Command.HALT)
         with self._lock:
             change = self._manual(user, Command.HALT, Scope.strategy(sid), reason)
             self._registered.add(sid)
@@ -597,13 +707,15 @@ class Guard:
         self, strategy_id: str, user: str, reason: str = "manual resume"
     ) -> StateChange:
         """Needs senior_trader. Loss counters restart from here (the loss is acknowledged)."""
-        sid = inputs.identifier("strategy_id", strategy_id)
+        sid = self._manual_strategy_id(strategy_id, user, Command.RESUME)
         scope = Scope.strategy(sid)
         with self._lock:
+            self._refresh(str(scope))
             change = self._manual(user, Command.RESUME, scope, reason)
             assert change is not None  # RESUME is never a no-op
             self._ledger.rebase_strategy(sid)
             self._active.pop(str(scope), None)
+            self._recheck(str(scope))
         return change
 
     def portfolio_halt(self, user: str, reason: str = "manual soft halt") -> StateChange | None:
@@ -635,6 +747,7 @@ class Guard:
         emergency opens a two-person request that another user completes with ``approve``."""
         with self._lock:
             actor = self._authorize(user, Command.RESET, PORTFOLIO)
+            self._refresh("portfolio")
             current = self.status_of(PORTFOLIO)
             if current.state == PortfolioState.NORMAL:
                 why = "the portfolio is not halted: nothing to reset"
@@ -672,6 +785,7 @@ class Guard:
                 self._audit_refusal(user, "approve", PORTFOLIO, f"no request {request_id!r}")
                 raise UnknownRequest(f"no two-person request {request_id!r}; see pending_approvals")
             now = self._clock.time()
+            self._refresh("portfolio")
             problem, status = self._approval_problem(request, str(actor), now)
             if problem:
                 self._audit_refusal(user, "approve", PORTFOLIO, f"{request.id}: {problem}")
@@ -710,6 +824,7 @@ class Guard:
         assert change is not None  # RESET is never a no-op
         self._ledger.rebase_portfolio()
         self._active.pop("portfolio", None)
+        self._recheck("portfolio")
         return change
 
     def _commit_request(self, request: Approval, why: str) -> None:
@@ -879,9 +994,10 @@ class Guard:
         the loss baselines, publish the result. This is all the breaker thread does."""
         errors: list[str] = []
         self._sync_from_store(errors)
+        timeout = self.config.breaker.source_timeout_seconds
         for name, source in list(self._sources.items()):
             try:
-                self._apply_reading(name, source())
+                self._apply_reading(name, call_with_timeout(source, timeout))
             except InvalidInput as exc:
                 errors.append(f"{name}: {exc}")
             except Exception as exc:  # a broken source is a blind spot: fail closed
@@ -917,6 +1033,9 @@ class Guard:
         except StoreUnavailable as exc:
             self._fail_store(str(exc))
             return f"store: {exc}"
+        except ValueError as exc:  # a baseline that is not finite JSON: keep the old ones
+            log.error("could not save loss baselines: %s", exc)
+            return f"baselines: {exc}"
         return None
 
     def _sync_from_store(self, errors: list[str]) -> None:
@@ -1014,6 +1133,20 @@ class Guard:
 
     # -- reading --------------------------------------------------------------------------
 
+    def _breaker_health(self) -> dict[str, Any]:
+        """Judged by the age of the last tick, not by the thread being alive: a thread that is
+        alive but stuck is no backstop."""
+        running = self._breaker is not None and self._breaker.running
+        last = self.last_tick
+        age = None if last is None else self._clock.time() - last.at
+        limit = 3 * self.config.breaker.interval_seconds
+        return {
+            "running": running,
+            "healthy": running and age is not None and age <= limit,
+            "last_tick": None if last is None else to_iso(last.at),
+            "last_tick_age_seconds": age,
+        }
+
     def strategy_state(self, strategy_id: str) -> StrategyState:
         return StrategyState(self.status_of(Scope.strategy(strategy_id)).state)
 
@@ -1054,10 +1187,7 @@ class Guard:
                     "ok": self._store_error is None,
                     "error": self._store_error,
                 },
-                "breaker": {
-                    "running": self._breaker is not None and self._breaker.running,
-                    "last_tick": None if self.last_tick is None else to_iso(self.last_tick.at),
-                },
+                "breaker": self._breaker_health(),
                 "rules": self._rules.describe(),
                 "emergency_stop": {
                     "venues": [v.name for v in self._venues],

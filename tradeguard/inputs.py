@@ -13,6 +13,9 @@ from collections.abc import Callable
 from decimal import Decimal
 from numbers import Integral, Real
 
+# Larger than any real price, quantity or amount of money; beyond it sums can overflow to inf.
+MAX_MAGNITUDE = 1e15
+
 _IDENTIFIER = re.compile(r"^[A-Za-z0-9_.:/@-]{1,128}$")
 
 
@@ -22,6 +25,8 @@ def number(name: str, value: object) -> float:
     result = float(value)
     if not math.isfinite(result):
         raise ValueError(f"{name} must be finite, got {value!r}")
+    if abs(result) > MAX_MAGNITUDE:
+        raise ValueError(f"{name} must be within +/-{MAX_MAGNITUDE:g}, got {value!r}")
     return result
 
 

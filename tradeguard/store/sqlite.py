@@ -12,7 +12,7 @@ import math
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +98,8 @@ class SqliteStore:
                 yield self._db
                 self._db.execute("COMMIT")
             except BaseException as exc:
-                self._db.execute("ROLLBACK")
+                with suppress(sqlite3.Error):  # SQLite may have rolled back already (disk full)
+                    self._db.execute("ROLLBACK")
                 if isinstance(exc, sqlite3.Error):
                     raise StoreUnavailable(f"{self.path}: {exc}") from exc
                 raise
