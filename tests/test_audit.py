@@ -268,7 +268,7 @@ class TestStatusCommand:
         """The CLI fails closed too: an unreadable store shows as emergency, store not ok."""
         db_path.write_bytes(b"not a database at all " * 200)
         done = _cli("status", "--json", "-c", str(config_file))
-        assert done.returncode == 0, done.stderr
+        assert done.returncode == 1, done.stderr  # a script can tell the store is broken
         snapshot = json.loads(done.stdout)
         assert snapshot["portfolio"]["state"] == "emergency"
         assert snapshot["portfolio"]["reason"].startswith("store_unavailable")

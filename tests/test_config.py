@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tradeguard import Action, ConfigError, Role, load_config
-from tradeguard.config import parse_config
+from tradeguard.config import config_warnings, parse_config
 
 SEED_CONFIG = """
 # Alert channels
@@ -133,7 +133,11 @@ class TestErrors:
         [
             (
                 {"triggers": {"strategy_drawdown": 1.5}},
-                "triggers.strategy_drawdown: must be in (0, 1]",
+                "triggers.strategy_drawdown: must be in (0, 1]; write 0.015 for 1.5%",
+            ),
+            (
+                {"triggers": {"strategy_drawdown": 5}},
+                "triggers.strategy_drawdown: must be in (0, 1]; write 0.05 for 5%",
             ),
             (
                 {"triggers": {"strategy_drawdown": 0}},
@@ -176,7 +180,7 @@ class TestErrors:
     def test_unknown_key_when_misspelt_then_error_not_default(self) -> None:
         """A typo in a risk limit is an error: it must not silently fall back to the default."""
         assert errors_of({"triggers": {"strategy_drawdwn": 0.01}}) == [
-            "triggers.strategy_drawdwn: unknown key (check the spelling; unknown keys are not ignored)"
+            "triggers.strategy_drawdwn: unknown key (check the spelling; unknown keys are not ignored); did you mean strategy_drawdown?"
         ]
 
     def test_portfolio_trigger_when_strategy_action_then_error(self) -> None:
@@ -197,6 +201,26 @@ class TestErrors:
     def test_top_level_when_not_a_mapping_then_error(self) -> None:
         """A YAML list or scalar is not a config."""
         assert errors_of([1, 2]) == ["(top level): must be a mapping of sections"]
+
+
+class TestWarnings:
+    @pytest.mark.parametrize(
+        ("users", "fragment"),
+        [
+            ({}, "no users"),
+            ({"a": "trader"}, "no risk_manager or admin"),
+            ({"a": "admin", "b": "trader"}, "fewer than two"),
+        ],
+    )
+    def test_users_when_nobody_can_lift_then_warned(
+        self, users: dict[str, str], fragment: str
+    ) -> None:
+        """A config under which a halt could never be lifted is valid, but warned about."""
+        assert any(fragment in w for w in config_warnings(parse_config({"users": users})))
+
+    def test_users_when_two_risk_managers_then_no_warning(self) -> None:
+        """Two people who can lift an emergency: nothing to warn about."""
+        assert config_warnings(parse_config({"users": {"a": "admin", "b": "risk_manager"}})) == []
 
 
 class TestConfigCheckCommand:

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tradeguard.clock import to_iso
-from tradeguard.config import Config, load_config
+from tradeguard.config import Config, config_warnings, load_config
 from tradeguard.errors import ConfigError, PermissionDenied, TradeguardError, UnknownRequest
 from tradeguard.guard import Guard
 
@@ -62,25 +62,37 @@ def _fail(message: str, code: int = EXIT_ERROR) -> typer.Exit:
 
 def _config(path: Path | None) -> Config:
     chosen = path or (Path(env) if (env := os.environ.get("TRADEGUARD_CONFIG")) else None)
+    if chosen is None:
+        raise _fail("no config: pass -c FILE or set TRADEGUARD_CONFIG", EXIT_USAGE)
     try:
-        return load_config(chosen) if chosen else Config()
+        return load_config(chosen)
     except ConfigError as exc:
         raise _fail("\n".join(exc.errors)) from exc
 
 
 def _guard(path: Path | None) -> Guard:
-    return Guard(_config(path))
+    """A guard on an existing store: reading commands never create one (a fresh, empty store
+    would report "normal" for a book that is in fact halted somewhere else)."""
+    config = _config(path)
+    if not config.state.path.exists():
+        raise _fail(
+            f"no state database at {config.state.path}: check state.path in the config "
+            "(a guard creates it on first start)"
+        )
+    return Guard(config)
 
 
 @config_app.command("check")
 def config_check(file: Path) -> None:
     """Validate a config file: print "ok" or every error with its key path."""
     try:
-        load_config(file)
+        config = load_config(file)
     except ConfigError as exc:
         for line in exc.errors:
-            err.print(line, highlight=False)
+            err.print(f"error: {line}", highlight=False)
         raise typer.Exit(EXIT_ERROR) from exc
+    for warning in config_warnings(config):
+        err.print(f"warning: {warning}", highlight=False)
     out.print("ok")
 
 
@@ -89,8 +101,11 @@ def status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """Show portfolio and strategy states from the store; works with no guard running."""
     with _guard(config) as guard:
         snapshot = guard.status()
+    broken = not snapshot["store"]["ok"]
     if as_json:
         out.print_json(json.dumps(snapshot))
+        if broken:
+            raise typer.Exit(EXIT_ERROR)
         return
     p = snapshot["portfolio"]
     style = STATE_STYLE.get(p["state"], "")
@@ -107,6 +122,8 @@ def status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
         )
     if snapshot["strategies"]:
         out.print(table)
+    if broken:
+        raise typer.Exit(EXIT_ERROR)
     for req in snapshot["pending_approvals"]:
         out.print(
             f"pending {req['action']} {req['id']} by {req['requested_by']}, "
@@ -138,11 +155,12 @@ def audit_show(
     if as_json:
         out.print_json(json.dumps([r.to_dict() for r in records]))
         return
-    table = Table("seq", "time", "actor", "action", "scope", "change", "reason")
+    table = Table("seq", "actor", "action", "scope", "change", "reason")
+    table.add_column("time", no_wrap=True)
     for r in records:
         e = r.entry
         change = f"{e.before} -> {e.after}" if e.after else ""
-        table.add_row(str(r.seq), to_iso(e.ts), e.actor, e.action, e.scope, change, e.reason)
+        table.add_row(str(r.seq), e.actor, e.action, e.scope, change, e.reason, to_iso(e.ts))
     out.print(table)
 
 

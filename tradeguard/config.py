@@ -8,6 +8,7 @@ Every error is reported with its key path, all at once.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from enum import StrEnum
@@ -32,7 +33,8 @@ from tradeguard.model import Action, Role
 
 def _fraction(value: float) -> float:
     if not 0 < value <= 1:
-        raise ValueError("must be in (0, 1]")
+        hint = f"; write {value / 100:g} for {value:g}%" if 1 < value <= 100 else ""
+        raise ValueError(f"must be in (0, 1]{hint}")
     return value
 
 
@@ -403,9 +405,46 @@ def _format_errors(exc: ValidationError, raw: Any) -> list[str]:
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             message = "unknown key (check the spelling; unknown keys are not ignored)"
+            near = _known_keys_near(loc)
+            if near:
+                message += f"; did you mean {near}?"
         key = ".".join(str(p) for p in loc) or "(top level)"
         out.append(f"{key}: {message}")
     return out
+
+
+def _known_keys_near(loc: tuple[int | str, ...]) -> str | None:
+    """The closest valid key at the same place, for a misspelt one."""
+    model: type[BaseModel] = Config
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        annotation = None if field is None else field.annotation
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        model = annotation
+    close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1)
+    return close[0] if close else None
+
+
+def config_warnings(config: Config) -> list[str]:
+    """Valid, but probably not what the operator wants."""
+    warnings = []
+    if not config.users:
+        warnings.append(
+            "no users: nobody can halt by hand, and no halt can be lifted; "
+            "add `users: {name: role}`"
+        )
+    elif not any(r >= Role.RISK_MANAGER for r in config.users.values()):
+        warnings.append("no risk_manager or admin: a portfolio halt can never be lifted")
+    elif sum(r >= Role.RISK_MANAGER for r in config.users.values()) < 2:
+        warnings.append(
+            "fewer than two risk_manager/admin users: an emergency can never be "
+            "lifted (it needs two different people)"
+        )
+    a = config.alerts
+    if a.slack_webhook or a.pagerduty_key or a.email.enabled:
+        warnings.append("alerts: this version validates the section but sends no alerts yet")
+    return warnings
 
 
 def parse_config(
