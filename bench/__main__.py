@@ -11,7 +11,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from bench import core
+from bench import core, stop
 
 
 def main() -> None:
@@ -47,9 +47,28 @@ def main() -> None:
         rate_table.add_row(name, f"{rate:,.0f}", target)
     console.print(rate_table)
 
+    stops = stop.run(repeats=20)
+    stop_table = Table(
+        f"emergency stop ({stop.POSITIONS:,} positions, {stop.VENUES} venues, "
+        f"{stop.LATENCY * 1000:.0f} ms per call)",
+        "p50",
+        "p99",
+        "target",
+    )
+    targets = {"flatten": "< 2 s", "full_stop": "< 3 s"}
+    for name, figures in stops.items():
+        stop_table.add_row(
+            name.replace("_", " "),
+            f"{figures['p50_s']:.3f} s",
+            f"{figures['p99_s']:.3f} s",
+            targets[name.removesuffix("_faults")],
+        )
+    console.print(stop_table)
+
     out = Path(__file__).parent / "results.json"
     results = json.loads(out.read_text()) if out.exists() else {}
     results["core"] = {"halt": halt, "updates_per_second": rates}
+    results["emergency_stop"] = stops
     out.write_text(json.dumps(results, indent=2) + "\n")
     console.print(f"written to {out}")
 
