@@ -18,7 +18,17 @@ from tradeguard.errors import (
     UnknownStrategy,
 )
 from tradeguard.guard import Guard, TickResult, get_kill_switch
-from tradeguard.model import Action, Breach, PortfolioState, Role, StateChange, StrategyState
+from tradeguard.model import (
+    Action,
+    Breach,
+    Decision,
+    Order,
+    PortfolioState,
+    Role,
+    Side,
+    StateChange,
+    StrategyState,
+)
 
 # A library logs; the application decides where logs go (alerts are the operational channel).
 logging.getLogger("tradeguard").addHandler(logging.NullHandler())
@@ -29,12 +39,15 @@ __all__ = [
     "Breach",
     "Config",
     "ConfigError",
+    "Decision",
     "Guard",
     "InvalidInput",
     "InvalidTransition",
+    "Order",
     "PermissionDenied",
     "PortfolioState",
     "Role",
+    "Side",
     "StateChange",
     "StoreUnavailable",
     "StrategyState",

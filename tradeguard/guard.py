@@ -23,12 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
-from tradeguard import inputs
+from pydantic import ValidationError
+
+from tradeguard import inputs, pretrade
 from tradeguard.audit import AuditEntry, AuditRecord, Verification
 from tradeguard.auth import Authorizer
 from tradeguard.breaker import CircuitBreaker, call_with_timeout
 from tradeguard.clock import Clock, SystemClock, from_timestamp, to_iso
-from tradeguard.config import Config, OnHalt, load_config
+from tradeguard.config import Config, OnHalt, Trigger, Triggers, load_config
 from tradeguard.emergency import EmergencyStop, FlattenReport, Sleep, StopPolicy
 from tradeguard.errors import (
     ApprovalRefused,
@@ -44,11 +46,14 @@ from tradeguard.errors import (
 from tradeguard.events import Actuator, Callback
 from tradeguard.ledger import PORTFOLIO_METRICS, STRATEGY_METRICS, Ledger
 from tradeguard.model import (
+    ACCEPTED,
     PORTFOLIO,
     Action,
     Actor,
     ActorKind,
     Breach,
+    Decision,
+    Order,
     PortfolioState,
     Scope,
     ScopeKind,
@@ -710,6 +715,14 @@ class Guard:
         sid = self._manual_strategy_id(strategy_id, user, Command.RESUME)
         scope = Scope.strategy(sid)
         with self._lock:
+            self._refresh("portfolio")
+            if self.portfolio_state is PortfolioState.EMERGENCY:
+                self._authorize(user, Command.RESUME, scope)  # an unknown user is told so first
+                why = (
+                    "lockdown: nothing is resumed during an emergency; reset it first (two people)"
+                )
+                self._audit_refusal(user, Command.RESUME, scope, why)
+                raise PermissionDenied(why)
             self._refresh(str(scope))
             change = self._manual(user, Command.RESUME, scope, reason)
             assert change is not None  # RESUME is never a no-op
@@ -841,6 +854,90 @@ class Guard:
             {"request": request.id},
         )
         self._store.commit(audit=[entry], approvals=[request])
+
+    # -- orders and limits -----------------------------------------------------------------
+
+    def check_order(self, order: Order) -> Decision:
+        """The pre-trade verdict for an order, without taking the lock (the hot path): every
+        scope must allow it, and in a soft halt only a reducing order passes."""
+        refused = pretrade.malformed(order)
+        if refused is not None:
+            return refused
+        portfolio = PortfolioState(self.status_of(PORTFOLIO).state)
+        strategy = StrategyState(self.status_of(Scope.strategy(order.strategy_id)).state)
+        held = self._ledger.strategies.get(order.strategy_id)
+        entry = None if held is None else held.positions.get(order.symbol)
+        position = 0.0 if entry is None else entry[0]
+        refused = pretrade.kill_switch(order, portfolio, strategy, position)
+        return ACCEPTED if refused is None else refused  # not `or`: a refusal is falsy
+
+    def set_limit(
+        self,
+        trigger: str,
+        user: str,
+        *,
+        limit: float | None = None,
+        action: str | None = None,
+        enabled: bool | None = None,
+        reason: str = "limit change",
+    ) -> None:
+        """Change a trigger at run time (risk_manager; audited; not persisted across restarts:
+        the config file stays the source of truth). During an emergency the limits are frozen:
+        only a change that makes the trigger stricter is accepted."""
+        actor = self._authorize(user, Command.CONFIGURE, PORTFOLIO)
+        with self._lock:
+            current = getattr(self.config.triggers, trigger, None)
+            if trigger not in Triggers.model_fields or not isinstance(current, Trigger):
+                self._refuse_config(
+                    user, f"unknown trigger {trigger!r}; known: {sorted(Triggers.model_fields)}"
+                )
+            changes = {
+                k: v
+                for k, v in (("limit", limit), ("action", action), ("enabled", enabled))
+                if v is not None
+            }
+            if not changes:
+                self._refuse_config(user, "nothing to change: give limit, action or enabled")
+            try:
+                new = type(current).model_validate({**current.model_dump(), **changes})
+            except ValidationError as exc:
+                problems = "; ".join(
+                    f"{'.'.join(map(str, e['loc'])) or trigger}: {e['msg']}" for e in exc.errors()
+                )
+                self._refuse_config(user, f"triggers.{trigger}: {problems}")
+            if self.portfolio_state is PortfolioState.EMERGENCY and not _stricter(
+                trigger, current, new
+            ):
+                why = (
+                    "lockdown: limits are frozen during an emergency; only a stricter "
+                    "limit is accepted until the two-person reset"
+                )
+                self._audit_refusal(user, Command.CONFIGURE, PORTFOLIO, why)
+                raise PermissionDenied(why)
+            if self._store is None or self._store_error:
+                raise StoreUnavailable(self._store_error or "no state store")
+            before, after = current.model_dump(mode="json"), new.model_dump(mode="json")
+            self._store.commit(
+                audit=[
+                    AuditEntry(
+                        self._clock.time(),
+                        str(actor),
+                        "configure",
+                        f"trigger:{trigger}",
+                        json.dumps(before, sort_keys=True),
+                        json.dumps(after, sort_keys=True),
+                        reason,
+                    )
+                ]
+            )
+            triggers = self.config.triggers.model_copy(update={trigger: new})
+            self.config = self.config.model_copy(update={"triggers": triggers})
+            self._rules = RuleSet(self.config)
+            self._evaluate_everything()  # a tightened limit may already be crossed
+
+    def _refuse_config(self, user: object, why: str) -> NoReturn:
+        self._audit_refusal(user, Command.CONFIGURE, PORTFOLIO, why)
+        raise BadRequest(why)
 
     # -- the emergency stop on the venues ---------------------------------------------------
 
@@ -1003,13 +1100,7 @@ class Guard:
             except Exception as exc:  # a broken source is a blind spot: fail closed
                 errors.append(f"{name}: {exc!r}")
                 self._halt_invalid(PORTFOLIO, f"metrics source {name} failed: {exc!r}")
-        with self._lock:
-            breaches = []
-            for sid in list(self._ledger.strategies):
-                breaches += self._settle(
-                    self._rules.for_strategy(sid), self._ledger.strategies[sid], f"strategy:{sid}"
-                )
-            breaches += self._settle(self._rules.portfolio, self._ledger.portfolio, "portfolio")
+        breaches = self._evaluate_everything()
         problem = self.save_baselines()
         if problem:
             errors.append(problem)
@@ -1017,6 +1108,16 @@ class Guard:
         self.last_tick = result
         self._actuator.emit("breaker_tick", result)
         return result
+
+    def _evaluate_everything(self) -> list[Breach]:
+        with self._lock:
+            breaches = []
+            for sid in list(self._ledger.strategies):
+                breaches += self._settle(
+                    self._rules.for_strategy(sid), self._ledger.strategies[sid], f"strategy:{sid}"
+                )
+            breaches += self._settle(self._rules.portfolio, self._ledger.portfolio, "portfolio")
+        return breaches
 
     def save_baselines(self) -> str | None:
         """Write the loss baselines (peaks, day start, streaks) so a restart keeps measuring
@@ -1223,6 +1324,15 @@ _TIGHT_STATES = frozenset(
         PortfolioState.EMERGENCY,
     }
 )
+
+
+def _stricter(name: str, old: Trigger, new: Trigger) -> bool:
+    """Whether ``new`` stops trading at least as early and as hard as ``old``."""
+    if old.enabled and not new.enabled:
+        return False
+    if _ACTION_SEVERITY[new.action] < _ACTION_SEVERITY[old.action]:
+        return False
+    return new.limit >= old.limit if name == "win_rate" else new.limit <= old.limit
 
 
 def _step_summary(kind: str, details: dict[str, Any]) -> str:

@@ -159,3 +159,36 @@ def finite_or_none(value: float | None) -> float | None:
     if value is None or not math.isfinite(value):
         return None
     return value
+
+
+class Side(StrEnum):
+    BUY = "buy"
+    SELL = "sell"
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    """An order the trading system is about to send, as the pre-trade check sees it."""
+
+    strategy_id: str
+    symbol: str
+    side: str  # "buy" | "sell"
+    quantity: float
+    price: float
+    client_order_id: str | None = None
+    order_type: str = "limit"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """A pre-trade verdict; ``check`` names the check that refused it."""
+
+    accepted: bool
+    check: str | None
+    reason: str
+
+    def __bool__(self) -> bool:
+        return self.accepted
+
+
+ACCEPTED = Decision(True, None, "accepted")

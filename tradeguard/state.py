@@ -23,6 +23,7 @@ class Command(StrEnum):
     HARD_HALT = "hard_halt"  # portfolio
     EMERGENCY = "emergency"  # portfolio
     RESET = "reset"  # portfolio
+    CONFIGURE = "configure"  # change a limit at run time (not a state move)
 
 
 TIGHTENING = frozenset(
@@ -62,6 +63,7 @@ REQUIRED_ROLE: dict[Command, Role] = {
     Command.RESUME: Role.SENIOR_TRADER,
     Command.RESET: Role.RISK_MANAGER,
     Command.DISABLE: Role.RISK_MANAGER,
+    Command.CONFIGURE: Role.RISK_MANAGER,
 }
 
 PORTFOLIO_HALTS = {

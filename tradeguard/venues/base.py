@@ -8,15 +8,10 @@ positions (short < 0) and positive floats for orders.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Protocol
 
 from tradeguard.errors import TradeguardError
-
-
-class Side(StrEnum):
-    BUY = "buy"
-    SELL = "sell"
+from tradeguard.model import Side
 
 
 class VenueError(TradeguardError):
@@ -87,3 +82,15 @@ class Venue(Protocol):
     ) -> VenueOrder:
         """Place an order; a repeated client_order_id is rejected (idempotent retries)."""
         ...
+
+
+__all__ = [
+    "OrderRejected",
+    "Side",
+    "Venue",
+    "VenueDown",
+    "VenueError",
+    "VenueOrder",
+    "VenuePosition",
+    "VenueTimeout",
+]
