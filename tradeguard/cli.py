@@ -178,12 +178,20 @@ def audit_verify(config: ConfigOption = None) -> None:
 
 @app.command()
 def demo(
-    state_dir: Annotated[Path | None, typer.Option(help="Where to write the demo's DB.")] = None,
+    seed: Annotated[int, typer.Option(help="Market and fault seed: same seed, same day.")] = 7,
+    speed: Annotated[
+        float, typer.Option(help="Simulated seconds per real second; 0: flat out.")
+    ] = 600.0,
+    state_dir: Annotated[Path, typer.Option(help="Where the DB, audit log and report go.")] = Path(
+        "tradeguard-demo"
+    ),
 ) -> None:
-    """Run a short scripted session through the public API and show what happened."""
+    """A simulated trading day: a strategy halted, a crash, a hard halt, a flatten through
+    venue faults. Writes an HTML report beside the state DB and the audit log."""
     from tradeguard.demo import run
 
-    run(out, state_dir)
+    if not run(out, state_dir, seed=seed, speed=speed):
+        raise typer.Exit(EXIT_ERROR)
 
 
 def main() -> None:

@@ -1,137 +1,301 @@
-"""A short scripted session through the public API, on simulated time, narrated as it goes.
+"""`tradeguard demo`: a simulated trading day that the guard has to stop, twice.
 
-The emergency-stop issue replaces it with a simulated trading day on simulated venues.
+Four strategies trade four symbols on two simulated venues. One of them churns itself into a
+drawdown and is halted and flattened. Later the market crashes: the daily-loss breaker soft-
+halts the book, the drawdown breaker hard-halts it, and the emergency stop takes every venue
+flat while one venue times out, rejects, fills partially and drops off for a while. Everything
+runs on simulated time, so a seed gives the same day every time; ``--speed`` only paces it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import tempfile
+import json
+import math
+from collections import deque
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
+from rich.text import Text
 
-from tradeguard.clock import to_iso
 from tradeguard.config import load_config
-from tradeguard.errors import ApprovalRefused, PermissionDenied
+from tradeguard.emergency import FlattenReport
+from tradeguard.errors import TradeguardError
 from tradeguard.guard import Guard
-from tradeguard.model import Breach, StateChange
+from tradeguard.model import Breach, PortfolioState, StateChange
+from tradeguard.report import Session, render
+from tradeguard.sim.desk import Desk, Spec
+from tradeguard.sim.market import Crash, Market
 from tradeguard.testing import FakeClock
+from tradeguard.venues import Faults, SimulatedVenue
 
-USERS = {
-    "trader1": "trader",
-    "senior_trader": "senior_trader",
-    "risk_manager": "risk_manager",
-    "cto": "admin",
-    "cfo": "admin",
+MARKER = ".tradeguard-demo"
+STEP, SESSION = 5.0, 3_600.0
+CRASH = Crash(start=2_400.0, duration=360.0, depth=0.15)
+PRICES = {"BTC": 60_000.0, "ETH": 3_000.0, "SOL": 150.0, "AVAX": 35.0}
+SPECS = [
+    Spec("momentum", "alpha", ("BTC", "ETH"), 300_000, 2.0, "momentum"),
+    Spec("mean_rev", "beta", ("SOL",), 250_000, 1.5, "mean_reversion"),
+    Spec("carry", "beta", ("AVAX",), 200_000, 1.5, "momentum"),
+    Spec("churner", "alpha", ("ETH",), 100_000, 1.0, "churn", fee=0.0006),
+]
+REBALANCER = {  # strategies that rebalance, not trade discretely: loss streaks mean little
+    "consecutive_losses": 1_000,
+    "win_rate": {"enabled": False},
+}
+CONFIG: dict[str, Any] = {
+    "users": {
+        "trader1": "trader",
+        "senior_trader": "senior_trader",
+        "risk_manager": "risk_manager",
+        "cto": "admin",
+        "cfo": "admin",
+    },
+    "state": {"path": "tradeguard.db"},
+    "triggers": {"position_size": 0.6, "agent_capital": 3.0},
+    "strategies": {
+        s.name: {
+            "allocated_capital": s.capital,
+            "triggers": REBALANCER,
+            **({"on_halt": "flatten"} if s.style == "churn" else {}),
+        }
+        for s in SPECS
+    },
+    "emergency": {"deadline_seconds": 30, "give_up_seconds": 600},
 }
 
 
-def run(console: Console, state_dir: Path | None = None) -> None:  # noqa: PLR0915  # a script
-    directory = state_dir or Path(tempfile.mkdtemp(prefix="tradeguard-demo-"))
-    directory.mkdir(parents=True, exist_ok=True)
-    db = directory / "tradeguard.db"
-    for stale in directory.glob("tradeguard.db*"):
-        stale.unlink()
-    config_file = directory / "tradeguard.yaml"
-    config_file.write_text(
-        yaml.safe_dump(
-            {
-                "users": USERS,
-                "state": {"path": "tradeguard.db"},
-                "strategies": {"mean_rev": {"allocated_capital": 200_000}},
-            }
+@dataclass
+class Story:
+    """What happened, as it happened, for the terminal and the report."""
+
+    console: Console
+    clock: FakeClock
+    start: float
+    lines: list[tuple[float, str, str]] = field(default_factory=list)
+    pending: deque[tuple[float, str, str]] = field(default_factory=deque)
+
+    def note(self, kind: str, text: str, at: float | None = None) -> None:
+        """``at``: when it happened; callbacks run later, so they pass the event's own time."""
+        item = ((self.clock.time() if at is None else at) - self.start, kind, text)
+        self.lines.append(item)
+        self.pending.append(item)
+
+    def show(self) -> None:
+        style = {"halt": "bold red", "breach": "yellow", "stop": "cyan", "human": "green"}
+        while self.pending:
+            t, kind, text = self.pending.popleft()
+            minutes, seconds = divmod(int(t), 60)
+            stamp = f"{minutes // 60:02d}:{minutes % 60:02d}:{seconds:02d} "
+            line = Text.assemble((stamp, "dim"), (f"{kind:7}", style.get(kind, "")), text)
+            self.console.print(line)
+
+
+def prepare(directory: Path) -> Path:
+    """The demo writes only into a directory it owns: a new one, or one it made before."""
+    if directory.exists() and any(directory.iterdir()) and not (directory / MARKER).exists():
+        raise TradeguardError(
+            f"{directory} exists and was not made by `tradeguard demo`; choose another --state-dir"
         )
-    )
-    config = load_config(config_file)
+    directory.mkdir(parents=True, exist_ok=True)
+    for old in (
+        "tradeguard.db",
+        "tradeguard.db-wal",
+        "tradeguard.db-shm",
+        "tradeguard.db.emergency",
+        "report.html",
+        "audit.jsonl",
+    ):
+        (directory / old).unlink(missing_ok=True)
+    (directory / MARKER).write_text("made by tradeguard demo; safe to delete\n")
+    config = directory / "tradeguard.yaml"
+    config.write_text(yaml.safe_dump(CONFIG, sort_keys=False))
+    return config
+
+
+def run(console: Console, directory: Path, *, seed: int = 7, speed: float = 600.0) -> bool:
+    """Run the day; returns whether the book ended flat with an intact audit log."""
+    config_file = prepare(directory)
     clock = FakeClock()
 
-    def say(text: str) -> None:
-        console.print(f"[dim]{to_iso(clock.time())[11:19]}[/] {text}", highlight=False)
+    async def sim_sleep(seconds: float) -> None:  # the stop's backoff runs on simulated time
+        clock.advance(seconds)
+        await asyncio.sleep(0)
 
-    with Guard(config, clock=clock) as guard:
+    story = Story(console, clock, clock.time())
+    venues = {
+        name: SimulatedVenue(
+            name, prices=PRICES, latency=0.02, clock=clock, sleep=sim_sleep, seed=seed + i
+        )
+        for i, name in enumerate(("alpha", "beta"))
+    }
+    guard = Guard(load_config(config_file), clock=clock, sleep=sim_sleep)
+    for venue in venues.values():
+        guard.add_venue(venue)
+    _narrate(guard, story)
+    day = Day(guard, Desk(guard, venues, SPECS), story, Session(f"tradeguard demo, seed {seed}"))
+    try:
+        asyncio.run(_trade(day, seed, speed))
+        return _finish(day, directory)
+    finally:
+        guard.close()
 
-        def on_change(change: StateChange) -> None:
-            console.print(
-                f"         [bold]event[/] {change.scope}: {change.before} -> "
-                f"{change.after} by {change.actor}",
-                highlight=False,
+
+@dataclass
+class Day:
+    """Everything one simulated day carries from the first trade to the report."""
+
+    guard: Guard
+    desk: Desk
+    story: Story
+    session: Session
+
+
+def _narrate(guard: Guard, story: Story) -> None:
+    # async: they run on the actuator loop in the order the events happened (sync callbacks
+    # run in a pool, and two landing at once could print either way round)
+    async def on_change(change: StateChange) -> None:
+        who = "" if change.actor.automated else f" by {change.actor}"
+        kind = "human" if not change.actor.automated else "halt"
+        text = f"{change.scope}: {change.before} -> {change.after}{who} ({change.reason})"
+        story.note(kind, text, change.at)
+
+    seen: set[tuple[str, str]] = set()
+
+    async def on_breach(breach: Breach) -> None:  # the first time a rule fires on a scope
+        if (breach.rule, str(breach.scope)) not in seen:
+            seen.add((breach.rule, str(breach.scope)))
+            story.note("breach", f"{breach.scope}: {breach.message}", breach.at)
+
+    async def on_step(step: dict[str, Any]) -> None:
+        kind, at = step["step"], step["at"]
+        if step["scope"] != "portfolio" and kind != "finished":
+            return  # a strategy's stop: its outcome is enough
+        if kind == "venue_cancelled":
+            story.note("stop", f"{step['venue']}: {step['cancelled']} orders cancelled", at)
+        elif kind == "venue_flat":
+            text = (
+                f"{step['venue']}: flat after {step['orders_sent']} orders, "
+                f"{step['rounds']} rounds, {len(step['errors'])} errors retried"
             )
+            story.note("stop", text, at)
+        elif kind == "escalated":
+            story.note("stop", f"{step['venue']}: not flat after {step['elapsed']:.0f}s", at)
+        elif kind == "finished":
+            verdict = "FLAT" if step["flat"] else "NOT FLAT"
+            story.note("stop", f"{step['scope']}: {verdict} in {step['seconds']:.2f}s", at)
 
-        def on_breach(breach: Breach) -> None:
-            console.print(
-                f"         [bold red]breach[/] {breach.scope}: {breach.message}", highlight=False
-            )
+    guard.register_callback("state_change", on_change)
+    guard.register_callback("breach", on_breach)
+    guard.register_callback("flatten_step", on_step)
 
-        guard.register_callback("state_change", on_change)
-        guard.register_callback("breach", on_breach)
 
-        def step(text: str) -> None:
-            guard.flush()
-            console.rule(text, style="cyan")
+async def _trade(day: Day, seed: int, speed: float) -> None:
+    guard, desk, story, session = day.guard, day.desk, day.story, day.session
+    market = Market(PRICES, seed=seed, crash=CRASH, vol_per_step=0.0008)
+    beta = desk.venues["beta"]
+    steps = int(SESSION / STEP)
+    with Progress(console=story.console, transient=True) as progress:
+        task = progress.add_task("trading day", total=steps)
+        for n in range(steps):
+            target = story.start + (n + 1) * STEP
+            story.clock.set(max(story.clock.time(), target))
+            prices = market.step(STEP)
+            if market.elapsed == CRASH.start:
+                story.note("market", "crash: every symbol falls together; venue beta degrades")
+                beta.faults = Faults(
+                    timeout_rate=0.2,
+                    reject_rate=0.1,
+                    partial_fill_rate=0.3,
+                    disconnect_rate=0.05,
+                    down_until=story.clock.time() + 200,
+                )
+            await desk.step(prices)
+            guard.flush()  # let the stops and callbacks finish before the desk trades again
+            story.show()
+            _sample(session, desk, prices, story)
+            progress.advance(task)
+            if speed > 0:
+                await asyncio.sleep(STEP / speed)
 
-        step("1. Normal trading")
-        guard.update_portfolio(equity=1_000_000, margin_used=200_000, margin_available=800_000)
-        guard.update_prices({"BTC": 60_000.0, "ETH": 3_000.0})
-        for sid in ("momentum", "mean_rev", "arb"):
-            guard.heartbeat(sid)
-        guard.update_position("mean_rev", "ETH", 20, 3_000.0)
-        guard.record_trade("momentum", 1_200.0)
-        say(f"portfolio {guard.portfolio_state}; strategies active: momentum, mean_rev, arb")
 
-        step("2. momentum loses five trades in a row")
-        for pnl in (-300.0, -450.0, -120.0, -800.0, -260.0):
-            clock.advance(30)
-            guard.record_trade("momentum", pnl)
-        say(f"momentum is {guard.strategy_state('momentum')}")
+def _sample(session: Session, desk: Desk, prices: dict[str, float], story: Story) -> None:
+    session.times.append(story.clock.time() - story.start)
+    session.equity.append(desk.equity(prices))
+    for symbol, price in prices.items():
+        session.prices.setdefault(symbol, []).append(price)
+    for spec in desk.specs:
+        session.gross.setdefault(spec.name, []).append(desk.gross(spec, prices))
 
-        step("3. A trader may halt, but not resume")
-        try:
-            guard.resume_strategy("momentum", user="trader1")
-        except PermissionDenied as exc:
-            say(f"[yellow]refused[/]: {exc}")
-        guard.resume_strategy("momentum", user="senior_trader", reason="bad fills fixed")
-        say(f"momentum is {guard.strategy_state('momentum')} (loss streak counted from zero)")
 
-        step("4. The breaker thread's tick finds a stuck agent")
-        clock.advance(301)
-        for sid in ("momentum", "mean_rev"):
-            guard.heartbeat(sid)
-        guard.update_prices({"BTC": 60_100.0, "ETH": 3_004.0})
-        guard.tick()
-        say(f"arb is {guard.strategy_state('arb')}: no heartbeat for 5 minutes")
+def _finish(day: Day, directory: Path) -> bool:
+    guard, desk, story, session = day.guard, day.desk, day.story, day.session
+    console = story.console
+    console.rule("after the close", style="cyan")
+    state = guard.portfolio_state
+    if state is PortfolioState.EMERGENCY:
+        request = guard.reset("cto", reason="post-mortem done; venues healthy")
+        story.note("human", f"cto opened reset {request.id}: an emergency needs a second person")
+        guard.approve(request.id, "cfo")
+    elif state is not PortfolioState.NORMAL:
+        guard.reset("risk_manager", reason="post-mortem done")
+    guard.flush()
+    story.show()
+    stop: FlattenReport | None = guard.last_flatten
+    flat = all(asyncio.run(v.positions()) == [] for v in desk.venues.values())
+    audit = guard.verify_audit()
+    records = guard.audit_records()
+    (directory / "audit.jsonl").write_text(
+        "".join(json.dumps(r.to_dict()) + "\n" for r in records), encoding="utf-8"
+    )
 
-        step("5. Losses: daily loss 3% soft-halts, drawdown 10% hard-halts")
-        clock.advance(120)
-        guard.update_portfolio(equity=965_000)
-        say(f"portfolio {guard.portfolio_state}: no new risk, positions kept")
-        clock.advance(120)
-        guard.update_portfolio(equity=890_000)
-        say(f"portfolio {guard.portfolio_state}: cancel all, close all")
+    table = Table("figure", "value")
+    for change, seconds in desk.halt_latency.items():
+        table.add_row(
+            f"trigger -> {change} (in process, durable)", f"{seconds * 1e3:.2f} ms (wall)"
+        )
+    if stop is not None:
+        venues = stop.venues
+        table.add_row(
+            "cancel all (slowest venue)",
+            f"{max(v.cancel_seconds or 0 for v in venues):.3f} s (simulated)",
+        )
+        table.add_row(
+            "flatten (slowest venue)",
+            f"{max(v.flatten_seconds or math.inf for v in venues):.3f} s (simulated)",
+        )
+        table.add_row("emergency stop, total", f"{stop.seconds:.3f} s (simulated)")
+        table.add_row(
+            "venue errors retried during the stop", str(sum(len(v.errors) for v in venues))
+        )
+    table.add_row("orders refused by the kill switch", str(sum(desk.refused.values())))
+    table.add_row("book flat at the end", "yes" if flat else "NO")
+    table.add_row("audit chain", f"{'intact' if audit.ok else 'BROKEN'}, {audit.checked} records")
+    console.print(table)
 
-        step("6. Emergency lockdown, lifted only by two people")
-        asyncio.run(guard.emergency_stop(initiator="trader1", reason="venue acting strangely"))
-        request = guard.reset(user="cto", reason="venue confirmed healthy")
-        say(f"cto opened reset request {request.id}; portfolio still {guard.portfolio_state}")
-        try:
-            guard.approve(request.id, user="cto")
-        except ApprovalRefused as exc:
-            say(f"[yellow]refused[/]: {exc}")
-        guard.approve(request.id, user="cfo")
-        say(f"cfo approved: portfolio {guard.portfolio_state}")
+    session.timeline = story.lines
+    session.markers = [
+        (t, text.split(" -> ")[1].split(" ")[0], text)
+        for t, kind, text in story.lines
+        if kind in ("halt", "human")
+    ]
+    session.summary = [(row[0], row[1]) for row in _rows(table)]
+    session.stop = None if stop is None else stop.to_dict()
+    report = render(session, directory / "report.html")
+    console.print(
+        f"report:    {report}\nstate DB:  {directory / 'tradeguard.db'}\n"
+        f"audit log: {directory / 'audit.jsonl'}\n"
+        f"look again: tradeguard status -c {directory / 'tradeguard.yaml'}",
+        highlight=False,
+    )
+    return flat and audit.ok
 
-        step("7. The audit trail")
-        guard.flush()
-        table = Table("seq", "who", "scope", "what", "reason")
-        for record in guard.audit_records():
-            e = record.entry
-            what = f"{e.before} -> {e.after}" if e.after else e.action
-            table.add_row(str(record.seq), e.actor, e.scope, what, e.reason)
-        console.print(table)
-        result = guard.verify_audit()
-        say(f"audit chain: {'intact' if result.ok else 'BROKEN'}, {result.checked} records")
-    console.print(f"state and audit log: {db}", highlight=False)
-    console.print(f"look again: tradeguard status -c {config_file}", highlight=False)
-    console.print(f"            tradeguard audit verify -c {config_file}", highlight=False)
+
+def _rows(table: Table) -> list[tuple[str, str]]:
+    first, second = table.columns
+    return list(zip((str(c) for c in first.cells), (str(c) for c in second.cells), strict=True))

@@ -123,9 +123,18 @@ class _Run:
     strategy_id: str | None
     escalation: asyncio.Event
     notify: Step
+    clock: Clock
 
     def step(self, kind: str, details: dict[str, Any]) -> None:
-        self.notify(kind, {"run": self.report.run_id, "scope": self.report.scope, **details})
+        self.notify(
+            kind,
+            {
+                "run": self.report.run_id,
+                "scope": self.report.scope,
+                "at": self.clock.time(),
+                **details,
+            },
+        )
 
 
 class EmergencyStop:
@@ -156,7 +165,7 @@ class EmergencyStop:
     ) -> FlattenReport:
         scope = "portfolio" if strategy_id is None else f"strategy:{strategy_id}"
         report = FlattenReport(run_id, scope, reason, close_positions, self._clock.time())
-        run = _Run(report, strategy_id, asyncio.Event(), self._notify)
+        run = _Run(report, strategy_id, asyncio.Event(), self._notify, self._clock)
         run.step("started", {"reason": reason, "venues": [v.name for v in self.venues]})
         report.venues = list(await asyncio.gather(*(self._venue(v, run) for v in self.venues)))
         report.finished_at = self._clock.time()

@@ -1049,6 +1049,7 @@ class Guard:
             float(details["deadline"]),
             Action.EMERGENCY,
             f"{details['venue']} not flat after {details['elapsed']:.1f}s",
+            float(details["at"]),
         )
         self._actuator.emit("breach", breach)
         self._actuator.emit("escalation", breach)

@@ -127,9 +127,11 @@ class Breach:
     limit: float
     action: Action
     message: str
+    at: float = 0.0  # when it was detected (the guard's clock)
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "at": self.at,
             "rule": self.rule,
             "scope": str(self.scope),
             "value": finite_or_none(self.value),

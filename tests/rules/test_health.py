@@ -104,6 +104,7 @@ class TestMaxPnlVelocity:
             0.02,
             Action.SOFT_HALT,
             "loss from the window's equity high 2.50% > limit 2.00%",
+            NOW,  # detected at the evaluation time
         )
 
     def test_short_desc_when_default_then_names_limit_and_action(self) -> None:
@@ -206,6 +207,7 @@ class TestMaxVolatility:
             3.0,
             Action.SOFT_HALT,
             "realized volatility vs baseline 4.00x > limit 3.00x",
+            NOW,  # detected at the evaluation time
         )
 
     def test_evaluate_when_ratio_infinite_then_message_says_unbounded(self) -> None:
@@ -309,6 +311,7 @@ class TestMaxFeedAge:
             30.0,
             Action.SOFT_HALT,
             "price feed silent for 50.0s > limit 30.0s",
+            NOW,  # detected at the evaluation time
         )
 
     def test_short_desc_when_default_then_names_limit_and_action(self) -> None:
@@ -392,6 +395,7 @@ class TestMaxSilence:
             300.0,
             Action.HALT_STRATEGY,
             "stuck: no heartbeat for 301.0s > limit 300.0s",
+            301.0,  # detected at the evaluation time
         )
 
     def test_short_desc_when_default_then_names_limit_and_action(self) -> None:
@@ -484,6 +488,7 @@ class TestMaxAgentCapital:
             1.0,
             Action.HALT_STRATEGY,
             "gross notional / allocated capital 1.50x > limit 1.00x",
+            NOW,  # detected at the evaluation time
         )
 
     def test_short_desc_when_default_then_names_limit_and_action(self) -> None:

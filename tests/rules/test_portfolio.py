@@ -90,6 +90,7 @@ class TestMaxDailyLoss:
             0.03,
             Action.SOFT_HALT,
             "daily loss 4.00% > limit 3.00%",
+            NOW,  # detected at the evaluation time
         )
 
     def test_short_desc_when_default_then_names_limit_and_action(self) -> None:
@@ -165,6 +166,7 @@ class TestMaxPortfolioDrawdown:
             0.1,
             Action.HARD_HALT,
             "portfolio drawdown 12.50% > limit 10.00%",
+            NOW,  # detected at the evaluation time
         )
 
     def test_short_desc_when_default_then_names_limit_and_action(self) -> None:
@@ -238,6 +240,7 @@ class TestMaxCorrelation:
             0.8,
             Action.SOFT_HALT,
             "average pairwise correlation 0.95 > limit 0.8",
+            NOW,  # detected at the evaluation time
         )
 
     def test_short_desc_when_default_then_names_limit_and_action(self) -> None:
@@ -311,6 +314,7 @@ class TestMaxMarginUtilization:
             0.9,
             Action.SOFT_HALT,
             "margin utilization 95.00% > limit 90.00%",
+            NOW,  # detected at the evaluation time
         )
 
     def test_short_desc_when_default_then_names_limit_and_action(self) -> None:

@@ -83,6 +83,7 @@ class TestMaxStrategyDrawdown:
             0.05,
             Action.HALT_STRATEGY,
             "strategy drawdown 6.00% > limit 5.00%",
+            NOW,  # detected at the evaluation time
         )
 
     def test_evaluate_when_nan_then_message_says_unknown(self) -> None:
@@ -170,6 +171,7 @@ class TestMaxConsecutiveLosses:
             5.0,
             Action.HALT_STRATEGY,
             "consecutive losses 5 >= limit 5",
+            NOW,  # detected at the evaluation time
         )
 
     def test_short_desc_when_default_then_says_reaches(self) -> None:
@@ -244,7 +246,13 @@ class TestMinWinRate:
         rule = MinWinRate(WinRate())
         result = rule.evaluate(metrics(trade_count=20, win_rate=0.25), NOW)
         assert result == Breach(
-            "win_rate", SCOPE, 0.25, 0.3, Action.HALT_STRATEGY, "win rate 25.00% < limit 30.00%"
+            "win_rate",
+            SCOPE,
+            0.25,
+            0.3,
+            Action.HALT_STRATEGY,
+            "win rate 25.00% < limit 30.00%",
+            NOW,  # detected at the evaluation time
         )
 
     def test_short_desc_when_default_then_mentions_min_trades(self) -> None:
@@ -316,6 +324,7 @@ class TestMaxPositionSize:
             0.2,
             Action.HALT_STRATEGY,
             "largest position / equity 25.00% > limit 20.00%",
+            NOW,  # detected at the evaluation time
         )
 
     def test_evaluate_when_equity_unknown_then_message_says_cannot_size(self) -> None:

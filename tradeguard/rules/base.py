@@ -33,16 +33,16 @@ class Topic(Enum):
 View = TypeVar("View", StrategyMetrics, PortfolioMetrics)
 
 
-def fmt(value: float | None, unit: str) -> str:
+def fmt(value: float | None, unit: str, *, precise: bool = False) -> str:
     if value is None or not math.isfinite(value):
         return "unknown" if value is None or math.isnan(value) else "unbounded"
     if unit == "%":
-        return f"{value:.2%}"
+        return f"{value:.4%}" if precise else f"{value:.2%}"
     if unit == "s":
-        return f"{value:.1f}s"
+        return f"{value:.3f}s" if precise else f"{value:.1f}s"
     if unit == "x":
-        return f"{value:.2f}x"
-    return f"{value:g}"
+        return f"{value:.4f}x" if precise else f"{value:.2f}x"
+    return f"{value:.10g}" if precise else f"{value:g}"
 
 
 class Rule(ABC, Generic[View]):
@@ -77,12 +77,15 @@ class Rule(ABC, Generic[View]):
         if value is None or self.inside(value):
             return None
         return Breach(
-            self.name, self.scope(view), value, self.limit, self.action, self.describe(value)
+            self.name, self.scope(view), value, self.limit, self.action, self.describe(value), now
         )
 
     def describe(self, value: float) -> str:
         op = "<" if self.below else (">=" if self.inclusive else ">")
-        return f"{self.label} {fmt(value, self.unit)} {op} limit {fmt(self.limit, self.unit)}"
+        shown, limit = fmt(value, self.unit), fmt(self.limit, self.unit)
+        if shown == limit and value != self.limit:  # 5.003% must not read "5.00% > 5.00%"
+            shown = fmt(value, self.unit, precise=True)
+        return f"{self.label} {shown} {op} limit {limit}"
 
     def short_desc(self) -> str:
         """One line for status pages: what trips this rule and what happens then."""
