@@ -202,10 +202,13 @@ async def _trade(day: Day, seed: int, speed: float) -> None:
     steps = int(SESSION / STEP)
     with Progress(console=story.console, transient=True) as progress:
         task = progress.add_task("trading day", total=steps)
-        for n in range(steps):
-            target = story.start + (n + 1) * STEP
-            story.clock.set(max(story.clock.time(), target))
+        for _ in range(steps):
             prices = market.step(STEP)
+            target = story.start + market.elapsed
+            # A stop that took simulated time left the clock ahead of the market: the market
+            # goes on meanwhile, and the desk, still waiting on the stop, only marks.
+            waiting = story.clock.time() > target
+            story.clock.set(max(story.clock.time(), target))
             if market.elapsed == CRASH.start:
                 story.note("market", "crash: every symbol falls together; venue beta degrades")
                 beta.faults = Faults(
@@ -215,17 +218,18 @@ async def _trade(day: Day, seed: int, speed: float) -> None:
                     disconnect_rate=0.05,
                     down_until=story.clock.time() + 200,
                 )
-            await desk.step(prices)
+            await desk.step(prices, trade=not waiting)
+            guard.tick()  # the breaker's backstop, on simulated time
             guard.flush()  # let the stops and callbacks finish before the desk trades again
             story.show()
-            _sample(session, desk, prices, story)
+            _sample(session, desk, prices, market.elapsed)
             progress.advance(task)
             if speed > 0:
                 await asyncio.sleep(STEP / speed)
 
 
-def _sample(session: Session, desk: Desk, prices: dict[str, float], story: Story) -> None:
-    session.times.append(story.clock.time() - story.start)
+def _sample(session: Session, desk: Desk, prices: dict[str, float], elapsed: float) -> None:
+    session.times.append(elapsed)
     session.equity.append(desk.equity(prices))
     for symbol, price in prices.items():
         session.prices.setdefault(symbol, []).append(price)
@@ -257,7 +261,7 @@ def _finish(day: Day, directory: Path) -> bool:
     table = Table("figure", "value")
     for change, seconds in desk.halt_latency.items():
         table.add_row(
-            f"trigger -> {change} (in process, durable)", f"{seconds * 1e3:.2f} ms (wall)"
+            f"trigger -> halt effective and durable ({change})", f"{seconds * 1e3:.2f} ms (wall)"
         )
     if stop is not None:
         venues = stop.venues
@@ -282,7 +286,7 @@ def _finish(day: Day, directory: Path) -> bool:
     session.markers = [
         (t, text.split(" -> ")[1].split(" ")[0], text)
         for t, kind, text in story.lines
-        if kind in ("halt", "human")
+        if kind in ("halt", "human") and text.startswith("portfolio")
     ]
     session.summary = [(row[0], row[1]) for row in _rows(table)]
     session.stop = None if stop is None else stop.to_dict()

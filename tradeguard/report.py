@@ -76,7 +76,7 @@ def _chart(
             f'<text x="{WIDTH - 150}" y="{30 + 12 * i}" font-size="11" '
             f'fill="{colour}">{html.escape(name)}</text>'
         )
-    for t, state, label in markers:
+    for n, (t, state, label) in enumerate(markers):
         (x,) = _scale([t], times[0], times[-1], PAD, WIDTH - 10)
         colour = STATE_COLOURS.get(state, "#444")
         parts.append(
@@ -84,8 +84,11 @@ def _chart(
             f'stroke="{colour}" stroke-dasharray="4 3"><title>{html.escape(label)}'
             f"</title></line>"
         )
+        label_y = HEIGHT - 8 - 11 * (n % 3)  # staggered: halts often come close together
+        near_end = x > WIDTH - 80  # keep the label inside the chart
+        anchor = f'x="{x - 2:.1f}" text-anchor="end"' if near_end else f'x="{x + 2:.1f}"'
         parts.append(
-            f'<text x="{x + 2:.1f}" y="{HEIGHT - 8}" font-size="10" '
+            f'<text {anchor} y="{label_y}" font-size="10" '
             f'fill="{colour}">{html.escape(state)}</text>'
         )
     parts.append("</svg>")

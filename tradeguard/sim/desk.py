@@ -55,7 +55,9 @@ class Desk:
     def capital(self) -> float:
         return sum(s.capital for s in self.specs)
 
-    async def step(self, prices: dict[str, float]) -> None:
+    async def step(self, prices: dict[str, float], *, trade: bool = True) -> None:
+        """New prices: mark, report, and (unless ``trade`` is off) let active strategies trade.
+        A desk waiting on the guard's stop still marks and reports; it only does not trade."""
         self.guard.flush()  # a stop in progress owns the venues (see _trade)
         for venue in self.venues.values():
             venue.mark(prices)
@@ -66,9 +68,9 @@ class Desk:
             self._reconcile(spec, prices)
         self._report_portfolio(prices)  # equity before positions: a position needs sizing
         for spec in self.specs:
+            self.guard.heartbeat(spec.name)  # the agent is alive, halted or not
             if self.guard.strategy_state(spec.name) is StrategyState.ACTIVE:
-                self.guard.heartbeat(spec.name)
-                for symbol in spec.symbols:
+                for symbol in spec.symbols if trade else ():
                     await self._trade(spec, symbol, prices[symbol])
             self.guard.update_equity(self.strategy_equity(spec, prices), strategy_id=spec.name)
         self._report_portfolio(prices)
