@@ -17,8 +17,7 @@ import logging
 import os
 import secrets
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -383,21 +382,10 @@ class Guard:
         except Exception as exc:  # whatever a value does to its check, it is refused
             self._reject(scope, str(exc) if isinstance(exc, ValueError) else f"{name}: {exc!r}")
 
-    @contextmanager
-    def _applying(self, scope: Scope) -> Iterator[None]:
+    def _applying(self, scope: Scope) -> _Applying:
         """Hold the lock while an input is applied; if applying it fails in any unforeseen
         way, halt its scope and say so, rather than let trading go on unwatched."""
-        with self._lock:
-            self._fed = True
-            try:
-                yield
-            except TradeguardError:
-                raise
-            except Exception as exc:
-                log.exception("applying an input to %s failed", scope)
-                message = f"could not apply input: {exc!r}"
-                self._halt_invalid(scope, message)
-                raise InvalidInput(message, scope=str(scope)) from exc
+        return _Applying(self, scope)
 
     def _metric_values(
         self, scope: Scope, known: Mapping[str, tuple[str, inputs.Validator]], given: dict[str, Any]
@@ -1325,6 +1313,33 @@ _TIGHT_STATES = frozenset(
         PortfolioState.EMERGENCY,
     }
 )
+
+
+class _Applying:
+    """The context of ``Guard._applying``: a class, not a generator, as it is on every input."""
+
+    __slots__ = ("_guard", "_scope")
+
+    def __init__(self, guard: Guard, scope: Scope) -> None:
+        self._guard, self._scope = guard, scope
+
+    def __enter__(self) -> None:
+        self._guard._lock.acquire()
+        self._guard._fed = True
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, _tb: object
+    ) -> None:
+        guard, scope = self._guard, self._scope
+        try:
+            if exc is None or isinstance(exc, TradeguardError) or not isinstance(exc, Exception):
+                return
+            log.exception("applying an input to %s failed", scope, exc_info=exc)
+            message = f"could not apply input: {exc!r}"
+            guard._halt_invalid(scope, message)
+            raise InvalidInput(message, scope=str(scope)) from exc
+        finally:
+            guard._lock.release()
 
 
 def _stricter(name: str, old: Trigger, new: Trigger) -> bool:
