@@ -18,7 +18,10 @@ log = logging.getLogger("tradeguard.breaker")
 
 
 class CircuitBreaker:
-    def __init__(self, tick: Callable[[], object], interval: float) -> None:
+    def __init__(
+        self, tick: Callable[[], object], interval: float, name: str = "tradeguard-breaker"
+    ) -> None:
+        self._name = name
         self._tick = tick
         self._interval = interval
         self._stop = threading.Event()
@@ -32,7 +35,7 @@ class CircuitBreaker:
         if self.running:
             return
         self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="tradeguard-breaker", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:

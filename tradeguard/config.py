@@ -306,8 +306,15 @@ class BreakerConfig(Frozen):
     source_timeout_seconds: Positive = 1.0  # a metrics source slower than this is failed
 
 
+class AuthConfig(Frozen):
+    """Tokens for the CLI and the HTTP API. Off only for demos: every command then says so."""
+
+    enabled: bool = True
+
+
 class GuardConfig(Frozen):
     strict_strategies: bool = False
+    watch_interval_seconds: Positive = 0.1  # how often a running guard looks for outside writes
     invalid_input_action: LaxAction = Action.SOFT_HALT
     approval_ttl_seconds: Positive = 900.0
     callback_timeout_seconds: Positive = 10.0
@@ -331,6 +338,7 @@ class Config(Frozen):
     state: StateConfig = StateConfig()
     breaker: BreakerConfig = BreakerConfig()
     emergency: EmergencyConfig = EmergencyConfig()
+    auth: AuthConfig = AuthConfig()
     guard: GuardConfig = GuardConfig()
 
     def on_halt(self, strategy_id: str) -> OnHalt:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import dataclasses
+import hashlib
 import json
 import logging
 import os
@@ -26,7 +28,7 @@ from pydantic import ValidationError
 
 from tradeguard import inputs, pretrade
 from tradeguard.audit import AuditEntry, AuditRecord, Verification
-from tradeguard.auth import Authorizer
+from tradeguard.auth import Authorizer, hash_token, new_token, token_matches
 from tradeguard.breaker import CircuitBreaker, call_with_timeout
 from tradeguard.clock import Clock, SystemClock, from_timestamp, to_iso
 from tradeguard.config import Config, OnHalt, Trigger, Triggers, load_config
@@ -54,6 +56,7 @@ from tradeguard.model import (
     Decision,
     Order,
     PortfolioState,
+    Role,
     Scope,
     ScopeKind,
     StateChange,
@@ -75,6 +78,7 @@ from tradeguard.store import (
     StateConflict,
     StateStore,
     StateWrite,
+    UserRecord,
 )
 from tradeguard.venues.base import Venue
 
@@ -121,10 +125,13 @@ class Guard:
         self._lock = threading.RLock()
         self._rules = RuleSet(self.config)
         self._ledger = Ledger(self.config.triggers)
-        self._auth = Authorizer(self.config.users)
+        self._auth = Authorizer(self._role_of)
+        self._verified: dict[tuple[str, str], float] = {}  # (user, sha256(token)) -> record time
         self._actuator = Actuator(self.config.guard.callback_timeout_seconds)
         self._sources: dict[str, MetricsSource] = {}
         self._breaker: CircuitBreaker | None = None
+        self._watcher: CircuitBreaker | None = None
+        self._seen_version = -1
         self._active: dict[str, set[str]] = {}  # scope -> rules currently breaching
         self._registered: set[str] = set(self.config.strategies)
         self._store_error: str | None = None
@@ -166,6 +173,20 @@ class Guard:
         saved = self._store.load_metrics()
         self._ledger.restore(saved)
         self._registered.update(Scope.parse(k).id for k in saved if k != "portfolio")
+
+    def _role_of(self, name: str) -> Role | None:
+        """A user's role: the store's record where one exists (made by `tradeguard users`),
+        else the config's ``users:``. If the store cannot be read, the config still lets
+        people halt (stopping is cheap); lifting needs the store anyway."""
+        if self._store is not None and not self._store_error:
+            with contextlib.suppress(StoreUnavailable):
+                record = self._store.users().get(name)
+                if record is not None:
+                    return Role.parse(record.role)
+        return self.config.users.get(name)
+
+    def _user_audit(self, by: str, action: str, name: str, why: str) -> AuditEntry:
+        return AuditEntry(self._clock.time(), by, action, f"user:{name}", None, None, why)
 
     def _fail_store(self, message: str) -> None:
         """The store cannot be trusted: lock down in memory; nothing can be lifted until fixed.
@@ -657,6 +678,116 @@ class Guard:
             self._store.commit(audit=[entry], approvals=superseded)
         except StoreUnavailable as exc:
             log.error("could not record a repeated %s by %s: %s", command, actor, exc)
+
+    # -- authentication and users ---------------------------------------------------------
+
+    @property
+    def auth_enabled(self) -> bool:
+        return self.config.auth.enabled
+
+    def authenticate(self, user: object, token: str | None) -> None:
+        """Check ``token`` is ``user``'s (CLI and HTTP); refusals are audited. With auth off in
+        the config this accepts anyone the roles know, and callers say so."""
+        if not self.config.auth.enabled:
+            return
+        name = user if isinstance(user, str) else ""
+        record = None
+        if self._store is not None and not self._store_error:
+            with contextlib.suppress(StoreUnavailable):
+                record = self._store.users().get(name)
+        if record is None or record.salt is None or record.token_hash is None:
+            why = (
+                f"{user!r} has no token: `tradeguard users token {name}` issues one"
+                if record is not None
+                else f"unknown user {user!r}"
+            )
+            self._audit_refusal(user, "authenticate", PORTFOLIO, why)
+            raise PermissionDenied(why)
+        key = (name, hashlib.sha256((token or "").encode()).hexdigest())
+        if self._verified.get(key) == record.updated_at:
+            return
+        if not token or not token_matches(token, record.salt, record.token_hash):
+            self._audit_refusal(user, "authenticate", PORTFOLIO, "wrong token")
+            raise PermissionDenied(f"wrong token for {name}")
+        self._verified[key] = record.updated_at
+
+    def users(self) -> list[dict[str, Any]]:
+        store = self._require_store()
+        return [
+            {"name": u.name, "role": u.role, "has_token": u.token_hash is not None}
+            for u in sorted(store.users().values(), key=lambda u: u.name)
+        ]
+
+    def add_user(self, name: str, role: str, *, by: str) -> str:
+        """Create a user and return its token (shown once; only its hash is kept)."""
+        store = self._require_store()
+        name = self._valid_user_name(name)
+        parsed = self._valid_role(role)
+        if name in store.users() or name in self.config.users:
+            raise BadRequest(f"user {name!r} exists: use `set-role` or `token`")
+        return self._put_user(name, parsed, by=by, action="user:added", token=new_token())
+
+    def issue_token(self, name: str, *, by: str) -> str:
+        """A new token for an existing user; the old one stops working."""
+        record = self._require_store().users().get(name)
+        role = Role.parse(record.role) if record is not None else self.config.users.get(name)
+        if role is None:
+            raise UnknownRequest(f"no user {name!r}")
+        return self._put_user(name, role, by=by, action="user:token", token=new_token())
+
+    def set_role(self, name: str, role: str, *, by: str) -> None:
+        record = self._require_store().users().get(name)
+        if record is None and name not in self.config.users:
+            raise UnknownRequest(f"no user {name!r}")
+        self._put_user(
+            name, self._valid_role(role), by=by, action="user:role", token=None, keep=record
+        )
+
+    def remove_user(self, name: str, *, by: str) -> None:
+        """Remove a user's record (role and token). One listed in the config keeps its config
+        role, without a token, until it is removed from the config too."""
+        audit = self._user_audit(by, "user:removed", name, "removed")
+        if not self._require_store().remove_user(name, audit):
+            raise UnknownRequest(f"no user {name!r} in the store")
+
+    def _put_user(
+        self,
+        name: str,
+        role: Role,
+        *,
+        by: str,
+        action: str,
+        token: str | None,
+        keep: UserRecord | None = None,
+    ) -> str:
+        salt, digest = (
+            hash_token(token)
+            if token
+            else (keep.salt if keep else None, keep.token_hash if keep else None)
+        )
+        record = UserRecord(name, role.label, salt, digest, self._clock.time())
+        audit = self._user_audit(by, action, name, f"role {role.label}")
+        self._require_store().put_user(record, audit)
+        return token or ""
+
+    @staticmethod
+    def _valid_user_name(name: str) -> str:
+        try:
+            return inputs.identifier("user name", name)
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+
+    @staticmethod
+    def _valid_role(role: str) -> Role:
+        try:
+            return Role.parse(role)
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+
+    def _require_store(self) -> StateStore:
+        if self._store is None or self._store_error:
+            raise StoreUnavailable(self._store_error or "no state store")
+        return self._store
 
     # -- manual overrides -----------------------------------------------------------------
 
@@ -1187,15 +1318,33 @@ class Guard:
         """Start the breaker thread (the seed's coroutine); returns at once."""
         self.start()
 
+    def _watch_store(self) -> None:
+        """The out-of-band path: a CLI or another process wrote to the store; adopt it now,
+        not at the next breaker tick."""
+        if self._store is None or self._store_error:
+            return
+        version = self._store.data_version()
+        if version != self._seen_version:
+            self._seen_version = version
+            self._sync_from_store([])
+
     def start(self) -> None:
         self._resume_stops()
+        if self._watcher is None:
+            self._watcher = CircuitBreaker(
+                self._watch_store,
+                self.config.guard.watch_interval_seconds,
+                name="tradeguard-watcher",
+            )
+        self._watcher.start()
         if self._breaker is None:
             self._breaker = CircuitBreaker(self.tick, self.config.breaker.interval_seconds)
         self._breaker.start()
 
     def stop(self) -> None:
-        if self._breaker is not None:
-            self._breaker.stop()
+        for thread in (self._watcher, self._breaker):
+            if thread is not None:
+                thread.stop()
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait for queued callbacks to finish (tests and orderly shutdown)."""

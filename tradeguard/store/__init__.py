@@ -1,6 +1,21 @@
 """Durable state behind one protocol; SQLite is the embedded default."""
 
-from tradeguard.store.base import Approval, FlattenRun, StateConflict, StateStore, StateWrite
+from tradeguard.store.base import (
+    Approval,
+    FlattenRun,
+    StateConflict,
+    StateStore,
+    StateWrite,
+    UserRecord,
+)
 from tradeguard.store.sqlite import SqliteStore
 
-__all__ = ["Approval", "FlattenRun", "SqliteStore", "StateConflict", "StateStore", "StateWrite"]
+__all__ = [
+    "Approval",
+    "FlattenRun",
+    "SqliteStore",
+    "StateConflict",
+    "StateStore",
+    "StateWrite",
+    "UserRecord",
+]

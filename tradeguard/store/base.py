@@ -60,6 +60,17 @@ class Approval:
 
 
 @dataclass(frozen=True, slots=True)
+class UserRecord:
+    """An operator: a role, and the scrypt hash of a token (never the token itself)."""
+
+    name: str
+    role: str
+    salt: str | None
+    token_hash: str | None
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class FlattenRun:
     """An emergency stop's intent, written before it acts; ``running`` after a crash means
     the stop must resume."""
@@ -94,6 +105,14 @@ class StateStore(Protocol):
     def verify_audit(self) -> Verification: ...
 
     def record_flatten(self, run: FlattenRun) -> None: ...
+
+    def users(self) -> dict[str, UserRecord]: ...
+
+    def put_user(self, user: UserRecord, audit: AuditEntry) -> None: ...
+
+    def remove_user(self, name: str, audit: AuditEntry) -> bool: ...
+
+    def data_version(self) -> int: ...
 
     def flatten_runs(self, *, status: str | None = None) -> list[FlattenRun]: ...
 

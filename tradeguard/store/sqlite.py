@@ -21,7 +21,13 @@ from tradeguard.audit import AuditEntry, AuditRecord, Verification
 from tradeguard.errors import StoreUnavailable
 from tradeguard.model import PortfolioState, Scope, ScopeKind, StrategyState
 from tradeguard.state import ScopeStatus
-from tradeguard.store.base import Approval, FlattenRun, StateConflict, StateWrite
+from tradeguard.store.base import (
+    Approval,
+    FlattenRun,
+    StateConflict,
+    StateWrite,
+    UserRecord,
+)
 
 SCHEMA_VERSION = 1
 
@@ -42,6 +48,9 @@ CREATE TABLE IF NOT EXISTS approvals (
 CREATE TABLE IF NOT EXISTS flatten_runs (
     id TEXT PRIMARY KEY, scope TEXT NOT NULL, reason TEXT NOT NULL, status TEXT NOT NULL,
     started_at REAL NOT NULL, report TEXT);
+CREATE TABLE IF NOT EXISTS users (
+    name TEXT PRIMARY KEY, role TEXT NOT NULL, salt TEXT, token_hash TEXT,
+    updated_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS metrics (scope TEXT PRIMARY KEY, data TEXT NOT NULL, at REAL NOT NULL);
 """
 
@@ -202,6 +211,36 @@ class SqliteStore:
             rows = db.execute("SELECT seq, entry, prev_hash, hash, ts FROM audit ORDER BY seq")
             head = db.execute("SELECT seq, hash FROM audit_head WHERE id=1").fetchone()
             return audit.verify(rows.fetchall(), None if head is None else (head[0], head[1]))
+
+    # -- users ----------------------------------------------------------------------------
+
+    def users(self) -> dict[str, UserRecord]:
+        with self._read() as db:
+            rows = db.execute("SELECT name, role, salt, token_hash, updated_at FROM users")
+            fetched = rows.fetchall()
+        return {r[0]: UserRecord(*r) for r in fetched}
+
+    def put_user(self, user: UserRecord, audit: AuditEntry) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO users VALUES (?, ?, ?, ?, ?)",
+                (user.name, user.role, user.salt, user.token_hash, user.updated_at),
+            )
+            self._append(db, audit)
+
+    def remove_user(self, name: str, audit: AuditEntry) -> bool:
+        with self._write() as db:
+            removed = db.execute("DELETE FROM users WHERE name=?", (name,)).rowcount > 0
+            if removed:
+                self._append(db, audit)
+        return removed
+
+    def data_version(self) -> int:
+        """Changes whenever another connection commits: how a guard notices, cheaply, that a
+        CLI or another process wrote to the store."""
+        with self._read() as db:
+            row = db.execute("PRAGMA data_version").fetchone()
+        return int(row[0])
 
     # -- emergency stop runs --------------------------------------------------------------
 
