@@ -6,8 +6,11 @@ Exit codes: 0 done, 1 error (including a broken audit chain), 2 usage, 3 permiss
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
+import sys
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -18,8 +21,16 @@ from rich.table import Table
 
 from tradeguard.clock import to_iso
 from tradeguard.config import Config, config_warnings, load_config
-from tradeguard.errors import ConfigError, PermissionDenied, TradeguardError, UnknownRequest
+from tradeguard.errors import (
+    BadRequest,
+    ConfigError,
+    PermissionDenied,
+    TradeguardError,
+    UnknownRequest,
+    UnknownStrategy,
+)
 from tradeguard.guard import Guard
+from tradeguard.model import StateChange
 
 EXIT_ERROR, EXIT_USAGE, EXIT_DENIED, EXIT_UNKNOWN = 1, 2, 3, 4
 
@@ -30,8 +41,12 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Configuration files.", no_args_is_help=True)
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
+users_app = typer.Typer(
+    help="Operators: roles and tokens, kept in the store.", no_args_is_help=True
+)
 app.add_typer(config_app, name="config")
 app.add_typer(audit_app, name="audit")
+app.add_typer(users_app, name="users")
 
 # Not a terminal (CI, a pipe): wide enough that tables stay readable.
 out = Console(width=None if os.isatty(1) else 140)
@@ -42,6 +57,11 @@ ConfigOption = Annotated[
     typer.Option("--config", "-c", help="YAML config; default: $TRADEGUARD_CONFIG or defaults."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+UserOption = Annotated[
+    str,
+    typer.Option("--user", "-u", help="Who is acting (token: $TRADEGUARD_TOKEN, or asked for)."),
+]
+ReasonOption = Annotated[str | None, typer.Option("--reason", "-r", help="Why; goes on record.")]
 
 STATE_STYLE = {
     "normal": "green",
@@ -200,9 +220,303 @@ def main() -> None:
     except PermissionDenied as exc:
         err.print(f"[red]permission denied:[/] {exc}", highlight=False)
         raise SystemExit(EXIT_DENIED) from exc
-    except UnknownRequest as exc:
+    except (UnknownRequest, UnknownStrategy) as exc:
         err.print(f"[red]unknown:[/] {exc}", highlight=False)
         raise SystemExit(EXIT_UNKNOWN) from exc
+    except BadRequest as exc:
+        err.print(f"[red]bad request:[/] {exc}", highlight=False)
+        raise SystemExit(EXIT_USAGE) from exc
     except TradeguardError as exc:
         err.print(f"[red]error:[/] {exc}", highlight=False)
         raise SystemExit(EXIT_ERROR) from exc
+
+
+# -- operator commands: each authenticates, writes through the store, and says what follows ----
+
+
+def _operator(config: Path | None, user: str) -> Guard:
+    """A guard on the store, with ``user`` authenticated (or a warning when auth is off)."""
+    guard = _guard(config)
+    if not guard.auth_enabled:
+        err.print(
+            "[yellow]warning:[/] authentication is off in this config: anyone can act as any user",
+            highlight=False,
+        )
+        return guard
+    token = os.environ.get("TRADEGUARD_TOKEN")
+    if token is None and os.isatty(0):
+        token = typer.prompt(f"token for {user}", hide_input=True)
+    try:
+        guard.authenticate(user, token)
+    except PermissionDenied:
+        guard.close()
+        raise
+    return guard
+
+
+def _report(change: StateChange | None, as_json: bool, nothing: str) -> None:
+    if as_json:
+        out.print_json(json.dumps(None if change is None else change.to_dict()))
+        return
+    if change is None:
+        out.print(nothing, highlight=False)
+        return
+    out.print(
+        f"{change.scope}: {change.before} -> [{STATE_STYLE.get(change.after, '')}]"
+        f"{change.after}[/] by {change.actor} ({change.reason})",
+        highlight=False,
+    )
+    out.print(
+        "recorded in the store: running guards act on it within a fraction of a second", style="dim"
+    )
+
+
+def _known_strategy(guard: Guard, strategy: str, force: bool) -> None:
+    if force or strategy in guard.status()["strategies"]:
+        return
+    known = ", ".join(guard.status()["strategies"]) or "none yet"
+    raise _fail(
+        f"unknown strategy {strategy!r} (known: {known}); check the name, or pass "
+        "--force to halt it before it first reports",
+        EXIT_UNKNOWN,
+    )
+
+
+@app.command("halt-strategy")
+def halt_strategy(
+    strategy: str,
+    user: UserOption,
+    reason: ReasonOption = None,
+    force: Annotated[bool, typer.Option(help="Halt a strategy no guard has seen yet.")] = False,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Halt one strategy: its orders are cancelled (and, by its policy, its positions closed)."""
+    with _operator(config, user) as guard:
+        _known_strategy(guard, strategy, force)
+        change = guard.halt_strategy(strategy, user, reason or "halted from the CLI")
+    _report(change, as_json, f"strategy {strategy} was already halted (your press is on record)")
+
+
+@app.command()
+def resume(
+    strategy: str,
+    user: UserOption,
+    reason: ReasonOption = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Resume a halted strategy (senior_trader or higher)."""
+    with _operator(config, user) as guard:
+        _known_strategy(guard, strategy, force=False)
+        change = guard.resume_strategy(strategy, user, reason or "resumed from the CLI")
+    _report(change, as_json, "")
+
+
+@app.command("portfolio-halt")
+def portfolio_halt(
+    user: UserOption,
+    reason: ReasonOption = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Soft halt: no new risk; positions are kept and may be reduced."""
+    with _operator(config, user) as guard:
+        change = guard.portfolio_halt(user, reason or "soft halt from the CLI")
+    _report(change, as_json, "the portfolio is already at least soft-halted (press recorded)")
+
+
+@app.command("portfolio-close")
+def portfolio_close(
+    user: UserOption,
+    reason: ReasonOption = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Hard halt: no orders; every order cancelled and every position closed."""
+    with _operator(config, user) as guard:
+        change = guard.portfolio_close(user, reason or "hard halt from the CLI")
+    _report(change, as_json, "the portfolio is already at least hard-halted (press recorded)")
+
+
+@app.command()
+def emergency(
+    user: UserOption,
+    reason: ReasonOption = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Emergency lockdown: hard halt, limits frozen; lifting it takes two people."""
+    with _operator(config, user) as guard:
+        change = guard.emergency(user, reason or "emergency from the CLI")
+    _report(change, as_json, "the portfolio is already in emergency (press recorded)")
+
+
+@app.command()
+def reset(
+    user: UserOption,
+    reason: ReasonOption = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Lift a portfolio halt (risk_manager); an emergency needs a second person's approve."""
+    with _operator(config, user) as guard:
+        request = guard.reset(user, reason or "reset from the CLI")
+    if as_json:
+        out.print_json(json.dumps(request.to_dict()))
+    elif request.status == "pending":
+        out.print(
+            f"reset request {request.id} opened; a different risk_manager or admin "
+            f"completes it with:\n  tradeguard approve {request.id} --user NAME\n"
+            f"before {request.to_dict()['expires_at']}",
+            highlight=False,
+        )
+    else:
+        out.print("portfolio: lifted to normal; running guards act on it at once", highlight=False)
+
+
+@app.command()
+def approve(
+    request_id: str,
+    user: UserOption,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Complete a two-person request as the second, different person."""
+    with _operator(config, user) as guard:
+        change = guard.approve(request_id, user)
+    _report(change, as_json, "")
+
+
+@app.command()
+def monitor(
+    interval: Annotated[float, typer.Option(help="Seconds between refreshes.")] = 2.0,
+    iterations: Annotated[int, typer.Option(help="Stop after N refreshes (0: never).")] = 0,
+    config: ConfigOption = None,
+) -> None:
+    """Live full-screen status, refreshed from the store."""
+    from rich.live import Live
+
+    from tradeguard.monitor import render_status
+
+    chosen = _config(config)
+    count = 0
+    with Live(console=out, screen=os.isatty(1), auto_refresh=False) as live:
+        while True:
+            with _guard(config) as guard:
+                live.update(render_status(guard.status(), chosen), refresh=True)
+            count += 1
+            if iterations and count >= iterations:
+                return
+            time.sleep(interval)
+
+
+@audit_app.command("export")
+def audit_export(
+    output: Annotated[Path | None, typer.Option(help="File to write; default stdout.")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Every record as JSON lines, hashes included, for offline verification and archiving."""
+    with _guard(config) as guard:
+        lines = "".join(json.dumps(r.to_dict()) + "\n" for r in guard.audit_records())
+    if output is None:
+        sys.stdout.write(lines)
+    else:
+        output.write_text(lines, encoding="utf-8")
+        out.print(f"{lines.count(chr(10))} records written to {output}", highlight=False)
+
+
+# -- users --------------------------------------------------------------------------------
+
+
+def _admin(config: Path | None, user: str | None) -> tuple[Guard, str]:
+    """User administration needs an authenticated admin once one exists; before that, whoever
+    can write the store's file is the administrator (the bootstrap)."""
+    guard = _guard(config)
+    admins = [u for u in guard.users() if u["role"] == "admin" and u["has_token"]]
+    if not admins or not guard.auth_enabled:
+        by = f"local:{getpass.getuser()}"
+        err.print(
+            f"note: no admin with a token yet: acting as {by} (file access)",
+            style="dim",
+            highlight=False,
+        )
+        return guard, by
+    if user is None:
+        guard.close()
+        raise _fail("an admin must authenticate: --user NAME with $TRADEGUARD_TOKEN", EXIT_USAGE)
+    guard.close()
+    guard = _operator(config, user)
+    if user not in {a["name"] for a in admins}:
+        guard.close()
+        raise PermissionDenied(f"{user} is not an admin with a token")
+    return guard, user
+
+
+AdminOption = Annotated[str | None, typer.Option("--user", "-u", help="The admin acting.")]
+
+
+@users_app.command("add")
+def users_add(
+    name: str,
+    role: Annotated[str, typer.Option(help="viewer, trader, senior_trader, risk_manager or admin")],
+    user: AdminOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Create a user; its token is printed once (only a hash is kept)."""
+    guard, by = _admin(config, user)
+    with guard:
+        token = guard.add_user(name, role, by=by)
+    out.print(f"user {name} ({role}) created. Token, shown only now:\n{token}", highlight=False)
+
+
+@users_app.command("token")
+def users_token(name: str, user: AdminOption = None, config: ConfigOption = None) -> None:
+    """Issue a new token for a user; the old one stops working."""
+    guard, by = _admin(config, user)
+    with guard:
+        token = guard.issue_token(name, by=by)
+    out.print(f"new token for {name}, shown only now:\n{token}", highlight=False)
+
+
+@users_app.command("set-role")
+def users_set_role(
+    name: str, role: str, user: AdminOption = None, config: ConfigOption = None
+) -> None:
+    """Change a user's role."""
+    guard, by = _admin(config, user)
+    with guard:
+        guard.set_role(name, role, by=by)
+    out.print(f"{name} is now {role}", highlight=False)
+
+
+@users_app.command("remove")
+def users_remove(name: str, user: AdminOption = None, config: ConfigOption = None) -> None:
+    """Remove a user's record (role and token)."""
+    guard, by = _admin(config, user)
+    with guard:
+        guard.remove_user(name, by=by)
+        still = name in guard.config.users
+    out.print(
+        f"{name} removed"
+        + (
+            " from the store; it is still in the config's users: remove it there too"
+            if still
+            else ""
+        ),
+        highlight=False,
+    )
+
+
+@users_app.command("list")
+def users_list(config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Every user, role, whether it has a token, and where its role comes from."""
+    with _guard(config) as guard:
+        users = guard.users()
+    if as_json:
+        out.print_json(json.dumps(users))
+        return
+    table = Table("user", "role", "token", "source")
+    for u in users:
+        table.add_row(u["name"], u["role"], "yes" if u["has_token"] else "no", u["source"])
+    out.print(table)

@@ -696,9 +696,10 @@ class Guard:
             with contextlib.suppress(StoreUnavailable):
                 record = self._store.users().get(name)
         if record is None or record.salt is None or record.token_hash is None:
+            known = record is not None or name in self.config.users
             why = (
                 f"{user!r} has no token: `tradeguard users token {name}` issues one"
-                if record is not None
+                if known
                 else f"unknown user {user!r}"
             )
             self._audit_refusal(user, "authenticate", PORTFOLIO, why)
@@ -712,11 +713,20 @@ class Guard:
         self._verified[key] = record.updated_at
 
     def users(self) -> list[dict[str, Any]]:
-        store = self._require_store()
-        return [
-            {"name": u.name, "role": u.role, "has_token": u.token_hash is not None}
-            for u in sorted(store.users().values(), key=lambda u: u.name)
-        ]
+        """Every user: the store's records and the config's ``users:``; the store's role wins."""
+        stored = self._require_store().users()
+        listed = []
+        for name in sorted(set(stored) | set(self.config.users)):
+            record = stored.get(name)
+            listed.append(
+                {
+                    "name": name,
+                    "role": record.role if record else self.config.users[name].label,
+                    "has_token": record is not None and record.token_hash is not None,
+                    "source": "store" if record else "config",
+                }
+            )
+        return listed
 
     def add_user(self, name: str, role: str, *, by: str) -> str:
         """Create a user and return its token (shown once; only its hash is kept)."""

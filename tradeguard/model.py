@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from enum import Enum, IntEnum, StrEnum
 from typing import Any
 
+from tradeguard.clock import to_iso
+
 
 class PortfolioState(StrEnum):
     """Portfolio trading state, from most to least permissive."""
@@ -154,6 +156,18 @@ class StateChange:
     version: int
     breach: Breach | None = None
     details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "scope": str(self.scope),
+            "before": self.before,
+            "after": self.after,
+            "actor": str(self.actor),
+            "reason": self.reason,
+            "at": to_iso(self.at),
+            "version": self.version,
+            "breach": None if self.breach is None else self.breach.to_dict(),
+        }
 
 
 def finite_or_none(value: float | None) -> float | None:
