@@ -290,6 +290,7 @@ class EmergencyConfig(Frozen):
     backoff_initial_seconds: Positive = 0.05
     backoff_max_seconds: Positive = 2.0
     max_in_flight: PositiveInt = 50
+    call_timeout_seconds: Positive = 5.0  # a venue call slower than this counts as a timeout
     strategy_on_halt: LaxOnHalt = OnHalt.CANCEL_ORDERS
 
     @model_validator(mode="after")

@@ -219,6 +219,7 @@ async def _trade(day: Day, seed: int, speed: float) -> None:
                     down_until=story.clock.time() + 200,
                 )
             await desk.step(prices, trade=not waiting)
+            guard.flush()  # a stop still running owns the simulated clock
             guard.tick()  # the breaker's backstop, on simulated time
             guard.flush()  # let the stops and callbacks finish before the desk trades again
             story.show()

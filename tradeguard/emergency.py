@@ -21,7 +21,14 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from tradeguard.clock import Clock, to_iso
-from tradeguard.venues.base import Side, Venue, VenueError, VenueOrder, VenuePosition
+from tradeguard.venues.base import (
+    Side,
+    Venue,
+    VenueError,
+    VenueOrder,
+    VenuePosition,
+    VenueTimeout,
+)
 
 T = TypeVar("T")
 Step = Callable[[str, dict[str, Any]], None]
@@ -95,6 +102,7 @@ class StopPolicy:
     backoff_initial: float = 0.05
     backoff_max: float = 2.0
     max_in_flight: int = 50  # concurrent requests per venue
+    call_timeout: float = 5.0  # a venue call that takes longer is a timeout, and retried
 
 
 class RateLimiter:
@@ -138,6 +146,9 @@ class _Run:
 
 
 class EmergencyStop:
+    """Runs stops. Keep one per guard: its per-venue locks and rate limiters must outlive a
+    single run, or two stops could trade the same venue at once."""
+
     def __init__(
         self,
         venues: Sequence[Venue],
@@ -146,14 +157,16 @@ class EmergencyStop:
         policy: StopPolicy | None = None,
         sleep: Sleep = asyncio.sleep,
         on_step: Step | None = None,
+        still_wanted: Callable[[str], bool] | None = None,
     ) -> None:
-        self.venues = list(venues)
+        self.venues = venues  # the caller's list: venues attached later are included
         self._clock = clock
         self._policy = policy if policy is not None else StopPolicy()
         self._sleep = sleep
         self._notify = on_step or (lambda _kind, _details: None)
-        self._limiters = {v.name: RateLimiter(v.rate_limit) for v in self.venues}
-        self._locks = {v.name: asyncio.Lock() for v in self.venues}
+        self._still_wanted = still_wanted or (lambda _scope: True)
+        self._limiters: dict[str, RateLimiter] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
 
     async def run(
         self,
@@ -166,10 +179,20 @@ class EmergencyStop:
         scope = "portfolio" if strategy_id is None else f"strategy:{strategy_id}"
         report = FlattenReport(run_id, scope, reason, close_positions, self._clock.time())
         run = _Run(report, strategy_id, asyncio.Event(), self._notify, self._clock)
-        run.step("started", {"reason": reason, "venues": [v.name for v in self.venues]})
-        report.venues = list(await asyncio.gather(*(self._venue(v, run) for v in self.venues)))
+        venues = list(self.venues)
+        run.step("started", {"reason": reason, "venues": [v.name for v in venues]})
+        results = await asyncio.gather(
+            *(self._venue(v, run) for v in venues), return_exceptions=True
+        )
+        for venue, result in zip(venues, results, strict=True):
+            if isinstance(result, VenueReport):
+                report.venues.append(result)
+            elif isinstance(result, Exception):  # a bug, not a venue fault: report it, not flat
+                report.venues.append(VenueReport(venue.name, errors=[f"stop failed: {result!r}"]))
+            else:
+                raise result
         report.finished_at = self._clock.time()
-        report.flat = all(v.flat for v in report.venues)
+        report.flat = bool(report.venues) and all(v.flat for v in report.venues)
         report.escalated = run.escalation.is_set()
         run.step("finished", report.to_dict())
         return report
@@ -178,18 +201,27 @@ class EmergencyStop:
         out = VenueReport(venue.name)
         policy, start = self._policy, self._clock.time()
         backoff = policy.backoff_initial
+        lock = self._locks.setdefault(venue.name, asyncio.Lock())
         while True:
+            if not self._still_wanted(run.report.scope):  # lifted meanwhile: stop stopping
+                out.errors.append("abandoned: the halt was lifted")
+                run.step("abandoned", out.to_dict())
+                return out
             out.rounds += 1
             try:
-                async with self._locks[venue.name]:
+                async with lock:
                     progressed = await self._round(venue, out, run, start)
                 if out.flat:
                     out.flatten_seconds = self._clock.time() - start
                     run.step("venue_flat", out.to_dict())
                     return out
                 backoff = policy.backoff_initial if progressed else backoff
-            except VenueError as exc:
-                out.errors.append(f"round {out.rounds}: {exc}")
+            except Exception as exc:  # every failure is retried: the book must get flat
+                out.errors.append(
+                    f"round {out.rounds}: {exc!r}"
+                    if not isinstance(exc, VenueError)
+                    else f"round {out.rounds}: {exc}"
+                )
             elapsed = self._clock.time() - start
             if elapsed >= policy.deadline_seconds and not run.escalation.is_set():
                 run.escalation.set()
@@ -209,7 +241,7 @@ class EmergencyStop:
             backoff = min(backoff * 2, policy.backoff_max)
 
     async def _round(self, venue: Venue, out: VenueReport, run: _Run, start: float) -> bool:
-        """One pass; returns whether it sent anything. Sets ``out.flat`` when verified."""
+        """One pass; returns whether a close went through. Sets ``out.flat`` when verified."""
         sid = run.strategy_id
         out.cancelled += await self._call(venue, lambda: venue.cancel_all(sid))
         if out.cancel_seconds is None:
@@ -231,14 +263,16 @@ class EmergencyStop:
             *(self._close(venue, p, run.report.run_id, out.rounds, limit) for p in positions),
             return_exceptions=True,
         )
+        closed = 0
         for result in results:
-            if isinstance(result, VenueError):
+            if isinstance(result, Exception):
                 out.errors.append(f"round {out.rounds}: {result}")
             elif isinstance(result, BaseException):
                 raise result
             else:
                 out.orders_sent += 1
-        return True
+                closed += 1
+        return closed > 0  # only a close that went through resets the backoff
 
     async def _close(
         self,
@@ -264,5 +298,13 @@ class EmergencyStop:
             )
 
     async def _call(self, venue: Venue, request: Callable[[], Awaitable[T]]) -> T:
-        await self._limiters[venue.name].wait()
-        return await request()
+        limiter = self._limiters.get(venue.name)
+        if limiter is None:
+            limiter = self._limiters[venue.name] = RateLimiter(venue.rate_limit)
+        await limiter.wait()
+        try:
+            return await asyncio.wait_for(request(), self._policy.call_timeout)
+        except TimeoutError:
+            raise VenueTimeout(
+                f"{venue.name}: no answer in {self._policy.call_timeout:g}s"
+            ) from None

@@ -143,6 +143,7 @@ class Guard:
         self._stopper: EmergencyStop | None = None
         self._flattens: dict[str, concurrent.futures.Future[FlattenReport]] = {}
         self.last_flatten: FlattenReport | None = None
+        self._last_reports: dict[str, FlattenReport] = {}
         now = self._clock.time()
         self._states: dict[str, ScopeStatus] = {
             "portfolio": ScopeStatus(PortfolioState.NORMAL, "initial", now, str(SYSTEM), 0)
@@ -881,7 +882,8 @@ class Guard:
         future = self._flatten(None, reason)
         if future is None:
             now = self._clock.time()
-            return FlattenReport("", "portfolio", "no venues attached", True, now, now, flat=True)
+            # Nothing attached, nothing verified: not "flat", which would be a claim.
+            return FlattenReport("", "portfolio", "no venues attached", True, now, now, flat=False)
         return await asyncio.wrap_future(future)
 
     def reset(self, user: str, reason: str = "manual reset") -> Approval:
@@ -1015,6 +1017,7 @@ class Guard:
         only a change that makes the trigger stricter is accepted."""
         actor = self._authorize(user, Command.CONFIGURE, PORTFOLIO)
         with self._lock:
+            self._refresh("portfolio")  # an emergency declared elsewhere freezes limits here too
             current = getattr(self.config.triggers, trigger, None)
             if trigger not in Triggers.model_fields or not isinstance(current, Trigger):
                 self._refuse_config(
@@ -1075,17 +1078,44 @@ class Guard:
         with self._lock:
             if any(v.name == venue.name for v in self._venues):
                 raise ValueError(f"a venue named {venue.name!r} is already attached")
-            self._venues.append(venue)
-            self._stopper = None
+            self._venues.append(venue)  # the coordinator sees the list: no rebuild, no new locks
 
     def _react(self, change: StateChange) -> None:
         """What a state change sets in motion on the venues: a hard halt or emergency takes
         the book flat; a strategy halt cancels its orders and, by its policy, closes it."""
         if change.scope.kind is ScopeKind.PORTFOLIO:
-            if change.after in (PortfolioState.HARD_HALT, PortfolioState.EMERGENCY):
+            if change.after in _FLATTENING:
                 self._flatten(None, change.reason)
-        elif change.after == StrategyState.HALTED:
+        elif change.after in (StrategyState.HALTED, StrategyState.DISABLED):
             self._flatten(change.scope.id, change.reason)
+
+    def _still_halted(self, scope: str) -> bool:
+        """Whether a stop for ``scope`` should go on: a lift ends it (and its escalation)."""
+        if scope == "portfolio":
+            return self.portfolio_state in _FLATTENING
+        state = self.status_of(Scope.parse(scope)).state
+        return state in (StrategyState.HALTED, StrategyState.DISABLED)
+
+    def _keep_stopping(self) -> None:
+        """From the breaker tick: a scope still halted whose last stop gave up, failed, or
+        missed a venue attached since gets another stop. It keeps at it until flat."""
+        if not self._venues:
+            return
+        names = {v.name for v in self._venues}
+        scopes = ["portfolio"] + [k for k in self._states if k.startswith("strategy:")]
+        for scope in scopes:
+            if not self._still_halted(scope):
+                continue
+            running = self._flattens.get(scope)
+            if running is not None and not running.done():
+                continue
+            last = self._last_reports.get(scope)
+            if last is not None and last.flat and {v.venue for v in last.venues} == names:
+                continue
+            if last is None and running is None and scope != "portfolio":
+                continue  # never started here: a strategy halted before this process began
+            sid = None if scope == "portfolio" else Scope.parse(scope).id
+            self._flatten(sid, "retry: the last stop did not verify every venue flat")
 
     def _flatten(
         self, strategy_id: str | None, reason: str
@@ -1115,6 +1145,7 @@ class Guard:
                 e.backoff_initial_seconds,
                 e.backoff_max_seconds,
                 e.max_in_flight,
+                e.call_timeout_seconds,
             )
             self._stopper = EmergencyStop(
                 self._venues,
@@ -1122,6 +1153,7 @@ class Guard:
                 policy=policy,
                 sleep=self._sleep,
                 on_step=self._flatten_step,
+                still_wanted=self._still_halted,
             )
         return self._stopper
 
@@ -1139,6 +1171,7 @@ class Guard:
         status = "flat" if report.flat else "incomplete"
         self._record_run(dataclasses.replace(run, status=status, report=report.to_dict()))
         self.last_flatten = report
+        self._last_reports[report.scope] = report
         self._actuator.emit("flatten_done", report)
         return report
 
@@ -1180,6 +1213,8 @@ class Guard:
             f"{details['venue']} not flat after {details['elapsed']:.1f}s",
             float(details["at"]),
         )
+        if not self._still_halted(scope):
+            return  # lifted meanwhile: nothing to escalate
         self._actuator.emit("breach", breach)
         self._actuator.emit("escalation", breach)
         if scope == "portfolio":
@@ -1231,6 +1266,7 @@ class Guard:
                 errors.append(f"{name}: {exc!r}")
                 self._halt_invalid(PORTFOLIO, f"metrics source {name} failed: {exc!r}")
         breaches = self._evaluate_everything()
+        self._keep_stopping()
         problem = self.save_baselines()
         if problem:
             errors.append(problem)
@@ -1368,7 +1404,9 @@ class Guard:
         self.stop()
         self.save_baselines()
         self._actuator.flush(5.0)
-        for future in self._flattens.values():
+        with self._lock:
+            running = list(self._flattens.values())
+        for future in running:
             future.cancel()
         self._actuator.close()
         if self._store is not None:
@@ -1455,6 +1493,8 @@ class Guard:
             raise StoreUnavailable(self._store_error or "no state store")
         return self._store.verify_audit()
 
+
+_FLATTENING = (PortfolioState.HARD_HALT, PortfolioState.EMERGENCY)
 
 _ACTION_SEVERITY = {
     Action.HALT_STRATEGY: 0,

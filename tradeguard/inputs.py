@@ -16,7 +16,7 @@ from numbers import Integral, Real
 # Larger than any real price, quantity or amount of money; beyond it sums can overflow to inf.
 MAX_MAGNITUDE = 1e15
 
-_IDENTIFIER = re.compile(r"^[A-Za-z0-9_.:/@-]{1,128}$")
+IDENTIFIER = re.compile(r"^[A-Za-z0-9_.:/@-]{1,128}$")
 
 
 def number(name: str, value: object) -> float:
@@ -68,7 +68,7 @@ def count(name: str, value: object) -> int:
 
 
 def identifier(name: str, value: object) -> str:
-    if not isinstance(value, str) or not _IDENTIFIER.match(value):
+    if not isinstance(value, str) or not IDENTIFIER.match(value):
         raise ValueError(
             f"{name} must be 1-128 characters of letters, digits and _.:/@-, got {value!r}"
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+from tradeguard.inputs import IDENTIFIER
 from tradeguard.model import Decision, Order, PortfolioState, Side, StrategyState
 
 _BLOCKING_PORTFOLIO = {PortfolioState.HARD_HALT, PortfolioState.EMERGENCY}
@@ -16,12 +17,17 @@ _BLOCKING_STRATEGY = {StrategyState.HALTED, StrategyState.DISABLED}
 
 
 def malformed(order: Order) -> Decision | None:
-    """What the kill switch needs to judge an order: a side and a finite positive quantity."""
+    """What the kill switch needs to judge an order: whose it is, a side, and a finite
+    positive quantity and price. An order it cannot judge is refused, never waved through."""
+    sid = order.strategy_id
+    if not isinstance(sid, str) or not IDENTIFIER.match(sid):
+        return Decision(False, "bounds", f"strategy_id is not a valid id: {sid!r}")
     if order.side not in (Side.BUY, Side.SELL):
         return Decision(False, "bounds", f"side must be 'buy' or 'sell', got {order.side!r}")
-    q = order.quantity
-    if isinstance(q, bool) or not isinstance(q, int | float) or not math.isfinite(q) or q <= 0:
-        return Decision(False, "bounds", f"quantity must be a finite number > 0, got {q!r}")
+    for name in ("quantity", "price"):
+        v = getattr(order, name)
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v <= 0:
+            return Decision(False, "bounds", f"{name} must be a finite number > 0, got {v!r}")
     return None
 
 

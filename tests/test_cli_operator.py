@@ -1,0 +1,219 @@
+"""The seed's operator commands, run as a real CLI against a real store, with real tokens."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tradeguard import Guard, PortfolioState, load_config
+from tradeguard.emergency import FlattenReport
+from tradeguard.venues import SimulatedVenue
+
+CLI = Path(sys.executable).parent / "tradeguard"
+CONFIG = "users: {trader1: trader, senior1: senior_trader, risk1: risk_manager, boss: admin, viewer1: viewer}\nstate: {path: tg.db}\n"
+
+
+class Desk:
+    """A config, a store with one known strategy, and tokens for everyone."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.config = root / "c.yaml"
+        self.config.write_text(CONFIG)
+        guard = Guard(load_config(self.config))
+        guard.record_trade("mom", 1.0)  # the store now knows strategy "mom"
+        # Tokens through the same control layer the CLI uses, in-process: one CLI call costs
+        # a third of a second, and the user commands have tests of their own below.
+        users = ("trader1", "senior1", "risk1", "viewer1", "boss")
+        self.tokens = {u: guard.issue_token(u, by="test-setup") for u in users}
+        guard.close()
+
+    def cli(
+        self, *args: str, user: str | None = None, token: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("TRADEGUARD_CONFIG", "TRADEGUARD_TOKEN")
+        }
+        if user is not None:
+            env["TRADEGUARD_TOKEN"] = token if token is not None else self.tokens.get(user, "")
+        extra = ["--user", user] if user is not None else []
+        return subprocess.run(
+            [str(CLI), *args, *extra, "-c", str(self.config)],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=self.root,
+            timeout=60,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+
+
+@pytest.fixture
+def desk(tmp_path: Path) -> Desk:
+    return Desk(tmp_path)
+
+
+class TestSeedCommands:
+    def test_halt_strategy_when_authenticated_trader_then_halted_and_audited(
+        self, desk: Desk
+    ) -> None:
+        """`halt-strategy my_strategy --user trader1` as in the seed README."""
+        done = desk.cli("halt-strategy", "mom", "--reason", "desk call", user="trader1")
+        assert done.returncode == 0, done.stderr
+        assert "strategy:mom: active -> halted by trader1 (desk call)" in done.stdout
+        status = json.loads(desk.cli("status", "--json").stdout)
+        assert status["strategies"]["mom"]["state"] == "halted"
+
+    @pytest.mark.parametrize(
+        ("command", "user", "state"),
+        [
+            (["portfolio-halt"], "viewer1", "soft_halt"),
+            (["portfolio-close"], "trader1", "hard_halt"),
+            (["emergency"], "trader1", "emergency"),
+        ],
+    )
+    def test_portfolio_halts_when_any_user_then_applied(
+        self, desk: Desk, command: list[str], user: str, state: str
+    ) -> None:
+        """Stopping is cheap: any authenticated user may soft-halt, hard-halt or lock down."""
+        done = desk.cli(*command, "--json", user=user)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["after"] == state
+
+    def test_resume_when_senior_then_active_when_trader_then_exit_3(self, desk: Desk) -> None:
+        """Starting is guarded: a trader is refused (exit 3), a senior trader resumes."""
+        desk.cli("halt-strategy", "mom", user="trader1")
+        refused = desk.cli("resume", "mom", user="trader1")
+        assert refused.returncode == 3 and "needs senior_trader" in refused.stderr
+        assert desk.cli("resume", "mom", user="senior1").returncode == 0
+
+    def test_reset_when_emergency_then_two_people_complete_it(self, desk: Desk) -> None:
+        """`reset` opens a request and prints its id; `approve` by someone else completes it."""
+        desk.cli("emergency", user="trader1")
+        opened = desk.cli("reset", "--json", user="risk1")
+        request = json.loads(opened.stdout)["id"]
+        same = desk.cli("approve", request, user="risk1")
+        assert same.returncode == 1 and "different person" in same.stderr
+        done = desk.cli("approve", request, "--json", user="boss")
+        assert done.returncode == 0 and json.loads(done.stdout)["after"] == "normal"
+        replay = desk.cli("approve", request, user="boss")
+        assert replay.returncode == 1 and "cannot be used again" in replay.stderr
+
+    @pytest.mark.parametrize(
+        ("args", "user", "token", "code", "message"),
+        [
+            (["halt-strategy", "mom"], "trader1", "wrong", 3, "wrong token"),
+            (["halt-strategy", "mom"], "mallory", "x", 3, "unknown user"),
+            (["halt-strategy", "mmo"], "trader1", None, 4, "unknown strategy 'mmo'"),
+            (["approve", "nope"], "boss", None, 4, "no two-person request"),
+            (["reset"], "senior1", None, 3, "needs risk_manager"),
+            (["halt-strategy", "bad id!", "--force"], "trader1", None, 2, "strategy_id must be"),
+        ],
+    )
+    def test_command_when_refused_then_exit_code_and_message_say_why(
+        self, desk: Desk, args: list[str], user: str, token: str | None, code: int, message: str
+    ) -> None:
+        """Exit codes: 2 usage, 3 permission denied, 4 unknown strategy or request."""
+        done = desk.cli(*args, user=user, token=token)
+        assert done.returncode == code, (done.stdout, done.stderr)
+        assert message in done.stderr
+
+    def test_refusals_when_made_then_all_in_the_audit_log(self, desk: Desk) -> None:
+        """Every refused attempt, authentication included, is on record."""
+        desk.cli("halt-strategy", "mom", user="trader1", token="wrong")
+        desk.cli("resume", "mom", user="viewer1")
+        records = [json.loads(line) for line in desk.cli("audit", "export").stdout.splitlines()]
+        refused = [(r["actor"], r["action"]) for r in records if r["action"].startswith("refused:")]
+        assert ("trader1", "refused:authenticate") in refused and (
+            "viewer1",
+            "refused:resume",
+        ) in refused
+
+    def test_auth_off_when_configured_then_every_command_says_so(self, desk: Desk) -> None:
+        """With authentication off (demos), the CLI warns on every command."""
+        desk.config.write_text(CONFIG + "auth: {enabled: false}\n")
+        done = desk.cli("portfolio-halt", user="trader1", token="anything")
+        assert done.returncode == 0 and "authentication is off" in done.stderr
+
+
+class TestUsers:
+    def test_users_when_admin_exists_then_only_admins_manage_them(self, desk: Desk) -> None:
+        """After bootstrap, adding a user needs an authenticated admin."""
+        assert desk.cli("users", "add", "eve", "--role", "admin").returncode == 2
+        assert desk.cli("users", "add", "eve", "--role", "admin", user="risk1").returncode == 3
+        added = desk.cli("users", "add", "carol", "--role", "risk_manager", user="boss")
+        token = added.stdout.strip().splitlines()[-1]
+        assert added.returncode == 0 and len(token) >= 30
+        assert desk.cli("portfolio-halt", user="carol", token=token).returncode == 0
+
+    def test_set_role_when_lowered_then_takes_effect_at_once(self, desk: Desk) -> None:
+        """A role change in the store applies to the next command of every process."""
+        desk.cli("halt-strategy", "mom", user="trader1")
+        assert desk.cli("users", "set-role", "senior1", "viewer", user="boss").returncode == 0
+        assert desk.cli("resume", "mom", user="senior1").returncode == 3
+
+    def test_token_when_reissued_then_old_one_stops_working(self, desk: Desk) -> None:
+        """A new token replaces the old."""
+        old = desk.tokens["trader1"]
+        desk.cli("users", "token", "trader1", user="boss")
+        assert desk.cli("portfolio-halt", user="trader1", token=old).returncode == 3
+
+    def test_list_when_json_then_no_secrets(self, desk: Desk) -> None:
+        """Listing shows roles and whether a token exists, never a token or its hash."""
+        listing = desk.cli("users", "list", "--json").stdout
+        users = {u["name"]: u for u in json.loads(listing)}
+        assert users["trader1"] == {
+            "name": "trader1",
+            "role": "trader",
+            "has_token": True,
+            "source": "store",
+        }
+        assert all(t not in listing for t in desk.tokens.values())
+
+
+class TestOutOfBand:
+    def test_cli_halt_when_guard_running_then_adopted_and_callback_fires(self, desk: Desk) -> None:
+        """A wedged or busy trading process is still stopped: the CLI writes the store, the
+        running guard's watcher adopts it and fires the trading process's own callback."""
+        guard = Guard(load_config(desk.config))
+        halted = threading.Event()
+        guard.register_callback("strategy_halt", lambda sid: halted.set() if sid == "mom" else None)
+        guard.start()
+        try:
+            assert desk.cli("halt-strategy", "mom", user="trader1").returncode == 0
+            assert halted.wait(timeout=10)
+            assert guard.strategy_state("mom") == "halted"
+        finally:
+            guard.close()
+
+    def test_cli_emergency_when_guard_has_venues_then_it_flattens_them(self, desk: Desk) -> None:
+        """`tradeguard emergency` from another process makes the trading process go flat."""
+        guard = Guard(load_config(desk.config))
+        venue = SimulatedVenue("v", prices={"BTC": 100.0})
+        venue.set_position("BTC", 3.0, strategy_id="mom")
+        guard.add_venue(venue)
+        done: list[FlattenReport] = []
+        finished = threading.Event()
+
+        def on_done(report: Any) -> None:
+            done.append(report)
+            finished.set()
+
+        guard.register_callback("flatten_done", on_done)
+        guard.start()
+        try:
+            assert desk.cli("emergency", user="trader1").returncode == 0
+            assert finished.wait(timeout=10)
+            assert done[0].flat and guard.portfolio_state is PortfolioState.EMERGENCY
+        finally:
+            guard.close()
