@@ -520,3 +520,30 @@ def users_list(config: ConfigOption = None, as_json: JsonOption = False) -> None
     for u in users:
         table.add_row(u["name"], u["role"], "yes" if u["has_token"] else "no", u["source"])
     out.print(table)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Bind address; keep 127.0.0.1 unless behind TLS.")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8787,
+    config: ConfigOption = None,
+) -> None:
+    """The HTTP API, the dashboard (/) and /metrics; a guard process watching the store."""
+    import uvicorn
+
+    from tradeguard.api import create_app
+
+    guard = Guard(_config(config))
+    guard.start()
+    if not guard.auth_enabled:
+        err.print("[yellow]warning:[/] authentication is off in this config", highlight=False)
+    out.print(
+        f"dashboard and API on http://{host}:{port}/  (bearer token: <user>.<token>)",
+        highlight=False,
+    )
+    try:
+        uvicorn.run(create_app(guard), host=host, port=port, log_level="warning")
+    finally:
+        guard.close()

@@ -10,6 +10,7 @@ lifts nothing). Callbacks run later, on the actuator thread.
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
 import dataclasses
@@ -19,6 +20,7 @@ import logging
 import os
 import secrets
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,6 +146,7 @@ class Guard:
         self._flattens: dict[str, concurrent.futures.Future[FlattenReport]] = {}
         self.last_flatten: FlattenReport | None = None
         self._last_reports: dict[str, FlattenReport] = {}
+        self.refusals: collections.Counter[str] = collections.Counter()  # pre-trade, by check
         now = self._clock.time()
         self._states: dict[str, ScopeStatus] = {
             "portfolio": ScopeStatus(PortfolioState.NORMAL, "initial", now, str(SYSTEM), 0)
@@ -518,6 +521,7 @@ class Guard:
         approvals: Sequence[Approval] = (),
         details: Mapping[str, Any] | None = None,
     ) -> StateChange | None:
+        started = time.perf_counter()
         tightening = command in TIGHTENING
         if actor.automated and not tightening:
             raise PermissionDenied(f"{actor} is automated and may only tighten, not {command}")
@@ -571,6 +575,7 @@ class Guard:
                 if tightening:
                     self._fail_store(message)
                 raise StoreUnavailable(message)
+        change = dataclasses.replace(change, durable_seconds=time.perf_counter() - started)
         self._publish(change)
         return change
 
@@ -993,6 +998,7 @@ class Guard:
         scope must allow it, and in a soft halt only a reducing order passes."""
         refused = pretrade.malformed(order)
         if refused is not None:
+            self.refusals["bounds"] += 1
             return refused
         portfolio = PortfolioState(self.status_of(PORTFOLIO).state)
         strategy = StrategyState(self.status_of(Scope.strategy(order.strategy_id)).state)
@@ -1000,7 +1006,10 @@ class Guard:
         entry = None if held is None else held.positions.get(order.symbol)
         position = 0.0 if entry is None else entry[0]
         refused = pretrade.kill_switch(order, portfolio, strategy, position)
-        return ACCEPTED if refused is None else refused  # not `or`: a refusal is falsy
+        if refused is None:  # not `or`: a refusal is falsy
+            return ACCEPTED
+        self.refusals[refused.check or "unknown"] += 1  # plain counter: no lock on the hot path
+        return refused
 
     def set_limit(
         self,

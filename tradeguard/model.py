@@ -156,6 +156,7 @@ class StateChange:
     version: int
     breach: Breach | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    durable_seconds: float | None = None  # decision to committed in the store (not audited)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -1,0 +1,48 @@
+"""A real HTTP server on 127.0.0.1 in front of a real guard, for the API and browser tests."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+import uvicorn
+
+from tests.conftest import MakeGuard
+from tradeguard import Guard
+from tradeguard.api import create_app
+
+
+@dataclass
+class Server:
+    url: str
+    guard: Guard
+    tokens: dict[str, str]
+
+    def auth(self, user: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {user}.{self.tokens[user]}"}
+
+
+@pytest.fixture
+def server(make_guard: MakeGuard) -> Iterator[Server]:
+    guard = make_guard()
+    guard.record_trade("mom", 1.0)
+    tokens = {
+        u: guard.issue_token(u, by="test")
+        for u in ("viewer1", "trader1", "senior1", "risk1", "risk2", "admin1")
+    }
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)  # listening before the server starts: requests queue, no wait needed
+    port = sock.getsockname()[1]
+    app = uvicorn.Server(uvicorn.Config(create_app(guard), log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=app.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        yield Server(f"http://127.0.0.1:{port}", guard, tokens)
+    finally:
+        app.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
