@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint demo bench clean
+.PHONY: install test lint demo bench clean system-deps
 
 install: $(STAMP)
 
@@ -19,7 +19,13 @@ lint: install
 	$(BIN)/ruff format --check tradeguard tests bench examples
 	$(BIN)/mypy
 
-test: lint
+# System packages the tests need, installed when missing (Debian; CI runs as root).
+system-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "installing chromium for the dashboard's browser test"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: lint system-deps
 	$(BIN)/pytest -q
 
 demo: install
