@@ -44,6 +44,18 @@ def _positive(value: float) -> float:
     return value
 
 
+def _port(value: int) -> int:
+    if not 0 < value < 65536:
+        raise ValueError("must be a TCP port, 1-65535")
+    return value
+
+
+def _non_negative(value: float) -> float:
+    if not value >= 0:
+        raise ValueError("must be >= 0")
+    return value
+
+
 def _correlation(value: float) -> float:
     if not -1 < value < 1:
         raise ValueError("must be in (-1, 1)")
@@ -270,12 +282,72 @@ class EmailConfig(Frozen):
     username: str | None = None
     password: SecretStr | None = Field(default=None, strict=False)
     to_addresses: list[str] = []
+    smtp_port: Annotated[int, AfterValidator(_port)] = 587
+    use_tls: bool = True  # STARTTLS, or implicit TLS on port 465
+    from_address: str | None = None  # default: username, else tradeguard@localhost
+
+    @model_validator(mode="after")
+    def _complete(self) -> EmailConfig:
+        if self.enabled and (not self.smtp_server or not self.to_addresses):
+            raise ValueError("an enabled email channel needs smtp_server and to_addresses")
+        return self
+
+
+class WebhookConfig(Frozen):
+    url: str
+    secret: SecretStr | None = Field(default=None, strict=False)  # HMAC-SHA256 signature key
+
+
+class AlertPriority(StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+CHANNELS = ("slack", "email", "pagerduty", "webhook")
+
+
+def _routes(value: dict[AlertPriority, list[str]]) -> dict[AlertPriority, list[str]]:
+    unknown = sorted({c for channels in value.values() for c in channels} - set(CHANNELS))
+    if unknown:
+        raise ValueError(f"unknown channels {unknown}; known: {list(CHANNELS)}")
+    return value
+
+
+DEFAULT_ROUTING = {
+    AlertPriority.CRITICAL: ["pagerduty", "slack", "email", "webhook"],
+    AlertPriority.WARNING: ["slack", "email", "webhook"],
+    AlertPriority.INFO: ["slack", "webhook"],
+}
 
 
 class AlertsConfig(Frozen):
     slack_webhook: SecretStr | None = Field(default=None, strict=False)
     email: EmailConfig = EmailConfig()
     pagerduty_key: SecretStr | None = Field(default=None, strict=False)
+    pagerduty_url: str = "https://events.pagerduty.com/v2/enqueue"
+    webhooks: list[WebhookConfig] = []
+    routing: Annotated[
+        dict[Annotated[AlertPriority, Field(strict=False)], list[str]], AfterValidator(_routes)
+    ] = DEFAULT_ROUTING
+    cooldown_seconds: Annotated[float, AfterValidator(_non_negative)] = 60.0
+    timeout_seconds: Positive = 5.0  # one delivery attempt
+    max_attempts: PositiveInt = 12  # then reported as failed
+    dashboard_url: str | None = None  # linked from every alert
+
+    @property
+    def configured(self) -> set[str]:
+        """The channels that have what they need to send."""
+        ready = set()
+        if self.slack_webhook is not None:
+            ready.add("slack")
+        if self.email.enabled:
+            ready.add("email")
+        if self.pagerduty_key is not None:
+            ready.add("pagerduty")
+        if self.webhooks:
+            ready.add("webhook")
+        return ready
 
 
 class StateConfig(Frozen):
@@ -450,9 +522,9 @@ def config_warnings(config: Config) -> list[str]:
             "fewer than two risk_manager/admin users: an emergency can never be "
             "lifted (it needs two different people)"
         )
-    a = config.alerts
-    if a.slack_webhook or a.pagerduty_key or a.email.enabled:
-        warnings.append("alerts: this version validates the section but sends no alerts yet")
+    routed = {c for channels in config.alerts.routing.values() for c in channels}
+    if not config.alerts.configured & routed:
+        warnings.append("alerts: no channel is configured: halts will alert nobody")
     return warnings
 
 

@@ -34,6 +34,8 @@ EVENTS = frozenset(
         "flatten_step",
         "flatten_done",
         "escalation",
+        "refused",
+        "alert_delivery",
     }
 )
 
@@ -124,20 +126,22 @@ class Actuator:
             return self._loop
 
     def submit(self, make: Callable[[], Awaitable[T]]) -> concurrent.futures.Future[T]:
-        """Run a coroutine on the actuator loop; ``flush`` waits for it too."""
+        """Run a coroutine on the actuator loop; ``flush`` waits until its future is done."""
         loop = self._ensure_loop()
         with self._idle:
             self._pending += 1
 
-        async def tracked() -> T:
-            try:
-                return await make()
-            finally:
-                with self._idle:
-                    self._pending -= 1
-                    self._idle.notify_all()
+        async def run() -> T:
+            return await make()
 
-        return asyncio.run_coroutine_threadsafe(tracked(), loop)
+        future = asyncio.run_coroutine_threadsafe(run(), loop)
+        future.add_done_callback(self._done)  # after the result is set, not before
+        return future
+
+    def _done(self, _future: concurrent.futures.Future[Any]) -> None:
+        with self._idle:
+            self._pending -= 1
+            self._idle.notify_all()
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait until every emitted callback has finished; False if the timeout ran out."""

@@ -29,6 +29,8 @@ from typing import Any, NoReturn, TypeVar
 from pydantic import ValidationError
 
 from tradeguard import inputs, pretrade
+from tradeguard.alerts import message as alert_message
+from tradeguard.alerts.dispatcher import AlertDispatcher
 from tradeguard.audit import AuditEntry, AuditRecord, Verification
 from tradeguard.auth import Authorizer, hash_token, new_token, token_matches
 from tradeguard.breaker import CircuitBreaker, call_with_timeout
@@ -153,6 +155,14 @@ class Guard:
         }
         for sid, strategy in self.config.strategies.items():
             self._ledger.strategy(sid).allocated_capital = strategy.allocated_capital
+        self.alerts = AlertDispatcher(
+            self.config.alerts,
+            store=self._healthy_store,
+            clock=self._clock,
+            submit=self._actuator.submit,
+            emit=self._actuator.emit,
+        )
+        self._wire_alerts()
         self._store: StateStore | None = None
         try:
             self._store = store if store is not None else SqliteStore(self.config.state.path)
@@ -191,6 +201,33 @@ class Guard:
 
     def _user_audit(self, by: str, action: str, name: str, why: str) -> AuditEntry:
         return AuditEntry(self._clock.time(), by, action, f"user:{name}", None, None, why)
+
+    def _healthy_store(self) -> StateStore | None:
+        return None if self._store_error else self._store
+
+    def _wire_alerts(self) -> None:
+        """Every breach, halt, resume, reset, refusal and escalation becomes an alert. These
+        callbacks are async: they run on the actuator loop and never hold up a halt."""
+        link = self.config.alerts.dashboard_url
+        publish = self.alerts.publish
+
+        async def on_change(change: StateChange) -> None:
+            publish(alert_message.from_change(change, link))
+
+        async def on_breach(breach: Breach) -> None:
+            if breach.rule != "flatten_deadline":  # that one is its escalation's alert
+                publish(alert_message.from_breach(breach, link))
+
+        async def on_escalation(breach: Breach) -> None:
+            publish(alert_message.from_escalation(breach, link))
+
+        async def on_refused(entry: dict[str, Any]) -> None:
+            publish(alert_message.from_refusal(entry, link))
+
+        self._actuator.register("state_change", on_change)
+        self._actuator.register("breach", on_breach)
+        self._actuator.register("escalation", on_escalation)
+        self._actuator.register("refused", on_refused)
 
     def _fail_store(self, message: str) -> None:
         """The store cannot be trusted: lock down in memory; nothing can be lifted until fixed.
@@ -626,6 +663,7 @@ class Guard:
         entry = AuditEntry(
             self._clock.time(), str(user), f"refused:{command}", str(scope), None, None, why
         )
+        self._actuator.emit("refused", dataclasses.asdict(entry))
         try:
             if self._store is None:
                 raise StoreUnavailable(self._store_error or "no state store")
@@ -1276,6 +1314,7 @@ class Guard:
                 self._halt_invalid(PORTFOLIO, f"metrics source {name} failed: {exc!r}")
         breaches = self._evaluate_everything()
         self._keep_stopping()
+        self.alerts.pump()
         problem = self.save_baselines()
         if problem:
             errors.append(problem)
@@ -1385,6 +1424,7 @@ class Guard:
 
     def start(self) -> None:
         self._resume_stops()
+        self.alerts.pump(everything_pending=True)  # what a crash left pending goes out now
         if self._watcher is None:
             self._watcher = CircuitBreaker(
                 self._watch_store,
@@ -1413,6 +1453,9 @@ class Guard:
         self.stop()
         self.save_baselines()
         self._actuator.flush(5.0)
+        if self.alerts.channels:
+            self._actuator.submit(self.alerts.aclose)
+            self._actuator.flush(5.0)
         with self._lock:
             running = list(self._flattens.values())
         for future in running:

@@ -3,6 +3,7 @@
 from tradeguard.store.base import (
     Approval,
     FlattenRun,
+    OutboxRow,
     StateConflict,
     StateStore,
     StateWrite,
@@ -13,6 +14,7 @@ from tradeguard.store.sqlite import SqliteStore
 __all__ = [
     "Approval",
     "FlattenRun",
+    "OutboxRow",
     "SqliteStore",
     "StateConflict",
     "StateStore",

@@ -60,6 +60,23 @@ class Approval:
 
 
 @dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """One alert for one channel: written before it is sent, marked when delivered."""
+
+    id: str  # the alert's id: also its idempotency key at the receiver
+    channel: str
+    priority: str
+    payload: dict[str, Any]
+    status: str  # pending | delivered | failed
+    attempts: int
+    next_attempt: float
+    created_at: float
+    last_error: str | None = None
+    delivered_at: float | None = None
+    latency_ms: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class UserRecord:
     """An operator: a role, and the scrypt hash of a token (never the token itself)."""
 
@@ -113,6 +130,14 @@ class StateStore(Protocol):
     def remove_user(self, name: str, audit: AuditEntry) -> bool: ...
 
     def data_version(self) -> int: ...
+
+    def enqueue_alerts(self, rows: Sequence[OutboxRow]) -> None: ...
+
+    def update_alert(self, row: OutboxRow) -> None: ...
+
+    def due_alerts(self, now: float, limit: int = 100) -> list[OutboxRow]: ...
+
+    def outbox(self, *, status: str | None = None) -> list[OutboxRow]: ...
 
     def flatten_runs(self, *, status: str | None = None) -> list[FlattenRun]: ...
 

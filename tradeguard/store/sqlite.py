@@ -24,6 +24,7 @@ from tradeguard.state import ScopeStatus
 from tradeguard.store.base import (
     Approval,
     FlattenRun,
+    OutboxRow,
     StateConflict,
     StateWrite,
     UserRecord,
@@ -51,6 +52,12 @@ CREATE TABLE IF NOT EXISTS flatten_runs (
 CREATE TABLE IF NOT EXISTS users (
     name TEXT PRIMARY KEY, role TEXT NOT NULL, salt TEXT, token_hash TEXT,
     updated_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS outbox (
+    id TEXT NOT NULL, channel TEXT NOT NULL, priority TEXT NOT NULL, payload TEXT NOT NULL,
+    status TEXT NOT NULL, attempts INTEGER NOT NULL, next_attempt REAL NOT NULL,
+    created_at REAL NOT NULL, last_error TEXT, delivered_at REAL, latency_ms REAL,
+    PRIMARY KEY (id, channel));
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, next_attempt);
 CREATE TABLE IF NOT EXISTS metrics (scope TEXT PRIMARY KEY, data TEXT NOT NULL, at REAL NOT NULL);
 """
 
@@ -242,6 +249,38 @@ class SqliteStore:
             row = db.execute("PRAGMA data_version").fetchone()
         return int(row[0])
 
+    # -- the alert outbox ------------------------------------------------------------------
+
+    def enqueue_alerts(self, rows: Sequence[OutboxRow]) -> None:
+        with self._write() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO outbox VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                [_outbox_values(r) for r in rows],
+            )
+
+    def update_alert(self, row: OutboxRow) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO outbox VALUES (?,?,?,?,?,?,?,?,?,?,?)", _outbox_values(row)
+            )
+
+    def due_alerts(self, now: float, limit: int = 100) -> list[OutboxRow]:
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT * FROM outbox WHERE status='pending' AND next_attempt <= ? "
+                "ORDER BY created_at LIMIT ?",
+                (now, limit),
+            ).fetchall()
+        return [_outbox_row(r) for r in rows]
+
+    def outbox(self, *, status: str | None = None) -> list[OutboxRow]:
+        query, args = "SELECT * FROM outbox", tuple[str, ...]()
+        if status is not None:
+            query, args = query + " WHERE status=?", (status,)
+        with self._read() as db:
+            rows = db.execute(query + " ORDER BY created_at, channel", args).fetchall()
+        return [_outbox_row(r) for r in rows]
+
     # -- emergency stop runs --------------------------------------------------------------
 
     def record_flatten(self, run: FlattenRun) -> None:
@@ -307,3 +346,27 @@ def _state_row(row: tuple[Any, ...]) -> tuple[str, ScopeStatus]:
     if isinstance(version, bool) or not isinstance(version, int) or version < 0:
         raise ValueError(f"{key}: version must be a whole number, got {version!r}")
     return key, ScopeStatus(allowed(state), reason, float(since), actor, version)
+
+
+def _outbox_values(r: OutboxRow) -> tuple[Any, ...]:
+    return (
+        r.id,
+        r.channel,
+        r.priority,
+        json.dumps(r.payload, allow_nan=False),
+        r.status,
+        r.attempts,
+        r.next_attempt,
+        r.created_at,
+        r.last_error,
+        r.delivered_at,
+        r.latency_ms,
+    )
+
+
+def _outbox_row(r: tuple[Any, ...]) -> OutboxRow:
+    try:
+        payload = json.loads(r[3])
+    except ValueError as exc:
+        raise StoreUnavailable(f"corrupt outbox row {r[0]}: {exc}") from exc
+    return OutboxRow(r[0], r[1], r[2], payload, r[4], r[5], r[6], r[7], r[8], r[9], r[10])

@@ -1,0 +1,1 @@
+"""Alerts: Slack, email, PagerDuty and webhooks; routed, folded, durable, never blocking."""
