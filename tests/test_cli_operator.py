@@ -217,3 +217,32 @@ class TestOutOfBand:
             assert done[0].flat and guard.portfolio_state is PortfolioState.EMERGENCY
         finally:
             guard.close()
+
+
+class TestTwoPeopleMeansTwoPeople:
+    def test_approve_when_requester_issued_the_approvers_token_then_refused(
+        self, desk: Desk
+    ) -> None:
+        """An admin who mints another user's token cannot use it to be their own second person."""
+        desk.cli("emergency", user="trader1")
+        minted = desk.cli("users", "token", "risk1", user="boss").stdout.strip().splitlines()[-1]
+        request = json.loads(desk.cli("reset", "--json", user="boss").stdout)["id"]
+        refused = desk.cli("approve", request, user="risk1", token=minted)
+        assert refused.returncode == 1 and "issued by boss" in refused.stderr
+        assert json.loads(desk.cli("status", "--json").stdout)["portfolio"]["state"] == "emergency"
+
+    def test_approve_when_requester_demoted_meanwhile_then_refused(self, desk: Desk) -> None:
+        """A request is only as good as its requester's current role."""
+        desk.cli("emergency", user="trader1")
+        request = json.loads(desk.cli("reset", "--json", user="risk1").stdout)["id"]
+        assert desk.cli("users", "set-role", "risk1", "viewer", user="boss").returncode == 0
+        refused = desk.cli("approve", request, user="boss")
+        assert refused.returncode == 1 and "may no longer reset" in refused.stderr
+
+    def test_reason_when_it_looks_like_markup_then_printed_as_written(self, desk: Desk) -> None:
+        """A reason is data: '[/x]' neither breaks the output nor the status shown to others."""
+        done = desk.cli("halt-strategy", "mom", "--reason", "[/x] see [bps] desk", user="viewer1")
+        assert done.returncode == 0 and "[/x] see [bps] desk" in done.stdout
+        shown = desk.cli("status")
+        assert shown.returncode == 0 and "[/x] see [bps] desk" in shown.stdout
+        assert desk.cli("audit", "show").returncode == 0

@@ -18,6 +18,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from tradeguard.clock import to_iso
 from tradeguard.config import Config, config_warnings, load_config
@@ -49,8 +50,10 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(users_app, name="users")
 
 # Not a terminal (CI, a pipe): wide enough that tables stay readable.
-out = Console(width=None if os.isatty(1) else 140)
-err = Console(stderr=True, width=None if os.isatty(2) else 140)
+# markup=False: reasons, names and ids are data, never Rich markup ("[/x]" in a halt reason
+# must not break the operator's screen); styles are applied explicitly with Text.
+out = Console(width=None if os.isatty(1) else 140, markup=False)
+err = Console(stderr=True, width=None if os.isatty(2) else 140, markup=False)
 
 ConfigOption = Annotated[
     Path | None,
@@ -76,7 +79,7 @@ STATE_STYLE = {
 
 
 def _fail(message: str, code: int = EXIT_ERROR) -> typer.Exit:
-    err.print(f"[red]error:[/] {message}", highlight=False)
+    err.print(Text.assemble(("error:", "red"), f" {message}"), highlight=False)
     return typer.Exit(code)
 
 
@@ -129,14 +132,18 @@ def status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
         return
     p = snapshot["portfolio"]
     style = STATE_STYLE.get(p["state"], "")
-    out.print(f"portfolio: [{style}]{p['state']}[/]  {p['reason']}  since {p['since']}")
+    out.print(
+        Text.assemble("portfolio: ", (p["state"], style), f"  {p['reason']}  since {p['since']}")
+    )
     if not snapshot["store"]["ok"]:
-        out.print(f"[bold red]store unavailable:[/] {snapshot['store']['error']}")
+        out.print(
+            Text.assemble(("store unavailable:", "bold red"), f" {snapshot['store']['error']}")
+        )
     table = Table("strategy", "state", "reason", "since")
     for sid, s in snapshot["strategies"].items():
         table.add_row(
             sid,
-            f"[{STATE_STYLE.get(s['state'], '')}]{s['state']}[/]",
+            Text(s["state"], style=STATE_STYLE.get(s["state"], "")),
             s["reason"],
             s["since"] or "",
         )
@@ -218,16 +225,16 @@ def main() -> None:
     try:
         app()
     except PermissionDenied as exc:
-        err.print(f"[red]permission denied:[/] {exc}", highlight=False)
+        err.print(Text.assemble(("permission denied:", "red"), f" {exc}"), highlight=False)
         raise SystemExit(EXIT_DENIED) from exc
     except (UnknownRequest, UnknownStrategy) as exc:
-        err.print(f"[red]unknown:[/] {exc}", highlight=False)
+        err.print(Text.assemble(("unknown:", "red"), f" {exc}"), highlight=False)
         raise SystemExit(EXIT_UNKNOWN) from exc
     except BadRequest as exc:
-        err.print(f"[red]bad request:[/] {exc}", highlight=False)
+        err.print(Text.assemble(("bad request:", "red"), f" {exc}"), highlight=False)
         raise SystemExit(EXIT_USAGE) from exc
     except TradeguardError as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False)
+        err.print(Text.assemble(("error:", "red"), f" {exc}"), highlight=False)
         raise SystemExit(EXIT_ERROR) from exc
 
 
@@ -239,7 +246,10 @@ def _operator(config: Path | None, user: str) -> Guard:
     guard = _guard(config)
     if not guard.auth_enabled:
         err.print(
-            "[yellow]warning:[/] authentication is off in this config: anyone can act as any user",
+            Text.assemble(
+                ("warning:", "yellow"),
+                " authentication is off in this config: anyone can act as any user",
+            ),
             highlight=False,
         )
         return guard
@@ -262,8 +272,11 @@ def _report(change: StateChange | None, as_json: bool, nothing: str) -> None:
         out.print(nothing, highlight=False)
         return
     out.print(
-        f"{change.scope}: {change.before} -> [{STATE_STYLE.get(change.after, '')}]"
-        f"{change.after}[/] by {change.actor} ({change.reason})",
+        Text.assemble(
+            f"{change.scope}: {change.before} -> ",
+            (change.after, STATE_STYLE.get(change.after, "")),
+            f" by {change.actor} ({change.reason})",
+        ),
         highlight=False,
     )
     out.print(
@@ -538,7 +551,10 @@ def serve(
     guard = Guard(_config(config))
     guard.start()
     if not guard.auth_enabled:
-        err.print("[yellow]warning:[/] authentication is off in this config", highlight=False)
+        err.print(
+            Text.assemble(("warning:", "yellow"), " authentication is off in this config"),
+            highlight=False,
+        )
     out.print(
         f"dashboard and API on http://{host}:{port}/  (bearer token: <user>.<token>)",
         highlight=False,

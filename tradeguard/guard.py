@@ -69,6 +69,7 @@ from tradeguard.model import (
 from tradeguard.rules import PortfolioRule, RuleSet, StrategyRule, Topic
 from tradeguard.state import (
     ACTION_COMMAND,
+    REQUIRED_ROLE,
     TIGHTENING,
     TWO_PERSON_RESET,
     Command,
@@ -814,12 +815,16 @@ class Guard:
         token: str | None,
         keep: UserRecord | None = None,
     ) -> str:
-        salt, digest = (
-            hash_token(token)
-            if token
-            else (keep.salt if keep else None, keep.token_hash if keep else None)
-        )
-        record = UserRecord(name, role.label, salt, digest, self._clock.time())
+        salt: str | None
+        digest: str | None
+        issuer: str | None
+        if token:
+            (salt, digest), issuer = hash_token(token), by
+        else:
+            salt = keep.salt if keep else None
+            digest = keep.token_hash if keep else None
+            issuer = keep.issued_by if keep else None
+        record = UserRecord(name, role.label, salt, digest, self._clock.time(), issuer)
         audit = self._user_audit(by, action, name, f"role {role.label}")
         self._require_store().put_user(record, audit)
         return token or ""
@@ -984,6 +989,21 @@ class Guard:
             )
             return change
 
+    def _issued_by(self, approver: str, requester: str) -> bool:
+        """Whether ``requester`` issued ``approver``'s token, directly or through a chain of
+        issuers: then it is one person with two names, not two people."""
+        users = self._require_store().users()
+        name, seen = approver, set()
+        while name not in seen:
+            seen.add(name)
+            record = users.get(name)
+            if record is None or record.issued_by is None:
+                return False
+            if record.issued_by == requester:
+                return True
+            name = record.issued_by
+        return False
+
     def _approval_problem(self, request: Approval, approver: str, now: float) -> tuple[str, str]:
         """Why the request cannot be approved, and the status it moves to (if it changes)."""
         if request.status != "pending":
@@ -992,6 +1012,16 @@ class Guard:
             return f"request {request.id} expired at {to_iso(request.expires_at)}", "expired"
         if approver == request.requested_by:
             return "the second approver must be a different person from the requester", ""
+        if self._issued_by(approver, request.requested_by):
+            return (
+                f"{approver}'s token was issued by {request.requested_by}, the requester: "
+                "the second approver must hold credentials of their own"
+            ), ""
+        requester_role = self._role_of(request.requested_by)
+        if requester_role is None or requester_role < REQUIRED_ROLE[Command.RESET]:
+            return (
+                f"the requester {request.requested_by} may no longer reset: open a new request"
+            ), "superseded"
         if self.status_of(Scope.parse(request.scope)).version != request.target_version:
             return (
                 "the portfolio changed since the request was opened: open a new one",

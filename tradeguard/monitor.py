@@ -7,6 +7,7 @@ from typing import Any
 from rich.console import Group, RenderableType
 from rich.panel import Panel
 from rich.table import Table
+from rich.text import Text
 
 from tradeguard.config import Config
 
@@ -31,9 +32,9 @@ def render_status(status: dict[str, Any], config: Config) -> RenderableType:
     m = p["metrics"]
     head = Table.grid(padding=(0, 2))
     head.add_row(
-        f"[{STYLE.get(p['state'], '')}] {p['state'].upper()} [/]",
-        p["reason"],
-        f"since {p['since']}",
+        Text(f" {p['state'].upper()} ", style=STYLE.get(p["state"], "")),
+        Text(p["reason"]),
+        Text(f"since {p['since']}"),
     )
     head.add_row(
         "equity",
@@ -45,21 +46,25 @@ def render_status(status: dict[str, Any], config: Config) -> RenderableType:
     for sid, s in status["strategies"].items():
         sm = s["metrics"]
         strategies.add_row(
-            sid,
-            f"[{STYLE.get(s['state'], '')}]{s['state']}[/]",
+            Text(sid),
+            Text(s["state"], style=STYLE.get(s["state"], "")),
             _pct(sm["drawdown"]),
             str(sm["consecutive_losses"]),
-            s["reason"],
+            Text(s["reason"]),
         )
     parts: list[RenderableType] = [Panel(head, title="portfolio"), strategies]
     for req in status["pending_approvals"]:
         parts.append(
-            f"[yellow]pending[/] {req['action']} {req['id']} by {req['requested_by']}, "
-            f"expires {req['expires_at']}"
+            Text.assemble(
+                ("pending", "yellow"),
+                f" {req['action']} {req['id']} by "
+                f"{req['requested_by']}, expires {req['expires_at']}",
+            )
         )
     if not status["store"]["ok"]:
-        parts.append(f"[bold red]store unavailable:[/] {status['store']['error']}")
-    parts.append(
-        f"[dim]state DB {config.state.path}; auth {'on' if config.auth.enabled else 'OFF'}[/]"
-    )
+        parts.append(
+            Text.assemble(("store unavailable:", "bold red"), f" {status['store']['error']}")
+        )
+    auth = "on" if config.auth.enabled else "OFF"
+    parts.append(Text(f"state DB {config.state.path}; auth {auth}", style="dim"))
     return Group(*parts)

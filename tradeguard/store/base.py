@@ -85,6 +85,7 @@ class UserRecord:
     salt: str | None
     token_hash: str | None
     updated_at: float
+    issued_by: str | None = None  # who issued the current token: the two-person rule checks it
 
 
 @dataclass(frozen=True, slots=True)

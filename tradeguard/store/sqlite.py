@@ -51,7 +51,7 @@ CREATE TABLE IF NOT EXISTS flatten_runs (
     started_at REAL NOT NULL, report TEXT);
 CREATE TABLE IF NOT EXISTS users (
     name TEXT PRIMARY KEY, role TEXT NOT NULL, salt TEXT, token_hash TEXT,
-    updated_at REAL NOT NULL);
+    updated_at REAL NOT NULL, issued_by TEXT);
 CREATE TABLE IF NOT EXISTS outbox (
     id TEXT NOT NULL, channel TEXT NOT NULL, priority TEXT NOT NULL, payload TEXT NOT NULL,
     status TEXT NOT NULL, attempts INTEGER NOT NULL, next_attempt REAL NOT NULL,
@@ -223,15 +223,17 @@ class SqliteStore:
 
     def users(self) -> dict[str, UserRecord]:
         with self._read() as db:
-            rows = db.execute("SELECT name, role, salt, token_hash, updated_at FROM users")
+            rows = db.execute(
+                "SELECT name, role, salt, token_hash, updated_at, issued_by FROM users"
+            )
             fetched = rows.fetchall()
         return {r[0]: UserRecord(*r) for r in fetched}
 
     def put_user(self, user: UserRecord, audit: AuditEntry) -> None:
         with self._write() as db:
             db.execute(
-                "INSERT OR REPLACE INTO users VALUES (?, ?, ?, ?, ?)",
-                (user.name, user.role, user.salt, user.token_hash, user.updated_at),
+                "INSERT OR REPLACE INTO users VALUES (?, ?, ?, ?, ?, ?)",
+                (user.name, user.role, user.salt, user.token_hash, user.updated_at, user.issued_by),
             )
             self._append(db, audit)
 
