@@ -6,14 +6,14 @@ Exit codes: 0 done, 1 error (including a broken audit chain), 2 usage, 3 permiss
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
+import pwd
 import sys
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -97,6 +97,13 @@ def _guard(path: Path | None) -> Guard:
     """A guard on an existing store: reading commands never create one (a fresh, empty store
     would report "normal" for a book that is in fact halted somewhere else)."""
     config = _config(path)
+    if not config.auth.enabled:
+        err.print(
+            Text.assemble(
+                ("warning:", "yellow"),
+                " authentication is off in this config: anyone can act as any user",
+            )
+        )
     if not config.state.path.exists():
         raise _fail(
             f"no state database at {config.state.path}: check state.path in the config "
@@ -244,14 +251,7 @@ def main() -> None:
 def _operator(config: Path | None, user: str) -> Guard:
     """A guard on the store, with ``user`` authenticated (or a warning when auth is off)."""
     guard = _guard(config)
-    if not guard.auth_enabled:
-        err.print(
-            Text.assemble(
-                ("warning:", "yellow"),
-                " authentication is off in this config: anyone can act as any user",
-            ),
-            highlight=False,
-        )
+    if not guard.auth_enabled:  # _guard has said so
         return guard
     token = os.environ.get("TRADEGUARD_TOKEN")
     if token is None and os.isatty(0):
@@ -284,9 +284,10 @@ def _report(change: StateChange | None, as_json: bool, nothing: str) -> None:
     )
 
 
-def _known_strategy(guard: Guard, strategy: str, force: bool) -> None:
+def _known_strategy(guard: Guard, user: str, strategy: str, force: bool) -> None:
     if force or strategy in guard.status()["strategies"]:
         return
+    guard.refuse(user, "halt-strategy", f"unknown strategy {strategy!r}")
     known = ", ".join(guard.status()["strategies"]) or "none yet"
     raise _fail(
         f"unknown strategy {strategy!r} (known: {known}); check the name, or pass "
@@ -306,7 +307,7 @@ def halt_strategy(
 ) -> None:
     """Halt one strategy: its orders are cancelled (and, by its policy, its positions closed)."""
     with _operator(config, user) as guard:
-        _known_strategy(guard, strategy, force)
+        _known_strategy(guard, user, strategy, force)
         change = guard.halt_strategy(strategy, user, reason or "halted from the CLI")
     _report(change, as_json, f"strategy {strategy} was already halted (your press is on record)")
 
@@ -321,7 +322,7 @@ def resume(
 ) -> None:
     """Resume a halted strategy (senior_trader or higher)."""
     with _operator(config, user) as guard:
-        _known_strategy(guard, strategy, force=False)
+        _known_strategy(guard, user, strategy, force=False)
         change = guard.resume_strategy(strategy, user, reason or "resumed from the CLI")
     _report(change, as_json, "")
 
@@ -448,7 +449,7 @@ def _admin(config: Path | None, user: str | None) -> tuple[Guard, str]:
     guard = _guard(config)
     admins = [u for u in guard.users() if u["role"] == "admin" and u["has_token"]]
     if not admins or not guard.auth_enabled:
-        by = f"local:{getpass.getuser()}"
+        by = f"local:{pwd.getpwuid(os.getuid()).pw_name}"  # not $USER: that is anyone's to set
         err.print(
             f"note: no admin with a token yet: acting as {by} (file access)",
             style="dim",
@@ -461,6 +462,7 @@ def _admin(config: Path | None, user: str | None) -> tuple[Guard, str]:
     guard.close()
     guard = _operator(config, user)
     if user not in {a["name"] for a in admins}:
+        guard.refuse(user, "users", f"{user} is not an admin with a token")
         guard.close()
         raise PermissionDenied(f"{user} is not an admin with a token")
     return guard, user
@@ -548,18 +550,65 @@ def serve(
 
     from tradeguard.api import create_app
 
-    guard = Guard(_config(config))
+    chosen = _config(config)
+    if not chosen.auth.enabled:
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            raise _fail(
+                f"authentication is off: refusing to serve on {host}; bind 127.0.0.1 "
+                "or turn auth on",
+                EXIT_USAGE,
+            )
+        err.print(Text.assemble(("warning:", "yellow"), " authentication is off in this config"))
+    guard = Guard(chosen)
     guard.start()
-    if not guard.auth_enabled:
-        err.print(
-            Text.assemble(("warning:", "yellow"), " authentication is off in this config"),
-            highlight=False,
-        )
     out.print(
         f"dashboard and API on http://{host}:{port}/  (bearer token: <user>.<token>)",
         highlight=False,
     )
     try:
-        uvicorn.run(create_app(guard), host=host, port=port, log_level="warning")
+        app = create_app(guard, hosts=["127.0.0.1", "localhost", host])
+        uvicorn.run(app, host=host, port=port, log_level="warning")
     finally:
         guard.close()
+
+
+@app.command("test-alert")
+def test_alert(
+    priority: Annotated[str, typer.Option(help="info, warning or critical")] = "critical",
+    config: ConfigOption = None,
+) -> None:
+    """Send a test alert through every channel routed for PRIORITY; report each channel."""
+    import asyncio
+
+    from tradeguard.alerts import message
+    from tradeguard.config import AlertPriority
+
+    try:
+        level = AlertPriority(priority)
+    except ValueError:
+        raise _fail(
+            f"priority must be info, warning or critical, not {priority!r}", EXIT_USAGE
+        ) from None
+    with _guard(config) as guard:
+        dispatcher = guard.alerts
+        routed = dispatcher.routed(level)
+        if not routed:
+            raise _fail(f"no configured channel is routed for {level}: see alerts.routing")
+        alert = message.test_alert(level, time.time(), guard.config.alerts.dashboard_url)
+
+        async def send() -> dict[str, Any]:
+            try:
+                return await dispatcher.send_now(alert)
+            finally:
+                await dispatcher.aclose()
+
+        results = asyncio.run(send())
+    failed = False
+    for channel, outcome in results.items():
+        if outcome.ok:
+            out.print(f"{channel}: delivered in {outcome.latency_ms:.0f} ms")
+        else:
+            failed = True
+            out.print(Text.assemble((f"{channel}: FAILED", "red"), f" ({outcome.error})"))
+    if failed:
+        raise typer.Exit(EXIT_ERROR)

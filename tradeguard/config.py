@@ -400,7 +400,7 @@ class GuardConfig(Frozen):
         return self
 
 
-_USER_NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+USER_NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 
 
 class Config(Frozen):
@@ -434,7 +434,7 @@ class Config(Frozen):
 
     @model_validator(mode="after")
     def _user_names(self) -> Config:
-        bad = [n for n in self.users if not _USER_NAME.match(n)]
+        bad = [n for n in self.users if not USER_NAME.match(n)]
         if bad:
             raise ValueError(f"invalid user names {bad}: use letters, digits and _.@-")
         return self

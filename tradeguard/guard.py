@@ -35,7 +35,7 @@ from tradeguard.audit import AuditEntry, AuditRecord, Verification
 from tradeguard.auth import Authorizer, hash_token, new_token, token_matches
 from tradeguard.breaker import CircuitBreaker, call_with_timeout
 from tradeguard.clock import Clock, SystemClock, from_timestamp, to_iso
-from tradeguard.config import Config, OnHalt, Trigger, Triggers, load_config
+from tradeguard.config import USER_NAME, Config, OnHalt, Trigger, Triggers, load_config
 from tradeguard.emergency import EmergencyStop, FlattenReport, Sleep, StopPolicy
 from tradeguard.errors import (
     ApprovalRefused,
@@ -131,7 +131,7 @@ class Guard:
         self._rules = RuleSet(self.config)
         self._ledger = Ledger(self.config.triggers)
         self._auth = Authorizer(self._role_of)
-        self._verified: dict[tuple[str, str], float] = {}  # (user, sha256(token)) -> record time
+        self._verified: dict[tuple[str, str], str] = {}  # (user, sha256(token)) -> its hash
         self._actuator = Actuator(self.config.guard.callback_timeout_seconds)
         self._sources: dict[str, MetricsSource] = {}
         self._breaker: CircuitBreaker | None = None
@@ -560,6 +560,7 @@ class Guard:
         details: Mapping[str, Any] | None = None,
     ) -> StateChange | None:
         started = time.perf_counter()
+        reason = inputs.text(reason)
         tightening = command in TIGHTENING
         if actor.automated and not tightening:
             raise PermissionDenied(f"{actor} is automated and may only tighten, not {command}")
@@ -588,7 +589,7 @@ class Guard:
                     self._states[key] = status  # effective now; durable below
                 try:
                     try:
-                        self._persist(change, current.version, approvals)
+                        self._persist_or_fail(change, current.version, approvals)
                     except StateConflict:
                         stored = self._stored(key)
                         if not tightening:
@@ -616,6 +617,17 @@ class Guard:
         change = dataclasses.replace(change, durable_seconds=time.perf_counter() - started)
         self._publish(change)
         return change
+
+    def _persist_or_fail(
+        self, change: StateChange, expected: int, approvals: Sequence[Approval]
+    ) -> None:
+        """Whatever stops the write is a store failure: a halt then stands in memory."""
+        try:
+            self._persist(change, expected, approvals)
+        except (StateConflict, StoreUnavailable):
+            raise
+        except Exception as exc:
+            raise StoreUnavailable(f"could not record {change.after}: {exc!r}") from exc
 
     def _persist(self, change: StateChange, expected: int, approvals: Sequence[Approval]) -> None:
         if self._store is None or (self._store_error and change.after not in _TIGHT_STATES):
@@ -662,7 +674,13 @@ class Guard:
 
     def _audit_refusal(self, user: object, command: Command | str, scope: Scope, why: str) -> None:
         entry = AuditEntry(
-            self._clock.time(), str(user), f"refused:{command}", str(scope), None, None, why
+            self._clock.time(),
+            inputs.text(user, 64),
+            f"refused:{command}",
+            str(scope),
+            None,
+            None,
+            inputs.text(why),
         )
         self._actuator.emit("refused", dataclasses.asdict(entry))
         try:
@@ -671,6 +689,10 @@ class Guard:
             self._store.commit(audit=[entry])
         except StoreUnavailable as exc:
             log.error("could not audit a refused %s by %s: %s", command, user, exc)
+
+    def refuse(self, user: object, action: str, why: str) -> None:
+        """Record a refused attempt made at the edge (CLI, API) before it reached a command."""
+        self._audit_refusal(user, action, PORTFOLIO, why)
 
     def _authorize(self, user: object, command: Command, scope: Scope) -> Actor:
         try:
@@ -750,12 +772,12 @@ class Guard:
             self._audit_refusal(user, "authenticate", PORTFOLIO, why)
             raise PermissionDenied(why)
         key = (name, hashlib.sha256((token or "").encode()).hexdigest())
-        if self._verified.get(key) == record.updated_at:
+        if self._verified.get(key) == record.token_hash:
             return
         if not token or not token_matches(token, record.salt, record.token_hash):
             self._audit_refusal(user, "authenticate", PORTFOLIO, "wrong token")
             raise PermissionDenied(f"wrong token for {name}")
-        self._verified[key] = record.updated_at
+        self._verified[key] = record.token_hash
 
     def users(self) -> list[dict[str, Any]]:
         """Every user: the store's records and the config's ``users:``; the store's role wins."""
@@ -831,10 +853,11 @@ class Guard:
 
     @staticmethod
     def _valid_user_name(name: str) -> str:
-        try:
-            return inputs.identifier("user name", name)
-        except ValueError as exc:
-            raise BadRequest(str(exc)) from None
+        """Letters, digits and _.@- only: a user named "system:guard" or "local:x" would read
+        in the audit log like the guard itself or a bootstrap administrator."""
+        if not isinstance(name, str) or not USER_NAME.match(name):
+            raise BadRequest(f"invalid user name {name!r}: 1-64 letters, digits and _.@-")
+        return name
 
     @staticmethod
     def _valid_role(role: str) -> Role:
@@ -955,7 +978,7 @@ class Guard:
                 expires_at=now + self.config.guard.approval_ttl_seconds,
                 target_version=current.version,
                 status="pending",
-                reason=reason,
+                reason=inputs.text(reason),
             )
             if current.state in TWO_PERSON_RESET:
                 self._commit_request(

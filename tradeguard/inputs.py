@@ -76,3 +76,14 @@ def identifier(name: str, value: object) -> str:
 
 
 Validator = Callable[[str, object], float | int]
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def text(value: object, limit: int = 500) -> str:
+    """Free text from people (reasons): never refused, always made storable and printable:
+    valid UTF-8, no control characters, at most ``limit`` characters."""
+    cleaned = str(value).encode("utf-8", "replace").decode("utf-8")
+    cleaned = _CONTROL.sub(" ", cleaned)
+    return cleaned if len(cleaned) <= limit else cleaned[: limit - 3] + "..."

@@ -137,3 +137,42 @@ class TestObservability:
             server.url + "/api/audit/verify", headers=server.auth("viewer1"), timeout=30
         ).json()
         assert verify["ok"] is True
+
+
+class TestEdges:
+    def test_host_when_not_trusted_then_refused(self, server: Server) -> None:
+        """A page on another origin that rebinds DNS to 127.0.0.1 is turned away by Host."""
+        response = httpx.post(
+            server.url + "/api/emergency",
+            headers={**server.auth("trader1"), "Host": "rebind.attacker.example"},
+            json={},
+            timeout=30,
+        )
+        assert response.status_code == 400 and server.guard.portfolio_state == "normal"
+
+    def test_unauthenticated_when_refused_then_audited(self, server: Server) -> None:
+        """Even a request with no credentials at all leaves a trace."""
+        httpx.post(server.url + "/api/emergency", json={}, timeout=30)
+        refused = [
+            r for r in server.guard.audit_records() if r.entry.action == "refused:authenticate"
+        ]
+        assert refused and refused[-1].entry.actor == "(anonymous)"
+
+    def test_reason_when_not_encodable_then_422_not_500(self, server: Server) -> None:
+        """A lone surrogate in a body is refused cleanly (it used to crash the error handler)."""
+        body = '{"reason": "bad \\ud800 reason"}'
+        response = httpx.post(
+            server.url + "/api/portfolio/halt",
+            headers={**server.auth("trader1"), "Content-Type": "application/json"},
+            content=body,
+            timeout=30,
+        )
+        assert response.status_code == 422, response.text
+        assert "ud800" not in response.text
+
+    def test_validation_error_when_returned_then_input_not_echoed(self, server: Server) -> None:
+        """A refused body is described, not repeated back."""
+        response = post(
+            server, "/api/portfolio/halt", "trader1", {"reason": 5, "secret-ish": "do-not-echo"}
+        )
+        assert response.status_code == 422 and "do-not-echo" not in response.text

@@ -8,14 +8,16 @@ CLI, so roles, two-person rules and the audit log are the same whichever way peo
 # No `from __future__ import annotations`: FastAPI must see the closure's dependency types.
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from importlib import resources
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from tradeguard.api.hub import EventHub
 from tradeguard.api.metrics import Metrics
@@ -56,13 +58,17 @@ def _change(change: StateChange | None) -> dict[str, Any]:
     return {"changed": change is not None, "change": None if change is None else change.to_dict()}
 
 
-def create_app(guard: Guard) -> FastAPI:
+def create_app(  # noqa: PLR0915  # one statement per route
+    guard: Guard, hosts: Sequence[str] = ("127.0.0.1", "localhost")
+) -> FastAPI:
+    """``hosts``: the Host headers accepted (a DNS-rebinding page cannot reach the API)."""
     app = FastAPI(
         title="tradeguard",
         version="0.1.0",
         description="Kill switch and circuit breakers: status, halts, two-person "
         "resets, audit, events.",
     )
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(hosts))
     hub = EventHub(guard)
     metrics = Metrics(guard)
     bearer = HTTPBearer(auto_error=False)
@@ -72,14 +78,27 @@ def create_app(guard: Guard) -> FastAPI:
     ) -> str:
         """``Bearer <user>.<token>``: the user acting, authenticated (refusals audited)."""
         if credentials is None:
+            guard.refuse("(anonymous)", "authenticate", "no Authorization: Bearer header")
             raise PermissionDenied("send Authorization: Bearer <user>.<token>")
         user, sep, token = credentials.credentials.rpartition(".")
         if not sep or not user:
+            guard.refuse("(malformed)", "authenticate", "a bearer token is <user>.<token>")
             raise PermissionDenied("the bearer token is <user>.<token>")
         guard.authenticate(user, token)
         return user
 
     User = Annotated[str, Depends(operator)]  # noqa: N806  # a type, for the signatures
+
+    @app.exception_handler(RequestValidationError)
+    async def malformed(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        """Say what is wrong and where, never echo the input (it may not even be encodable)."""
+        problems = [
+            {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))}
+            for e in exc.errors()
+        ]
+        return JSONResponse(
+            {"error": "RequestValidationError", "detail": problems}, status_code=422
+        )
 
     @app.exception_handler(TradeguardError)
     async def refused(_request: Request, exc: TradeguardError) -> JSONResponse:
@@ -109,6 +128,7 @@ def create_app(guard: Guard) -> FastAPI:
     @app.post("/api/strategies/{strategy_id}/halt")
     def halt_strategy(strategy_id: str, body: HaltRequest, user: User) -> dict[str, Any]:
         if not body.force and strategy_id not in guard.status()["strategies"]:
+            guard.refuse(user, "halt", f"unknown strategy {strategy_id!r}")
             raise UnknownRequest(
                 f"unknown strategy {strategy_id!r}; send force=true to halt it "
                 "before it first reports"
@@ -118,6 +138,7 @@ def create_app(guard: Guard) -> FastAPI:
     @app.post("/api/strategies/{strategy_id}/resume")
     def resume_strategy(strategy_id: str, body: Reason, user: User) -> dict[str, Any]:
         if strategy_id not in guard.status()["strategies"]:
+            guard.refuse(user, "resume", f"unknown strategy {strategy_id!r}")
             raise UnknownRequest(f"unknown strategy {strategy_id!r}")
         return _change(guard.resume_strategy(strategy_id, user, body.reason or "resumed via API"))
 

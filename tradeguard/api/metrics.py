@@ -9,6 +9,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
+from tradeguard.alerts.dispatcher import Delivery
 from tradeguard.guard import Guard
 from tradeguard.model import Breach, PortfolioState, StateChange, StrategyState
 
@@ -73,8 +74,22 @@ class Metrics:
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0),
             registry=self.registry,
         )
+        self._delivery = Histogram(
+            "tradeguard_alert_delivery_seconds",
+            "one delivery attempt, by channel",
+            ["channel"],
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+            registry=self.registry,
+        )
+        self._deliveries = Counter(
+            "tradeguard_alert_deliveries",
+            "delivery attempts",
+            ["channel", "outcome"],
+            registry=self.registry,
+        )
         guard.register_callback("breach", self._on_breach)
         guard.register_callback("state_change", self._on_change)
+        guard.register_callback("alert_delivery", self._on_delivery)
 
     def _on_breach(self, breach: Breach) -> None:
         self._breaches.labels(breach.rule).inc()
@@ -83,6 +98,11 @@ class Metrics:
         self._transitions.labels(change.scope.kind.value, change.after).inc()
         if change.durable_seconds is not None:
             self._latency.observe(change.durable_seconds)
+
+    def _on_delivery(self, outcome: Delivery) -> None:
+        self._delivery.labels(outcome.channel).observe(outcome.latency_ms / 1e3)
+        status = "delivered" if outcome.ok else ("failed" if outcome.final else "retrying")
+        self._deliveries.labels(outcome.channel, status).inc()
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
