@@ -1588,10 +1588,12 @@ class Guard:
                 },
             }
 
-    def audit_records(self, since: float | None = None) -> list[AuditRecord]:
+    def audit_records(
+        self, since: float | None = None, limit: int | None = None
+    ) -> list[AuditRecord]:
         if self._store is None:
             raise StoreUnavailable(self._store_error or "no state store")
-        return self._store.audit_records(since=since)
+        return self._store.audit_records(since=since, limit=limit)
 
     def verify_audit(self) -> Verification:
         if self._store is None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from email import message_from_bytes
@@ -22,6 +23,7 @@ class Request:
     path: str
     headers: dict[str, str]
     body: bytes
+    at: float = field(default_factory=time.perf_counter)  # arrival, for the bench
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -94,10 +96,12 @@ def free_port() -> int:
 class _Mailbox:
     def __init__(self) -> None:
         self.messages: list[Message] = []
+        self.arrivals: list[float] = []
 
     async def handle_DATA(self, server: object, session: Session, envelope: Envelope) -> str:  # noqa: N802 (aiosmtpd's name)
         content = envelope.original_content or b""
         self.messages.append(message_from_bytes(content))
+        self.arrivals.append(time.perf_counter())
         return "250 OK"
 
 

@@ -168,7 +168,7 @@ def create_app(  # noqa: PLR0915  # one statement per route
         limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
     ) -> list[dict[str, Any]]:
         """The most recent records, oldest first."""
-        return [r.to_dict() for r in guard.audit_records()[-limit:]]
+        return [r.to_dict() for r in guard.audit_records(limit=limit)]
 
     @app.get("/api/audit/verify")
     def verify(user: User) -> dict[str, Any]:

@@ -200,11 +200,21 @@ class SqliteStore:
 
     # -- audit ----------------------------------------------------------------------------
 
-    def audit_records(self, *, since: float | None = None) -> list[AuditRecord]:
-        """Filtered on the hashed time inside each entry, never on the unhashed ts column."""
+    def audit_records(
+        self, *, since: float | None = None, limit: int | None = None
+    ) -> list[AuditRecord]:
+        """Oldest first; ``limit``: only the most recent (read from the end, not the whole
+        table). ``since`` filters on the hashed time in each entry, not the unhashed column."""
         with self._read() as db:
-            rows = db.execute("SELECT seq, entry, prev_hash, hash FROM audit ORDER BY seq")
-            fetched = rows.fetchall()
+            if limit is None:
+                rows = db.execute("SELECT seq, entry, prev_hash, hash FROM audit ORDER BY seq")
+                fetched = rows.fetchall()
+            else:
+                rows = db.execute(
+                    "SELECT seq, entry, prev_hash, hash FROM audit ORDER BY seq DESC LIMIT ?",
+                    (limit,),
+                )
+                fetched = rows.fetchall()[::-1]
         try:
             records = [
                 AuditRecord(r[0], AuditEntry(**json.loads(r[1])), r[2], r[3]) for r in fetched
