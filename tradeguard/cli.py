@@ -327,43 +327,44 @@ def resume(
     _report(change, as_json, "")
 
 
-@app.command("portfolio-halt")
-def portfolio_halt(
-    user: UserOption,
-    reason: ReasonOption = None,
-    config: ConfigOption = None,
-    as_json: JsonOption = False,
-) -> None:
-    """Soft halt: no new risk; positions are kept and may be reduced."""
-    with _operator(config, user) as guard:
-        change = guard.portfolio_halt(user, reason or "soft halt from the CLI")
-    _report(change, as_json, "the portfolio is already at least soft-halted (press recorded)")
+def _portfolio_command(name: str, method: str, default_reason: str, already: str, doc: str) -> None:
+    """The three portfolio halts take the same options and differ only in what they call."""
+
+    def command(
+        user: UserOption,
+        reason: ReasonOption = None,
+        config: ConfigOption = None,
+        as_json: JsonOption = False,
+    ) -> None:
+        with _operator(config, user) as guard:
+            change = getattr(guard, method)(user, reason or default_reason)
+        _report(change, as_json, already)
+
+    command.__doc__ = doc
+    app.command(name)(command)
 
 
-@app.command("portfolio-close")
-def portfolio_close(
-    user: UserOption,
-    reason: ReasonOption = None,
-    config: ConfigOption = None,
-    as_json: JsonOption = False,
-) -> None:
-    """Hard halt: no orders; every order cancelled and every position closed."""
-    with _operator(config, user) as guard:
-        change = guard.portfolio_close(user, reason or "hard halt from the CLI")
-    _report(change, as_json, "the portfolio is already at least hard-halted (press recorded)")
-
-
-@app.command()
-def emergency(
-    user: UserOption,
-    reason: ReasonOption = None,
-    config: ConfigOption = None,
-    as_json: JsonOption = False,
-) -> None:
-    """Emergency lockdown: hard halt, limits frozen; lifting it takes two people."""
-    with _operator(config, user) as guard:
-        change = guard.emergency(user, reason or "emergency from the CLI")
-    _report(change, as_json, "the portfolio is already in emergency (press recorded)")
+_portfolio_command(
+    "portfolio-halt",
+    "portfolio_halt",
+    "soft halt from the CLI",
+    "the portfolio is already at least soft-halted (press recorded)",
+    "Soft halt: no new risk; positions are kept and may be reduced.",
+)
+_portfolio_command(
+    "portfolio-close",
+    "portfolio_close",
+    "hard halt from the CLI",
+    "the portfolio is already at least hard-halted (press recorded)",
+    "Hard halt: no orders; every order cancelled and every position closed.",
+)
+_portfolio_command(
+    "emergency",
+    "emergency",
+    "emergency from the CLI",
+    "the portfolio is already in emergency (press recorded)",
+    "Emergency lockdown: hard halt, limits frozen; lifting it takes two people.",
+)
 
 
 @app.command()
