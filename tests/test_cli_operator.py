@@ -246,3 +246,17 @@ class TestTwoPeopleMeansTwoPeople:
         shown = desk.cli("status")
         assert shown.returncode == 0 and "[/x] see [bps] desk" in shown.stdout
         assert desk.cli("audit", "show").returncode == 0
+
+
+class TestJson:
+    def test_users_token_when_json_then_token_as_data(self, desk: Desk) -> None:
+        """Output that is data comes as JSON on request; the new token works."""
+        done = desk.cli("users", "token", "trader1", "--json", user="boss")
+        issued = json.loads(done.stdout)
+        assert issued["user"] == "trader1"
+        assert desk.cli("portfolio-halt", user="trader1", token=issued["token"]).returncode == 0
+
+    def test_audit_verify_when_json_then_result_as_data(self, desk: Desk) -> None:
+        """`audit verify --json` gives the verdict as JSON, exit 0 when intact."""
+        done = desk.cli("audit", "verify", "--json")
+        assert done.returncode == 0 and json.loads(done.stdout)["ok"] is True

@@ -199,10 +199,24 @@ def audit_show(
 
 
 @audit_app.command("verify")
-def audit_verify(config: ConfigOption = None) -> None:
+def audit_verify(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """Exit 0 if the chain is intact; otherwise 1, naming the first bad record."""
     with _guard(config) as guard:
         result = guard.verify_audit()
+    if as_json:
+        out.print_json(
+            json.dumps(
+                {
+                    "ok": result.ok,
+                    "checked": result.checked,
+                    "first_bad_seq": result.first_bad_seq,
+                    "problem": result.problem,
+                }
+            )
+        )
+        if not result.ok:
+            raise typer.Exit(EXIT_ERROR)
+        return
     if result.ok:
         out.print(f"ok: {result.checked} records, chain intact")
         return
@@ -478,21 +492,32 @@ def users_add(
     role: Annotated[str, typer.Option(help="viewer, trader, senior_trader, risk_manager or admin")],
     user: AdminOption = None,
     config: ConfigOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Create a user; its token is printed once (only a hash is kept)."""
     guard, by = _admin(config, user)
     with guard:
         token = guard.add_user(name, role, by=by)
-    out.print(f"user {name} ({role}) created. Token, shown only now:\n{token}", highlight=False)
+    _token_issued(name, token, as_json, f"user {name} ({role}) created")
 
 
 @users_app.command("token")
-def users_token(name: str, user: AdminOption = None, config: ConfigOption = None) -> None:
+def users_token(
+    name: str, user: AdminOption = None, config: ConfigOption = None, as_json: JsonOption = False
+) -> None:
     """Issue a new token for a user; the old one stops working."""
     guard, by = _admin(config, user)
     with guard:
         token = guard.issue_token(name, by=by)
-    out.print(f"new token for {name}, shown only now:\n{token}", highlight=False)
+    _token_issued(name, token, as_json, f"new token for {name}")
+
+
+def _token_issued(name: str, token: str, as_json: bool, what: str) -> None:
+    """The token is shown once, as its last line (scripts take the last line, or --json)."""
+    if as_json:
+        out.print_json(json.dumps({"user": name, "token": token}))
+    else:
+        out.print(f"{what}. Token, shown only now:\n{token}", highlight=False)
 
 
 @users_app.command("set-role")
