@@ -11,7 +11,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from bench import alerts, core, oob, stop
+from bench import alerts, core, oob, pipeline, stop
 
 
 def main() -> None:
@@ -47,6 +47,13 @@ def main() -> None:
         target = "(reported)" if name.startswith("update_prices") else "> 100,000"
         rate_table.add_row(name, f"{rate:,.0f}", target)
     console.print(rate_table)
+
+    checked = pipeline.latency(calls=100_000)
+    console.print(
+        f"8-point pre-trade check ({checked['accepted_share']:.0%} accepted, refused by "
+        f"{checked['refused_by']}): p50 {checked['p50_us']:.1f} us, p99 "
+        f"{checked['p99_us']:.1f} us (target p99 < 20 us)"
+    )
 
     stops = stop.run(repeats=20)
     stop_table = Table(
@@ -87,6 +94,7 @@ def main() -> None:
     results["emergency_stop"] = stops
     results["out_of_band_halt"] = adopted
     results["alert_delivery"] = delivered
+    results["pretrade"] = checked
     out.write_text(json.dumps(results, indent=2) + "\n")
     console.print(f"written to {out}")
 

@@ -13,6 +13,10 @@ def order(side: str = "buy", quantity: float = 1.0, strategy: str = "s1") -> Ord
 
 
 class TestKillSwitchCheck:
+    @pytest.fixture(autouse=True)
+    def _priced(self, guard: Guard) -> None:
+        guard.update_prices({"BTC": 100.0})  # a known symbol: the bounds check needs a price
+
     def test_order_when_all_clear_then_accepted(self, guard: Guard) -> None:
         """Normal portfolio, active strategy: the kill switch lets the order through."""
         decision = guard.check_order(order())
@@ -34,7 +38,7 @@ class TestKillSwitchCheck:
         """The most restrictive scope wins: a halted strategy cannot trade in a normal book."""
         guard.halt_strategy("s1", user="trader1")
         decision = guard.check_order(order())
-        assert not decision and decision.reason == "strategy s1 is halted"
+        assert not decision.accepted and decision.reason == "strategy s1 is halted"
         assert guard.check_order(order(strategy="s2")).accepted
 
     @pytest.mark.parametrize(

@@ -379,6 +379,38 @@ class BreakerConfig(Frozen):
     source_timeout_seconds: Positive = 1.0  # a metrics source slower than this is failed
 
 
+class OrderLimits(Frozen):
+    """Pre-trade limits; every key may be set globally, per strategy and per symbol (the most
+    specific value set wins; ``null`` turns a limit off). The defaults sit on the fields, so
+    setting one limit never silently drops the others."""
+
+    price_collar: Fraction | None = 0.10  # bounds: price within this of the last price
+    max_order_quantity: Positive | None = None  # limits
+    max_order_notional: Positive | None = 1_000_000.0  # limits
+    max_position_notional: Positive | None = None  # cap: the resulting position in the symbol
+    max_gross_exposure: Positive | None = None  # cap: the strategy's gross after the order
+    soft_drawdown: Fraction | None = 0.03  # drawdown: past it, only reducing orders
+
+
+class RateLimit(Frozen):
+    """Token buckets (orders per second, with a burst), per strategy and across all."""
+
+    per_strategy: Positive = 50.0
+    per_strategy_burst: PositiveInt = 100
+    total: Positive = 500.0
+    total_burst: PositiveInt = 1_000
+
+
+class PretradeConfig(Frozen):
+    limits: OrderLimits = OrderLimits()
+    strategies: dict[str, OrderLimits] = {}
+    symbols: dict[str, OrderLimits] = {}
+    require_known_symbol: bool = True  # bounds: a symbol with no price yet is refused
+    rate: RateLimit = RateLimit()
+    dedup_window_seconds: Annotated[float, AfterValidator(_non_negative)] = 1.0
+    client_ids_remembered: PositiveInt = 100_000
+
+
 class AuthConfig(Frozen):
     """Tokens for the CLI and the HTTP API. Off only for demos: every command then says so."""
 
@@ -412,6 +444,7 @@ class Config(Frozen):
     breaker: BreakerConfig = BreakerConfig()
     emergency: EmergencyConfig = EmergencyConfig()
     auth: AuthConfig = AuthConfig()
+    pretrade: PretradeConfig = PretradeConfig()
     guard: GuardConfig = GuardConfig()
 
     def on_halt(self, strategy_id: str) -> OnHalt:

@@ -49,9 +49,8 @@ from tradeguard.errors import (
     UnknownStrategy,
 )
 from tradeguard.events import Actuator, Callback
-from tradeguard.ledger import PORTFOLIO_METRICS, STRATEGY_METRICS, Ledger
+from tradeguard.ledger import PORTFOLIO_METRICS, STRATEGY_METRICS, Ledger, StrategyMetrics
 from tradeguard.model import (
-    ACCEPTED,
     PORTFOLIO,
     Action,
     Actor,
@@ -150,6 +149,8 @@ class Guard:
         self.last_flatten: FlattenReport | None = None
         self._last_reports: dict[str, FlattenReport] = {}
         self.refusals: collections.Counter[str] = collections.Counter()  # pre-trade, by check
+        self._pipeline = pretrade.Pipeline(self.config.pretrade, self._clock.time())
+        self._capital_factor: dict[str, float] = {}
         now = self._clock.time()
         self._states: dict[str, ScopeStatus] = {
             "portfolio": ScopeStatus(PortfolioState.NORMAL, "initial", now, str(SYSTEM), 0)
@@ -1085,22 +1086,38 @@ class Guard:
     # -- orders and limits -----------------------------------------------------------------
 
     def check_order(self, order: Order) -> Decision:
-        """The pre-trade verdict for an order, without taking the lock (the hot path): every
-        scope must allow it, and in a soft halt only a reducing order passes."""
+        """The 8-point pre-trade verdict, called before every order: kill_switch, bounds,
+        limits, cap, drawdown, rate, dedup, allocation. Reads state without the guard's lock."""
         refused = pretrade.malformed(order)
-        if refused is not None:
-            self.refusals["bounds"] += 1
-            return refused
-        portfolio = PortfolioState(self.status_of(PORTFOLIO).state)
-        strategy = StrategyState(self.status_of(Scope.strategy(order.strategy_id)).state)
-        held = self._ledger.strategies.get(order.strategy_id)
-        entry = None if held is None else held.positions.get(order.symbol)
-        position = 0.0 if entry is None else entry[0]
-        refused = pretrade.kill_switch(order, portfolio, strategy, position)
-        if refused is None:  # not `or`: a refusal is falsy
-            return ACCEPTED
+        if refused is None:
+            sid, symbol = order.strategy_id, order.symbol
+            held = self._ledger.strategies.get(sid)
+            entry = None if held is None else held.positions.get(symbol)
+            strategy = self._states.get("strategy:" + sid)
+            context = pretrade.Context(
+                self._states["portfolio"].state,
+                StrategyState.ACTIVE if strategy is None else strategy.state,
+                0.0 if entry is None else entry[0],
+                0.0 if held is None else held.gross_notional,
+                None if held is None else held.drawdown,
+                self._ledger.portfolio.prices.get(symbol),
+                self._capital_cap(sid, held),
+                None,
+            )
+            decision = self._pipeline.check(order, context, self._clock.time(), well_formed=True)
+            if decision.accepted:
+                return decision
+            refused = decision
         self.refusals[refused.check or "unknown"] += 1  # plain counter: no lock on the hot path
         return refused
+
+    def _capital_cap(self, sid: str, held: StrategyMetrics | None) -> float | None:
+        if held is None or held.allocated_capital is None:
+            return None
+        factor = self._capital_factor.get(sid)
+        if factor is None:
+            factor = self._capital_factor[sid] = self.config.triggers_for(sid).agent_capital.limit
+        return held.allocated_capital * factor
 
     def set_limit(
         self,

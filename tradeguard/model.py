@@ -203,9 +203,7 @@ class Decision:
     accepted: bool
     check: str | None
     reason: str
-
-    def __bool__(self) -> bool:
-        return self.accepted
+    # No __bool__: `refusal or next_check()` would treat a refusal as absent. Read .accepted.
 
 
 ACCEPTED = Decision(True, None, "accepted")

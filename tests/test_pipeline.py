@@ -1,0 +1,239 @@
+"""The 8-point pre-trade pipeline: each check, its boundary, its configuration layers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.conftest import MakeGuard
+from tradeguard import Guard, Order
+from tradeguard.config import PretradeConfig
+from tradeguard.model import PortfolioState, StrategyState
+from tradeguard.pretrade import Context, Pipeline
+from tradeguard.testing import FakeClock
+
+
+def order(
+    side: str = "buy",
+    quantity: float = 1.0,
+    price: float = 100.0,
+    strategy: str = "s1",
+    symbol: str = "BTC",
+    cid: str | None = None,
+) -> Order:
+    return Order(strategy, symbol, side, quantity, price, client_order_id=cid)
+
+
+@pytest.fixture
+def priced(make_guard: MakeGuard) -> Any:
+    def build(**pretrade: Any) -> Guard:
+        guard = make_guard(pretrade=pretrade) if pretrade else make_guard()
+        guard.update_portfolio(equity=10_000_000.0)
+        guard.update_prices({"BTC": 100.0, "ETH": 10.0})
+        return guard
+
+    return build
+
+
+class TestBounds:
+    @pytest.mark.parametrize(
+        ("price", "accepted"), [(110.0, True), (90.0, True), (110.01, False), (89.99, False)]
+    )
+    def test_price_when_around_the_collar_then_edge_accepted(
+        self, priced: Any, price: float, accepted: bool
+    ) -> None:
+        """The default 10% collar around the last price: at the edge in, past it out."""
+        decision = priced().check_order(order(price=price))
+        assert decision.accepted is accepted
+        if not accepted:
+            assert decision.check == "bounds" and "fat finger" in decision.reason
+
+    def test_symbol_when_never_priced_then_unknown(self, priced: Any) -> None:
+        """A symbol with no reference price is refused (require_known_symbol)."""
+        decision = priced().check_order(order(symbol="DOGE"))
+        assert (decision.check, decision.accepted) == (
+            "bounds",
+            False,
+        ) and "unknown symbol" in decision.reason
+
+
+class TestLimits:
+    @pytest.mark.parametrize(("quantity", "accepted"), [(5, True), (5.0001, False)])
+    def test_quantity_when_at_and_past_max_then_edge_accepted(
+        self, priced: Any, quantity: float, accepted: bool
+    ) -> None:
+        """max_order_quantity: equal passes, more is refused."""
+        guard = priced(limits={"max_order_quantity": 5})
+        decision = guard.check_order(order(quantity=quantity))
+        assert decision.accepted is accepted and (accepted or decision.check == "limits")
+
+    def test_notional_when_past_max_then_refused(self, priced: Any) -> None:
+        """max_order_notional, default 1,000,000."""
+        assert priced().check_order(order(quantity=10_000, price=100.0)).accepted
+        decision = priced().check_order(order(quantity=10_001, price=100.0))
+        assert decision.check == "limits" and "max order notional" in decision.reason
+
+    def test_layers_when_strategy_and_symbol_set_then_most_specific_wins(self, priced: Any) -> None:
+        """Global, then per strategy, then per symbol."""
+        guard = priced(
+            limits={"max_order_quantity": 100},
+            strategies={"s1": {"max_order_quantity": 10}},
+            symbols={"ETH": {"max_order_quantity": 50}},
+        )
+        assert not guard.check_order(order(quantity=11)).accepted  # s1 on BTC: 10
+        assert guard.check_order(order(quantity=11, strategy="s2")).accepted  # s2 on BTC: 100
+        assert guard.check_order(order(quantity=40, price=10.0, symbol="ETH")).accepted  # ETH: 50
+
+
+class TestCap:
+    def test_position_when_past_cap_then_refused_but_reducing_allowed(self, priced: Any) -> None:
+        """The resulting position is capped; getting smaller is always allowed."""
+        guard = priced(limits={"max_position_notional": 1_000})
+        guard.update_position("s1", "BTC", 9, 100.0)
+        assert guard.check_order(order(quantity=1)).accepted  # 10 x 100 = cap
+        assert guard.check_order(order(quantity=2)).check == "cap"
+        assert guard.check_order(order(side="sell", quantity=20)).check == "cap"  # flips to -11
+        assert guard.check_order(order(side="sell", quantity=5)).accepted
+
+    def test_gross_when_past_cap_then_refused(self, priced: Any) -> None:
+        """The strategy's gross exposure after the order is capped."""
+        guard = priced(limits={"max_gross_exposure": 1_500})
+        guard.update_position("s1", "ETH", 100, 10.0)  # 1,000 gross
+        assert guard.check_order(order(quantity=5)).accepted
+        assert guard.check_order(order(quantity=6)).check == "cap"
+
+    def test_agent_when_past_allocated_capital_then_refused(
+        self, priced: Any, make_guard: MakeGuard
+    ) -> None:
+        """An agent cannot put on more than its allocated capital (x the agent_capital limit)."""
+        guard = make_guard(strategies={"s1": {"allocated_capital": 1_000}})
+        guard.update_portfolio(equity=10_000_000.0)
+        guard.update_prices({"BTC": 100.0})
+        assert guard.check_order(order(quantity=10)).accepted
+        decision = guard.check_order(order(quantity=11))
+        assert decision.check == "cap" and "allocated capital" in decision.reason
+
+
+class TestDrawdown:
+    def test_strategy_when_past_soft_drawdown_then_reducing_only(self, priced: Any) -> None:
+        """Past the soft drawdown (default 3%) no new risk, before the hard 5% halts it."""
+        guard = priced()
+        guard.update_position("s1", "BTC", 5, 100.0)
+        guard.update_strategy_metrics("s1", max_drawdown=0.03)
+        assert guard.check_order(order()).accepted  # at the limit
+        guard.update_strategy_metrics("s1", max_drawdown=0.031)
+        assert guard.check_order(order()).check == "drawdown"
+        assert guard.check_order(order(side="sell", quantity=5)).accepted
+
+
+class TestRate:
+    def test_strategy_when_over_its_rate_then_refused_until_refilled(
+        self, priced: Any, clock: FakeClock
+    ) -> None:
+        """A per-strategy token bucket on the injected clock: burst, then refusals, then refill."""
+        guard = priced(rate={"per_strategy": 2, "per_strategy_burst": 3}, dedup_window_seconds=0)
+        results = [guard.check_order(order(cid=f"c{i}")).accepted for i in range(4)]
+        assert results == [True, True, True, False]
+        assert guard.check_order(order(cid="c9")).check == "rate"
+        assert guard.check_order(order(strategy="s2", cid="other")).accepted  # its own bucket
+        clock.advance(0.5)  # 2/s: one token back
+        assert guard.check_order(order(cid="c10")).accepted
+
+    def test_total_when_over_global_rate_then_refused(self, priced: Any) -> None:
+        """All strategies together have a budget too."""
+        guard = priced(rate={"total": 1, "total_burst": 2}, dedup_window_seconds=0)
+        assert [guard.check_order(order(strategy=f"s{i}")).accepted for i in range(3)] == [
+            True,
+            True,
+            False,
+        ]
+
+    def test_refused_order_when_counted_then_consumes_no_rate(self, priced: Any) -> None:
+        """Only accepted orders use tokens."""
+        guard = priced(rate={"per_strategy": 1, "per_strategy_burst": 1})
+        assert guard.check_order(order(price=500.0)).check == "bounds"
+        assert guard.check_order(order()).accepted
+
+
+class TestDedup:
+    def test_client_id_when_reused_then_refused(self, priced: Any, clock: FakeClock) -> None:
+        """A client order id is good once, at any distance in time."""
+        guard = priced()
+        assert guard.check_order(order(cid="x1")).accepted
+        clock.advance(3600)
+        assert guard.check_order(order(cid="x1", quantity=2)).check == "dedup"
+
+    def test_identical_order_when_within_window_then_refused(
+        self, priced: Any, clock: FakeClock
+    ) -> None:
+        """The same order again within the window (default 1 s) looks like a double send."""
+        guard = priced()
+        assert guard.check_order(order()).accepted
+        clock.advance(1.0)
+        assert guard.check_order(order()).check == "dedup"
+        clock.advance(0.001)
+        assert guard.check_order(order()).accepted
+
+
+class TestAllocation:
+    def context(self, stage: float | None, position: float = 0.0) -> Context:
+        return Context(
+            PortfolioState.NORMAL,
+            StrategyState.RECOVERING,
+            position,
+            0.0,
+            None,
+            100.0,
+            10_000.0,
+            stage,
+        )
+
+    @pytest.mark.parametrize(
+        ("stage", "quantity", "accepted"),
+        [
+            (0.0, 1, False),
+            (0.25, 25, True),
+            (0.25, 26, False),
+            (0.5, 50, True),
+            (0.5, 51, False),
+            (None, 100, True),
+        ],
+    )
+    def test_stage_when_recovering_then_size_scaled(
+        self, clock: FakeClock, stage: float | None, quantity: float, accepted: bool
+    ) -> None:
+        """paper sends nothing; 25% and 50% scale what may be put on; full size is unscaled."""
+        pipeline = Pipeline(PretradeConfig(), clock.time())
+        decision = pipeline.check(order(quantity=quantity), self.context(stage), clock.time())
+        assert decision.accepted is accepted and (accepted or decision.check == "allocation")
+
+    def test_stage_when_reducing_then_allowed(self, clock: FakeClock) -> None:
+        """Getting out is never limited by the stage (except paper, which sends nothing)."""
+        pipeline = Pipeline(PretradeConfig(), clock.time())
+        assert pipeline.check(
+            order(side="sell", quantity=80), self.context(0.25, position=80), clock.time()
+        ).accepted
+
+
+class TestCounting:
+    def test_refusals_when_made_then_counted_by_check(self, priced: Any) -> None:
+        """Rejections are counted per check (and exported in /metrics)."""
+        guard = priced()
+        guard.check_order(order(price=500.0))
+        guard.check_order(order(symbol="DOGE"))
+        guard.check_order(order(quantity=10_001))
+        assert guard.refusals == {"bounds": 2, "limits": 1}
+
+
+class TestConfiguration:
+    def test_limits_when_one_set_then_the_other_defaults_stay(self, priced: Any) -> None:
+        """Setting one limit must not switch the others off (the collar still applies)."""
+        guard = priced(limits={"max_position_notional": 5_000_000})
+        assert guard.check_order(order(price=150.0)).check == "bounds"
+        assert guard.check_order(order(quantity=20_000)).check == "limits"
+
+    def test_limit_when_set_to_null_then_off(self, priced: Any) -> None:
+        """null turns a limit off, explicitly."""
+        guard = priced(limits={"price_collar": None})
+        assert guard.check_order(order(price=150.0)).accepted
