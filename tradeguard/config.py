@@ -225,6 +225,15 @@ class FeedStale(Trigger):
     action: LaxAction = Action.SOFT_HALT
 
 
+class EquityStale(Trigger):
+    """Seconds since portfolio equity was last reported, once it has been: a silent equity
+    feed hides every loss limit."""
+
+    portfolio_scope = True
+    limit: Positive = 120.0
+    action: LaxAction = Action.SOFT_HALT
+
+
 class Triggers(Frozen):
     strategy_drawdown: StrategyDrawdown = StrategyDrawdown()
     consecutive_losses: ConsecutiveLosses = ConsecutiveLosses()
@@ -239,6 +248,7 @@ class Triggers(Frozen):
     pnl_velocity: PnlVelocity = PnlVelocity()
     volatility: Volatility = Volatility()
     feed_stale: FeedStale = FeedStale()
+    equity_stale: EquityStale = EquityStale()
 
 
 STRATEGY_TRIGGERS = (

@@ -71,6 +71,7 @@ class PortfolioMetrics:
     margin_utilization: float | None = None
     correlation: float | None = None
     volatility_ratio: float | None = None
+    equity_at: float | None = None  # when equity was last reported (not across a restart)
     prices: dict[str, float] = field(default_factory=dict)
     price_times: dict[str, float] = field(default_factory=dict)
 
@@ -215,7 +216,7 @@ class Ledger:
         p.drawdown = _drawdown(p.peak_equity, equity)
         start = p.day_start_equity
         p.daily_loss = (start - equity) / start if start and start > 0 else _drawdown(0, equity)
-        self._equity_at = now
+        self._equity_at = p.equity_at = now
         high = self._velocity.add(now, equity)
         p.pnl_velocity = (high - equity) / high if high > 0 else 0.0
         held = [sid for sid, m in self.strategies.items() if m.positions]

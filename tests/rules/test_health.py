@@ -543,3 +543,30 @@ class TestMaxAgentCapital:
         assert guard.strategy_state(SID) is StrategyState.ACTIVE
         guard.update_position(SID, "X", 25.0, 100.0)
         assert guard.strategy_state(SID) is StrategyState.HALTED
+
+
+class TestMaxEquityAge:
+    """A silent equity feed halts the book, once equity has been reported."""
+
+    def test_guard_when_equity_stops_then_soft_halt_only_past_limit(
+        self, make_guard: MakeGuard, clock: FakeClock
+    ) -> None:
+        """At the 120 s limit nothing happens; past it the breaker's tick soft-halts."""
+        guard = make_guard()
+        guard.update_portfolio(equity=100.0)
+        clock.advance(120)
+        guard.tick()
+        assert guard.portfolio_state is PortfolioState.NORMAL
+        clock.advance(0.5)
+        guard.tick()
+        assert guard.portfolio_state is PortfolioState.SOFT_HALT
+        assert guard.status()["portfolio"]["reason"].startswith("equity_stale: no equity report")
+
+    def test_guard_when_equity_never_reported_then_not_watched(
+        self, make_guard: MakeGuard, clock: FakeClock
+    ) -> None:
+        """Hosts that report metrics instead of equity are not halted for silence."""
+        guard = make_guard()
+        clock.advance(10_000)
+        guard.tick()
+        assert guard.portfolio_state is PortfolioState.NORMAL

@@ -6,6 +6,7 @@ from tradeguard.config import Config, Triggers
 from tradeguard.rules.base import PortfolioRule, Rule, StrategyRule, Topic
 from tradeguard.rules.health import (
     MaxAgentCapital,
+    MaxEquityAge,
     MaxFeedAge,
     MaxPnlVelocity,
     MaxSilence,
@@ -48,6 +49,7 @@ def _portfolio_rules(t: Triggers) -> list[PortfolioRule]:
         (t.pnl_velocity.enabled, MaxPnlVelocity(t.pnl_velocity)),
         (t.volatility.enabled, MaxVolatility(t.volatility)),
         (t.feed_stale.enabled, MaxFeedAge(t.feed_stale)),
+        (t.equity_stale.enabled, MaxEquityAge(t.equity_stale)),
     ]
     return [rule for enabled, rule in candidates if enabled]
 

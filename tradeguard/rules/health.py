@@ -42,6 +42,22 @@ class MaxFeedAge(PortfolioRule):
         return f"price feed silent for {fmt(value, 's')} > limit {fmt(self.limit, 's')}"
 
 
+class MaxEquityAge(PortfolioRule):
+    """Equity that stopped arriving hides drawdown, daily loss and velocity: it halts too.
+    Watched only once equity has been reported (some hosts report metrics instead)."""
+
+    name = "equity_stale"
+    label = "equity report age"
+    unit = "s"
+    watches = frozenset({Topic.TIME, Topic.EQUITY})
+
+    def measure(self, view: PortfolioMetrics, now: float) -> float | None:
+        return None if view.equity_at is None else now - view.equity_at
+
+    def describe(self, value: float) -> str:
+        return f"no equity report for {fmt(value, 's')} > limit {fmt(self.limit, 's')}"
+
+
 class MaxSilence(StrategyRule):
     """An agent that has sent a heartbeat and then goes quiet is stuck; one that never did is
     not watched (it may not send heartbeats at all)."""
