@@ -273,3 +273,54 @@ class TestStatusCommand:
         assert snapshot["portfolio"]["state"] == "emergency"
         assert snapshot["portfolio"]["reason"].startswith("store_unavailable")
         assert snapshot["store"]["ok"] is False
+
+
+class TestKeyedChain:
+    """With state.audit_key the chain is HMAC-SHA256: rewriting it needs the key."""
+
+    def test_keyed_chain_when_rewritten_without_key_then_detected(
+        self, make_guard: MakeGuard, db_path: Path
+    ) -> None:
+        """An attacker who edits a record and recomputes plain SHA-256 hashes and the head is caught."""
+        import hashlib
+
+        guard = make_guard(state={"path": str(db_path), "audit_key": "k3y"})
+        guard.halt_strategy("s1", user="trader1", reason="genuine")
+        guard.portfolio_halt("trader1")
+        assert guard.verify_audit().ok
+        with sqlite3.connect(db_path) as db:
+            rows = db.execute("SELECT seq, entry FROM audit ORDER BY seq").fetchall()
+            prev = "0" * 64
+            for seq, original in rows:
+                entry = original.replace("genuine", "forged")
+                digest = hashlib.sha256(f"{prev}|{seq}|{entry}".encode()).hexdigest()
+                db.execute(
+                    "UPDATE audit SET entry=?, prev_hash=?, hash=? WHERE seq=?",
+                    (entry, prev, digest, seq),
+                )
+                prev = digest
+            db.execute("UPDATE audit_head SET hash=? WHERE id=1", (prev,))
+        db.close()
+        result = guard.verify_audit()
+        assert not result.ok and result.first_bad_seq == 1
+
+    def test_keyed_store_when_opened_without_key_then_fails_closed(
+        self, make_guard: MakeGuard, db_path: Path
+    ) -> None:
+        """A keyed store opened without its key cannot be trusted: emergency, and it says why."""
+        first = make_guard(state={"path": str(db_path), "audit_key": "k3y"})
+        first.halt_strategy("s1", user="trader1")
+        first.close()
+        second = make_guard()
+        assert second.portfolio_state == "emergency"
+        assert "audit chain is keyed" in second.status()["store"]["error"]
+
+    def test_unkeyed_store_when_key_added_later_then_refused(
+        self, make_guard: MakeGuard, db_path: Path
+    ) -> None:
+        """A key cannot be added to a chain begun without one (its records would not verify)."""
+        first = make_guard()
+        first.halt_strategy("s1", user="trader1")
+        first.close()
+        second = make_guard(state={"path": str(db_path), "audit_key": "k3y"})
+        assert "started without a key" in second.status()["store"]["error"]

@@ -8,6 +8,7 @@ so editing, deleting or reordering any row breaks the chain from that row on. A 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -52,8 +53,13 @@ def canonical(entry: AuditEntry) -> str:
     return json.dumps(asdict(entry), sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
-def chain_hash(prev_hash: str, seq: int, entry_json: str) -> str:
-    return hashlib.sha256(f"{prev_hash}|{seq}|{entry_json}".encode()).hexdigest()
+def chain_hash(prev_hash: str, seq: int, entry_json: str, key: bytes | None = None) -> str:
+    """SHA-256, or HMAC-SHA256 with a key: without the key nobody can rewrite the chain and
+    recompute it, even with write access to the database."""
+    message = f"{prev_hash}|{seq}|{entry_json}".encode()
+    if key is not None:
+        return hmac.new(key, message, hashlib.sha256).hexdigest()
+    return hashlib.sha256(message).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +71,9 @@ class Verification:
 
 
 def verify(
-    rows: list[tuple[int, str, str, str, float]], head: tuple[int, str] | None
+    rows: list[tuple[int, str, str, str, float]],
+    head: tuple[int, str] | None,
+    key: bytes | None = None,
 ) -> Verification:
     """Check ``(seq, entry_json, prev_hash, hash, ts)`` rows in order against the head; ``ts``
     is the store's copy of the entry's time, kept for queries, and must match it."""
@@ -85,7 +93,10 @@ def verify(
                 seq,
                 f"record {seq} does not follow record {seq - 1} (reordered or replaced)",
             )
-        if chain_hash(prev_hash, seq, entry_json) != stored_hash or _entry_ts(entry_json) != ts:
+        if (
+            chain_hash(prev_hash, seq, entry_json, key) != stored_hash
+            or _entry_ts(entry_json) != ts
+        ):
             return Verification(
                 False, seq - 1, seq, f"record {seq} was altered after it was written"
             )

@@ -362,6 +362,9 @@ class AlertsConfig(Frozen):
 
 class StateConfig(Frozen):
     path: Path = Field(default=Path("tradeguard.db"), strict=False)
+    # HMAC key for the audit chain: without it, nobody with write access to the database can
+    # rewrite records and recompute the chain. Set it before the first record; via ${VAR}.
+    audit_key: SecretStr | None = Field(default=None, strict=False)
 
 
 class EmergencyConfig(Frozen):

@@ -167,7 +167,15 @@ class Guard:
         self._wire_alerts()
         self._store: StateStore | None = None
         try:
-            self._store = store if store is not None else SqliteStore(self.config.state.path)
+            key = self.config.state.audit_key
+            self._store = (
+                store
+                if store is not None
+                else SqliteStore(
+                    self.config.state.path,
+                    audit_key=None if key is None else key.get_secret_value().encode(),
+                )
+            )
             self._load()
         except Exception as exc:  # whatever cannot be loaded cannot be trusted: fail closed
             self._fail_store(f"cannot load state: {exc!r}")

@@ -279,7 +279,9 @@ class TestOpen:
         SqliteStore(db_path).close()
         SqliteStore(db_path).close()
         with closing(sqlite3.connect(db_path)) as db:
-            assert db.execute("SELECT key, value FROM meta").fetchall() == [("schema", "1")]
+            assert db.execute("SELECT key, value FROM meta WHERE key='schema'").fetchall() == [
+                ("schema", "1")
+            ]
 
     def test_open_when_directory_missing_then_raises_store_unavailable(
         self, tmp_path: Path

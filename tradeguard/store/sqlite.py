@@ -63,8 +63,11 @@ CREATE TABLE IF NOT EXISTS metrics (scope TEXT PRIMARY KEY, data TEXT NOT NULL, 
 
 
 class SqliteStore:
-    def __init__(self, path: str | Path, *, timeout: float = 5.0) -> None:
+    def __init__(
+        self, path: str | Path, *, timeout: float = 5.0, audit_key: bytes | None = None
+    ) -> None:
         self.path = Path(path)
+        self._key = audit_key
         self._lock = threading.Lock()
         try:
             self._db = sqlite3.connect(
@@ -92,8 +95,31 @@ class SqliteStore:
                 )
             elif int(row[0]) != SCHEMA_VERSION:
                 raise StoreUnavailable(f"{self.path}: schema {row[0]}, expected {SCHEMA_VERSION}")
+            self._check_audit_key()
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"{self.path}: {exc}") from exc
+
+    def _check_audit_key(self) -> None:
+        """A chain is keyed or not from its first record on; the key must match that."""
+        row = self._db.execute("SELECT value FROM meta WHERE key='audit_keyed'").fetchone()
+        if row is None:
+            empty = self._db.execute("SELECT COUNT(*) FROM audit").fetchone()[0] == 0
+            keyed = self._key is not None and empty
+            self._db.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('audit_keyed', ?)", ("1" if keyed else "0",)
+            )
+            row = ("1" if keyed else "0",)
+        if row[0] == "1" and self._key is None:
+            raise StoreUnavailable(
+                f"{self.path}: its audit chain is keyed: set state.audit_key "
+                "(e.g. ${TRADEGUARD_AUDIT_KEY})"
+            )
+        if row[0] == "0" and self._key is not None:
+            raise StoreUnavailable(
+                f"{self.path}: its audit chain was started without a key; a "
+                "key cannot be added later: remove state.audit_key or start "
+                "a new store"
+            )
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
@@ -172,12 +198,11 @@ class SqliteStore:
                 )
             return [self._append(db, entry) for entry in audit]
 
-    @staticmethod
-    def _append(db: sqlite3.Connection, entry: AuditEntry) -> AuditRecord:
+    def _append(self, db: sqlite3.Connection, entry: AuditEntry) -> AuditRecord:
         head = db.execute("SELECT seq, hash FROM audit_head WHERE id=1").fetchone()
         seq, prev = (1, audit.GENESIS) if head is None else (head[0] + 1, head[1])
         entry_json = audit.canonical(entry)
-        digest = audit.chain_hash(prev, seq, entry_json)
+        digest = audit.chain_hash(prev, seq, entry_json, self._key)
         db.execute(
             "INSERT INTO audit VALUES (?, ?, ?, ?, ?)", (seq, entry.ts, entry_json, prev, digest)
         )
@@ -227,7 +252,9 @@ class SqliteStore:
         with self._read() as db:
             rows = db.execute("SELECT seq, entry, prev_hash, hash, ts FROM audit ORDER BY seq")
             head = db.execute("SELECT seq, hash FROM audit_head WHERE id=1").fetchone()
-            return audit.verify(rows.fetchall(), None if head is None else (head[0], head[1]))
+            return audit.verify(
+                rows.fetchall(), None if head is None else (head[0], head[1]), self._key
+            )
 
     # -- users ----------------------------------------------------------------------------
 
