@@ -31,6 +31,8 @@ def priced(make_guard: MakeGuard) -> Any:
         guard = make_guard(pretrade=pretrade) if pretrade else make_guard()
         guard.update_portfolio(equity=10_000_000.0)
         guard.update_prices({"BTC": 100.0, "ETH": 10.0})
+        for sid in ("s0", "s1", "s2", "s3"):
+            guard.register_strategy(sid)  # orders from unknown strategies are refused
         return guard
 
     return build
@@ -74,8 +76,10 @@ class TestLimits:
         decision = priced().check_order(order(quantity=10_001, price=100.0))
         assert decision.check == "limits" and "max order notional" in decision.reason
 
-    def test_layers_when_strategy_and_symbol_set_then_most_specific_wins(self, priced: Any) -> None:
-        """Global, then per strategy, then per symbol."""
+    def test_layers_when_strategy_and_symbol_set_then_each_replaces_global_and_stricter_wins(
+        self, priced: Any
+    ) -> None:
+        """A strategy's or a symbol's setting replaces the global one; when both set it, the stricter."""
         guard = priced(
             limits={"max_order_quantity": 100},
             strategies={"s1": {"max_order_quantity": 10}},
@@ -83,7 +87,12 @@ class TestLimits:
         )
         assert not guard.check_order(order(quantity=11)).accepted  # s1 on BTC: 10
         assert guard.check_order(order(quantity=11, strategy="s2")).accepted  # s2 on BTC: 100
-        assert guard.check_order(order(quantity=40, price=10.0, symbol="ETH")).accepted  # ETH: 50
+        assert guard.check_order(
+            order(quantity=40, price=10.0, symbol="ETH", strategy="s2")
+        ).accepted  # s2 on ETH: 50
+        assert (
+            guard.check_order(order(quantity=40, price=10.0, symbol="ETH")).check == "limits"
+        )  # s1 on ETH: min(10, 50)
 
 
 class TestCap:
@@ -107,7 +116,7 @@ class TestCap:
         self, priced: Any, make_guard: MakeGuard
     ) -> None:
         """An agent cannot put on more than its allocated capital (x the agent_capital limit)."""
-        guard = make_guard(strategies={"s1": {"allocated_capital": 1_000}})
+        guard = make_guard(strategies={"s1": {"allocated_capital": 1_000}})  # registered
         guard.update_portfolio(equity=10_000_000.0)
         guard.update_prices({"BTC": 100.0})
         assert guard.check_order(order(quantity=10)).accepted
@@ -237,3 +246,76 @@ class TestConfiguration:
         """null turns a limit off, explicitly."""
         guard = priced(limits={"price_collar": None})
         assert guard.check_order(order(price=150.0)).accepted
+
+
+class TestReviewFindings:
+    def test_strategy_when_unregistered_or_disguised_then_refused(self, priced: Any) -> None:
+        """An id the guard does not know, or a halted one with a trailing newline, cannot trade."""
+        guard = priced()
+        guard.halt_strategy("s1", user="trader1")
+        for sid in ("never-registered", "s1\n"):
+            decision = guard.check_order(order(strategy=sid))
+            assert not decision.accepted, sid
+
+    def test_layers_when_symbol_looser_than_strategy_then_strategy_limit_holds(
+        self, priced: Any
+    ) -> None:
+        """Where a strategy and a symbol both set a limit, the stricter applies."""
+        guard = priced(
+            strategies={"s1": {"max_order_quantity": 10}},
+            symbols={"BTC": {"max_order_quantity": None}},
+        )
+        assert guard.check_order(order(quantity=11)).check == "limits"
+
+    def test_clock_when_stepped_back_then_rate_still_flows(self, clock: FakeClock) -> None:
+        """A wall clock stepped back by NTP must not starve the buckets."""
+        pipeline = Pipeline(
+            PretradeConfig.model_validate(
+                {"rate": {"per_strategy": 1, "per_strategy_burst": 1}, "dedup_window_seconds": 0}
+            ),
+            clock.time(),
+        )
+        ctx = Context("normal", "active", 0.0, 0.0, None, 100.0, None, None)
+        now = clock.time()
+        assert pipeline.check(order(cid="a"), ctx, now).accepted
+        assert pipeline.check(order(cid="b"), ctx, now - 3600).check == "rate"
+        assert pipeline.check(order(cid="c"), ctx, now - 3599).accepted
+
+    def test_client_id_when_other_strategy_uses_it_then_fine(self, priced: Any) -> None:
+        """Client order ids are per strategy."""
+        guard = priced()
+        assert guard.check_order(order(cid="1")).accepted
+        assert guard.check_order(order(strategy="s2", cid="1")).accepted
+
+    @pytest.mark.parametrize(
+        "bad",
+        [
+            order(quantity=10**400),
+            order(price=10**400),
+            Order("s1", "BTC", "buy", 1.0, 100.0, client_order_id=[1]),
+        ],
+    )  # type: ignore[arg-type]
+    def test_values_when_absurd_then_refused_not_raised(self, priced: Any, bad: Order) -> None:
+        """Enormous numbers and a client id that is not a string are refusals, not exceptions."""
+        decision = priced().check_order(bad)
+        assert (decision.accepted, decision.check) == (False, "bounds")
+
+    def test_exit_when_symbol_priced_only_by_the_position_then_allowed(self, priced: Any) -> None:
+        """A position reported before any market price can still be closed in a soft halt."""
+        guard = priced()
+        guard.update_position("s1", "SOL", 10, 150.0)
+        guard.portfolio_halt("trader1")
+        assert guard.check_order(
+            order(side="sell", quantity=10, price=150.0, symbol="SOL")
+        ).accepted
+
+    def test_agent_capital_when_tightened_then_pipeline_follows(
+        self, make_guard: MakeGuard
+    ) -> None:
+        """set_limit on agent_capital reaches the pre-trade cap at once."""
+        guard = make_guard(strategies={"s1": {"allocated_capital": 100_000}})
+        guard.update_portfolio(equity=10_000_000.0)
+        guard.update_prices({"BTC": 100.0})
+        assert guard.check_order(order(quantity=600)).accepted
+        guard.set_limit("agent_capital", "risk1", limit=0.25)
+        assert guard.check_order(order(quantity=600, cid="x")).check == "cap"

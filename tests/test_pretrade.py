@@ -16,6 +16,8 @@ class TestKillSwitchCheck:
     @pytest.fixture(autouse=True)
     def _priced(self, guard: Guard) -> None:
         guard.update_prices({"BTC": 100.0})  # a known symbol: the bounds check needs a price
+        guard.register_strategy("s1")  # and a known strategy
+        guard.register_strategy("s2")
 
     def test_order_when_all_clear_then_accepted(self, guard: Guard) -> None:
         """Normal portfolio, active strategy: the kill switch lets the order through."""

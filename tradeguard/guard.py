@@ -17,6 +17,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 import os
 import secrets
 import threading
@@ -1097,6 +1098,13 @@ class Guard:
         """The 8-point pre-trade verdict, called before every order: kill_switch, bounds,
         limits, cap, drawdown, rate, dedup, allocation. Reads state without the guard's lock."""
         refused = pretrade.malformed(order)
+        if refused is None and order.strategy_id not in self._registered:
+            refused = Decision(
+                False,
+                "kill_switch",
+                f"unknown strategy {order.strategy_id!r}: "
+                "register it or report its state before it trades",
+            )
         if refused is None:
             sid, symbol = order.strategy_id, order.symbol
             held = self._ledger.strategies.get(sid)
@@ -1108,11 +1116,19 @@ class Guard:
                 0.0 if entry is None else entry[0],
                 0.0 if held is None else held.gross_notional,
                 None if held is None else held.drawdown,
-                self._ledger.portfolio.prices.get(symbol),
+                # the market's last price, else the position's own mark (an exit must not
+                # be refused because only the position, not the feed, named the symbol)
+                self._ledger.portfolio.prices.get(symbol, None if entry is None else entry[1]),
                 self._capital_cap(sid, held),
                 None,
             )
-            decision = self._pipeline.check(order, context, self._clock.time(), well_formed=True)
+            try:
+                decision = self._pipeline.check(
+                    order, context, self._clock.time(), well_formed=True
+                )
+            except Exception as exc:  # an order that breaks a check is refused, not let through
+                log.exception("pre-trade check failed on %r", order)
+                decision = Decision(False, "bounds", f"could not check the order: {exc!r}")
             if decision.accepted:
                 return decision
             refused = decision
@@ -1124,7 +1140,8 @@ class Guard:
             return None
         factor = self._capital_factor.get(sid)
         if factor is None:
-            factor = self._capital_factor[sid] = self.config.triggers_for(sid).agent_capital.limit
+            trigger = self.config.triggers_for(sid).agent_capital
+            factor = self._capital_factor[sid] = trigger.limit if trigger.enabled else math.inf
         return held.allocated_capital * factor
 
     def set_limit(
@@ -1190,6 +1207,7 @@ class Guard:
             triggers = self.config.triggers.model_copy(update={trigger: new})
             self.config = self.config.model_copy(update={"triggers": triggers})
             self._rules = RuleSet(self.config)
+            self._capital_factor.clear()  # the pre-trade cap follows the new agent_capital
             self._evaluate_everything()  # a tightened limit may already be crossed
 
     def _refuse_config(self, user: object, why: str) -> NoReturn:

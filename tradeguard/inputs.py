@@ -16,7 +16,7 @@ from numbers import Integral, Real
 # Larger than any real price, quantity or amount of money; beyond it sums can overflow to inf.
 MAX_MAGNITUDE = 1e15
 
-IDENTIFIER = re.compile(r"^[A-Za-z0-9_.:/@-]{1,128}$")
+IDENTIFIER = re.compile(r"[A-Za-z0-9_.:/@-]{1,128}\Z")  # \Z: "$" would let "id\n" through
 
 
 def number(name: str, value: object) -> float:

@@ -15,7 +15,7 @@ from collections import OrderedDict, deque
 from typing import NamedTuple
 
 from tradeguard.config import OrderLimits, PretradeConfig
-from tradeguard.inputs import IDENTIFIER
+from tradeguard.inputs import IDENTIFIER, MAX_MAGNITUDE
 from tradeguard.model import ACCEPTED, Decision, Order, PortfolioState, Side, StrategyState
 
 _BLOCKING_PORTFOLIO = {PortfolioState.HARD_HALT, PortfolioState.EMERGENCY}
@@ -38,7 +38,7 @@ def _valid_id(value: object) -> bool:
 
 def _positive(v: object) -> bool:
     t = type(v)
-    return (t is float or t is int) and 0 < v < math.inf  # type: ignore[operator]
+    return (t is float or t is int) and 0 < v <= MAX_MAGNITUDE  # type: ignore[operator]
 
 
 def malformed(order: Order) -> Decision | None:
@@ -104,7 +104,7 @@ class TokenBucket:
     def ready(self, now: float) -> bool:
         if now > self.at:
             self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
-            self.at = now
+        self.at = now  # a clock stepped back restarts from here instead of starving the bucket
         return self.tokens >= 1.0
 
 
@@ -115,20 +115,25 @@ class Pipeline:
         self._lock = threading.Lock()
         self._buckets: dict[str, TokenBucket] = {}
         self._total = TokenBucket(config.rate.total, config.rate.total_burst, now)
-        self._client_ids: OrderedDict[str, None] = OrderedDict()
+        self._client_ids: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._recent: dict[tuple[str, str, str, float, float], float] = {}
         self._recent_order: deque[tuple[float, tuple[str, str, str, float, float]]] = deque()
 
     def limits(self, strategy: str, symbol: str) -> OrderLimits:
-        """The global limits, then the strategy's, then the symbol's: the most specific wins."""
+        """The global limits; a strategy's or a symbol's setting replaces the global one, and
+        where both set a limit the stricter applies (a symbol's looser setting must not undo a
+        strategy's tighter one). ``null`` means no limit."""
         key = (strategy, symbol)
         found = self._resolved.get(key)
         if found is None:
             c = self._config
             merged = c.limits.model_dump()
-            for layer in (c.strategies.get(strategy), c.symbols.get(symbol)):
-                if layer is not None:
-                    merged.update({f: getattr(layer, f) for f in layer.model_fields_set})
+            layers = [x for x in (c.strategies.get(strategy), c.symbols.get(symbol)) if x]
+            for name in _FIELDS:
+                chosen = [getattr(x, name) for x in layers if name in x.model_fields_set]
+                if chosen:
+                    limits = [v for v in chosen if v is not None]
+                    merged[name] = min(limits) if limits else None
             found = self._resolved[key] = OrderLimits.model_validate(merged)
         return found
 
@@ -269,8 +274,10 @@ class Pipeline:
 
     def _dedup(self, order: Order, now: float) -> Decision | None:
         cid = order.client_order_id
-        if cid is not None and cid in self._client_ids:
-            return Decision(False, "dedup", f"client order id {cid!r} was already used")
+        if cid is not None and (order.strategy_id, cid) in self._client_ids:
+            return Decision(
+                False, "dedup", f"client order id {cid!r} was already used by {order.strategy_id}"
+            )
         window = self._config.dedup_window_seconds
         while self._recent_order and self._recent_order[0][0] < now - window:
             _, old = self._recent_order.popleft()
@@ -284,7 +291,7 @@ class Pipeline:
             float(order.price),
         )
         seen = self._recent.get(fingerprint)
-        if window > 0 and seen is not None and now - seen <= window:
+        if window > 0 and seen is not None and abs(now - seen) <= window:
             return Decision(
                 False,
                 "dedup",
@@ -332,7 +339,7 @@ class Pipeline:
         self._total.tokens -= 1.0
         cid = order.client_order_id
         if cid is not None:
-            self._client_ids[cid] = None
+            self._client_ids[(order.strategy_id, cid)] = None
             if len(self._client_ids) > self._config.client_ids_remembered:
                 self._client_ids.popitem(last=False)
         fingerprint = (
