@@ -319,3 +319,49 @@ class TestReviewFindings:
         assert guard.check_order(order(quantity=600)).accepted
         guard.set_limit("agent_capital", "risk1", limit=0.25)
         assert guard.check_order(order(quantity=600, cid="x")).check == "cap"
+
+
+class TestPendingOrders:
+    def test_caps_when_orders_pending_then_they_count(self, priced: Any) -> None:
+        """Accepted but unfilled orders count against the cap: the second 90k does not fit 100k."""
+        guard = priced(limits={"max_position_notional": 100_000})
+        assert guard.check_order(order(quantity=900, cid="a")).accepted
+        assert guard.check_order(order(quantity=900, cid="b")).check == "cap"
+
+    def test_soft_halt_when_sells_pending_then_no_flip(self, priced: Any) -> None:
+        """Five sells of a +100 position: only the first reduces; the rest would go short."""
+        guard = priced(dedup_window_seconds=0)
+        guard.update_position("s1", "BTC", 100, 100.0)
+        guard.portfolio_halt("trader1")
+        results = [
+            guard.check_order(order(side="sell", quantity=100, cid=f"s{i}")).accepted
+            for i in range(5)
+        ]
+        assert results == [True, False, False, False, False]
+
+    def test_order_closed_when_reported_then_released(self, priced: Any) -> None:
+        """order_closed ends the reservation at once; the fill is then in the position."""
+        guard = priced(limits={"max_position_notional": 100_000}, dedup_window_seconds=0)
+        assert guard.check_order(order(quantity=900, cid="a")).accepted
+        assert guard.order_closed("s1", "a") and not guard.order_closed("s1", "a")
+        assert guard.check_order(order(quantity=900, cid="b")).accepted
+
+    def test_reservation_when_never_closed_then_expires(
+        self, priced: Any, clock: FakeClock
+    ) -> None:
+        """Without order_closed, a reservation lasts reservation_seconds (default 30 s)."""
+        guard = priced(limits={"max_position_notional": 100_000})
+        assert guard.check_order(order(quantity=900)).accepted
+        clock.advance(29)
+        assert guard.check_order(order(quantity=900, price=100.0, cid="x")).check == "cap"
+        clock.advance(1.5)
+        assert guard.check_order(order(quantity=900, cid="y")).accepted
+
+    def test_pending_sell_when_checking_a_buy_then_not_counted_as_smaller(
+        self, priced: Any
+    ) -> None:
+        """A resting sell may never fill: it does not make room under the cap for more buys."""
+        guard = priced(limits={"max_position_notional": 100_000}, dedup_window_seconds=0)
+        guard.update_position("s1", "BTC", 1000, 100.0)  # at the cap
+        assert guard.check_order(order(side="sell", quantity=500, cid="tp")).accepted
+        assert guard.check_order(order(quantity=100, cid="more")).check == "cap"

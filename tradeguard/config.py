@@ -421,6 +421,9 @@ class PretradeConfig(Frozen):
     require_known_symbol: bool = True  # bounds: a symbol with no price yet is refused
     rate: RateLimit = RateLimit()
     dedup_window_seconds: Annotated[float, AfterValidator(_non_negative)] = 1.0
+    # An accepted order counts against caps and reduce-only until order_closed() says it is
+    # done, or for this long at most (then its fill shows in the reported position).
+    reservation_seconds: Positive = 30.0
     client_ids_remembered: PositiveInt = 100_000
 
 

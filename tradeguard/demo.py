@@ -278,7 +278,8 @@ def _finish(day: Day, directory: Path) -> bool:
         table.add_row(
             "venue errors retried during the stop", str(sum(len(v.errors) for v in venues))
         )
-    table.add_row("orders refused by the kill switch", str(sum(desk.refused.values())))
+    refused = ", ".join(f"{n} {check}" for check, n in sorted(guard.refusals.items()))
+    table.add_row("orders refused before they were sent", refused or "none")
     table.add_row("book flat at the end", "yes" if flat else "NO")
     table.add_row("audit chain", f"{'intact' if audit.ok else 'BROKEN'}, {audit.checked} records")
     console.print(table)

@@ -1135,6 +1135,12 @@ class Guard:
         self.refusals[refused.check or "unknown"] += 1  # plain counter: no lock on the hot path
         return refused
 
+    def order_closed(self, strategy_id: str, client_order_id: str) -> bool:
+        """Tell the guard an accepted order is done (filled, cancelled or rejected), so it stops
+        counting against caps and reduce-only; without this, it counts for
+        ``pretrade.reservation_seconds``. Report the new position with ``update_position``."""
+        return self._pipeline.closed(strategy_id, client_order_id)
+
     def _capital_cap(self, sid: str, held: StrategyMetrics | None) -> float | None:
         if held is None or held.allocated_capital is None:
             return None

@@ -118,6 +118,10 @@ class Pipeline:
         self._client_ids: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._recent: dict[tuple[str, str, str, float, float], float] = {}
         self._recent_order: deque[tuple[float, tuple[str, str, str, float, float]]] = deque()
+        # accepted, not yet closed: signed quantity per (strategy, symbol), by order
+        self._reserved: dict[tuple[str, str], list[float]] = {}  # [pending buys, sells]
+        self._open: dict[tuple[str, str], tuple[tuple[str, str], float]] = {}  # (sid, cid)
+        self._expiry: deque[tuple[float, tuple[str, str], float, tuple[str, str] | None]] = deque()
 
     def limits(self, strategy: str, symbol: str) -> OrderLimits:
         """The global limits; a strategy's or a symbol's setting replaces the global one, and
@@ -144,8 +148,23 @@ class Pipeline:
         a Decision is an object, and the first one found is the answer.) ``well_formed``: the
         caller already ran ``malformed``."""
         refused = None if well_formed else malformed(order)
-        if refused is None:
-            refused = kill_switch(order, ctx.portfolio, ctx.strategy, ctx.position)
+        if refused is not None:
+            return refused
+        key = (order.strategy_id, order.symbol)
+        with self._lock:
+            self._expire(now)
+            pending = self._reserved.get(key)
+        if pending is not None:
+            # Judge against the worst case in the order's own direction: a buy as if every
+            # pending buy filled, a sell as if every pending sell did. (A pending order on the
+            # other side may never fill, so it never makes the book look smaller.)
+            if order.side == Side.BUY:
+                worst = ctx.position + pending[0]
+            else:
+                worst = ctx.position - pending[1]
+            grown = max(0.0, abs(worst) - abs(ctx.position)) * order.price
+            ctx = ctx._replace(position=worst, gross=ctx.gross + grown)
+        refused = kill_switch(order, ctx.portfolio, ctx.strategy, ctx.position)
         if refused is not None:
             return refused
         lim = self.limits(order.strategy_id, order.symbol)
@@ -334,10 +353,42 @@ class Pipeline:
                 )
         return None
 
+    def closed(self, strategy_id: str, client_order_id: str) -> bool:
+        """An order is done (filled, cancelled, rejected): its fill is in the positions now."""
+        with self._lock:
+            found = self._open.pop((strategy_id, client_order_id), None)
+            if found is None:
+                return False
+            self._release(*found)
+            return True
+
+    def _release(self, key: tuple[str, str], signed: float) -> None:
+        pending = self._reserved.get(key)
+        if pending is None:
+            return
+        side = 0 if signed > 0 else 1
+        pending[side] = max(0.0, pending[side] - abs(signed))
+        if pending[0] < 1e-12 and pending[1] < 1e-12:
+            del self._reserved[key]
+
+    def _expire(self, now: float) -> None:
+        ttl = self._config.reservation_seconds
+        while self._expiry and self._expiry[0][0] <= now - ttl:
+            _, key, signed, open_key = self._expiry.popleft()
+            if open_key is None or self._open.pop(open_key, None) is not None:
+                self._release(key, signed)
+
     def _commit(self, order: Order, now: float) -> None:
         self._buckets[order.strategy_id].tokens -= 1.0
         self._total.tokens -= 1.0
+        key = (order.strategy_id, order.symbol)
+        signed = float(order.quantity) if order.side == Side.BUY else -float(order.quantity)
+        self._reserved.setdefault(key, [0.0, 0.0])[0 if signed > 0 else 1] += abs(signed)
         cid = order.client_order_id
+        open_key = None if cid is None else (order.strategy_id, cid)
+        if open_key is not None:
+            self._open[open_key] = (key, signed)
+        self._expiry.append((now, key, signed, open_key))
         if cid is not None:
             self._client_ids[(order.strategy_id, cid)] = None
             if len(self._client_ids) > self._config.client_ids_remembered:

@@ -125,7 +125,8 @@ class Desk:
         if abs(delta) * price < spec.capital * 0.01:
             return
         side = Side.BUY if delta > 0 else Side.SELL
-        order = Order(spec.name, symbol, side, abs(delta), price)
+        cid = f"{spec.name}-{next(self._ids)}"
+        order = Order(spec.name, symbol, side, abs(delta), price, client_order_id=cid)
         decision = self.guard.check_order(order)
         if not decision.accepted:
             self.refused[spec.name] = self.refused.get(spec.name, 0) + 1
@@ -136,11 +137,13 @@ class Desk:
                 side=side,
                 quantity=abs(delta),
                 strategy_id=spec.name,
-                client_order_id=f"{spec.name}-{next(self._ids)}",
+                client_order_id=cid,
             )
         except VenueError:
             self.venue_errors += 1
             return
+        finally:  # a market order is done either way: it no longer counts as pending
+            self.guard.order_closed(spec.name, cid)
         signed = fill.filled if side is Side.BUY else -fill.filled
         self._book_fill(spec, symbol, signed, price)
         self.realized[spec.name] = (
@@ -157,17 +160,18 @@ class Desk:
         venue = self.venues[spec.venue]
         if any(o.symbol == symbol for o in await venue.open_orders(spec.name)):
             return
-        order = Order(spec.name, symbol, Side.SELL, held * 0.25, price * 1.05)
+        cid = f"{spec.name}-tp-{next(self._ids)}"
+        order = Order(spec.name, symbol, Side.SELL, held * 0.25, price * 1.05, client_order_id=cid)
         if not self.guard.check_order(order).accepted:
             return
-        with contextlib.suppress(VenueError):
+        with contextlib.suppress(VenueError):  # it rests; the guard counts it until it expires
             await venue.submit_order(
                 symbol=symbol,
                 side=Side.SELL,
                 quantity=order.quantity,
                 price=order.price,
                 strategy_id=spec.name,
-                client_order_id=f"{spec.name}-tp-{next(self._ids)}",
+                client_order_id=cid,
             )
 
     def _reconcile(self, spec: Spec, prices: dict[str, float]) -> None:
