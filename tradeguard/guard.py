@@ -166,6 +166,8 @@ class Guard:
             emit=self._actuator.emit,
         )
         self._wire_alerts()
+        if self.alerts.channels:
+            self._actuator.submit(self.alerts.warm_up)  # in the background: nothing waits
         self._store: StateStore | None = None
         try:
             key = self.config.state.audit_key

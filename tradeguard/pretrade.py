@@ -21,6 +21,7 @@ from tradeguard.model import ACCEPTED, Decision, Order, PortfolioState, Side, St
 _BLOCKING_PORTFOLIO = {PortfolioState.HARD_HALT, PortfolioState.EMERGENCY}
 _BLOCKING_STRATEGY = {StrategyState.HALTED, StrategyState.DISABLED}
 _FIELDS = tuple(OrderLimits.model_fields)
+Fingerprint = tuple[str, str, str, float, float]  # strategy, symbol, side, quantity, price
 
 
 _VALID_IDS: set[str] = set()  # ids already seen to be valid: the regex runs once per id
@@ -116,8 +117,8 @@ class Pipeline:
         self._buckets: dict[str, TokenBucket] = {}
         self._total = TokenBucket(config.rate.total, config.rate.total_burst, now)
         self._client_ids: OrderedDict[tuple[str, str], None] = OrderedDict()
-        self._recent: dict[tuple[str, str, str, float, float], float] = {}
-        self._recent_order: deque[tuple[float, tuple[str, str, str, float, float]]] = deque()
+        self._recent: dict[Fingerprint, float] = {}
+        self._recent_order: deque[tuple[float, Fingerprint]] = deque()
         # accepted, not yet closed: signed quantity per (strategy, symbol), by order
         self._reserved: dict[tuple[str, str], list[float]] = {}  # [pending buys, sells]
         self._open: dict[tuple[str, str], tuple[tuple[str, str], float]] = {}  # (sid, cid)
@@ -150,10 +151,12 @@ class Pipeline:
         refused = None if well_formed else malformed(order)
         if refused is not None:
             return refused
-        key = (order.strategy_id, order.symbol)
-        with self._lock:
-            self._expire(now)
-            pending = self._reserved.get(key)
+        with self._lock:  # one lock for the whole judgement: two threads cannot both pass
+            return self._judge(order, ctx, now)  # on the same pending total
+
+    def _judge(self, order: Order, ctx: Context, now: float) -> Decision:
+        self._expire(now)
+        pending = self._reserved.get((order.strategy_id, order.symbol))
         if pending is not None:
             # Judge against the worst case in the order's own direction: a buy as if every
             # pending buy filled, a sell as if every pending sell did. (A pending order on the
@@ -163,7 +166,16 @@ class Pipeline:
             else:
                 worst = ctx.position - pending[1]
             grown = max(0.0, abs(worst) - abs(ctx.position)) * order.price
-            ctx = ctx._replace(position=worst, gross=ctx.gross + grown)
+            ctx = Context(
+                ctx.portfolio,
+                ctx.strategy,
+                worst,
+                ctx.gross + grown,
+                ctx.drawdown,
+                ctx.reference,
+                ctx.capital_cap,
+                ctx.stage,
+            )
         refused = kill_switch(order, ctx.portfolio, ctx.strategy, ctx.position)
         if refused is not None:
             return refused
@@ -175,17 +187,17 @@ class Pipeline:
             refused = self._cap(order, lim, ctx)
         if refused is None:
             refused = self._drawdown(order, lim, ctx)
-        if refused is not None:
-            return refused
-        with self._lock:
+        if refused is None:
             refused = self._rate(order, now)
-            if refused is None:
-                refused = self._dedup(order, now)
-            if refused is None:
-                refused = self._allocation(order, lim, ctx)
-            if refused is None:
-                self._commit(order, now)
-        return ACCEPTED if refused is None else refused
+        fingerprint = (order.strategy_id, order.symbol, order.side, order.quantity, order.price)
+        if refused is None:
+            refused = self._dedup(order, fingerprint, now)
+        if refused is None:
+            refused = self._allocation(order, lim, ctx)
+        if refused is None:
+            self._commit(order, fingerprint, now)
+            return ACCEPTED
+        return refused
 
     def _bounds(self, order: Order, lim: OrderLimits, ctx: Context) -> Decision | None:
         if ctx.reference is None:
@@ -291,7 +303,7 @@ class Pipeline:
             )
         return None
 
-    def _dedup(self, order: Order, now: float) -> Decision | None:
+    def _dedup(self, order: Order, fingerprint: Fingerprint, now: float) -> Decision | None:
         cid = order.client_order_id
         if cid is not None and (order.strategy_id, cid) in self._client_ids:
             return Decision(
@@ -302,13 +314,6 @@ class Pipeline:
             _, old = self._recent_order.popleft()
             if self._recent.get(old, now) < now - window:
                 del self._recent[old]
-        fingerprint = (
-            order.strategy_id,
-            order.symbol,
-            str(order.side),
-            float(order.quantity),
-            float(order.price),
-        )
         seen = self._recent.get(fingerprint)
         if window > 0 and seen is not None and abs(now - seen) <= window:
             return Decision(
@@ -378,12 +383,15 @@ class Pipeline:
             if open_key is None or self._open.pop(open_key, None) is not None:
                 self._release(key, signed)
 
-    def _commit(self, order: Order, now: float) -> None:
+    def _commit(self, order: Order, fingerprint: Fingerprint, now: float) -> None:
         self._buckets[order.strategy_id].tokens -= 1.0
         self._total.tokens -= 1.0
         key = (order.strategy_id, order.symbol)
         signed = float(order.quantity) if order.side == Side.BUY else -float(order.quantity)
-        self._reserved.setdefault(key, [0.0, 0.0])[0 if signed > 0 else 1] += abs(signed)
+        pending = self._reserved.get(key)
+        if pending is None:
+            pending = self._reserved[key] = [0.0, 0.0]
+        pending[0 if signed > 0 else 1] += abs(signed)
         cid = order.client_order_id
         open_key = None if cid is None else (order.strategy_id, cid)
         if open_key is not None:
@@ -393,13 +401,6 @@ class Pipeline:
             self._client_ids[(order.strategy_id, cid)] = None
             if len(self._client_ids) > self._config.client_ids_remembered:
                 self._client_ids.popitem(last=False)
-        fingerprint = (
-            order.strategy_id,
-            order.symbol,
-            str(order.side),
-            float(order.quantity),
-            float(order.price),
-        )
         self._recent[fingerprint] = now
         self._recent_order.append((now, fingerprint))
 

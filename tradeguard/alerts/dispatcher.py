@@ -228,6 +228,13 @@ class AlertDispatcher:
         results = await asyncio.gather(*(self._try(r) for r in rows))
         return {r.channel: r for r in results}
 
+    async def warm_up(self) -> None:
+        """Build the HTTP client (and its TLS context) before the first alert needs it."""
+        import httpx
+
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=self.config.timeout_seconds)
+
     async def aclose(self) -> None:
         if self._client is not None:
             await self._client.aclose()
