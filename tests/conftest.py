@@ -40,7 +40,13 @@ def make_config(db_path: Path) -> MakeConfig:
     """A config with the standard users and a real SQLite file; sections override the rest."""
 
     def build(**sections: Any) -> Config:
-        data: dict[str, Any] = {"users": USERS, "state": {"path": str(db_path)}}
+        # Most tests resume straight to full size; tests/test_recovery.py covers the ladder
+        # and the cool-down with the defaults.
+        data: dict[str, Any] = {
+            "users": USERS,
+            "state": {"path": str(db_path)},
+            "recovery": {"enabled": False, "cooldown_seconds": 0},
+        }
         data.update(sections)
         return parse_config(data)
 

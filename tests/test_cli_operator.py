@@ -17,7 +17,7 @@ from tradeguard.emergency import FlattenReport
 from tradeguard.venues import SimulatedVenue
 
 CLI = Path(sys.executable).parent / "tradeguard"
-CONFIG = "users: {trader1: trader, senior1: senior_trader, risk1: risk_manager, boss: admin, viewer1: viewer}\nstate: {path: tg.db}\n"
+CONFIG = "users: {trader1: trader, senior1: senior_trader, risk1: risk_manager, boss: admin, viewer1: viewer}\nstate: {path: tg.db}\nrecovery: {enabled: false, cooldown_seconds: 0}\n"
 
 
 class Desk:
@@ -260,3 +260,37 @@ class TestJson:
         """`audit verify --json` gives the verdict as JSON, exit 0 when intact."""
         done = desk.cli("audit", "verify", "--json")
         assert done.returncode == 0 and json.loads(done.stdout)["ok"] is True
+
+
+class TestRecoveryAtTheConsole:
+    def test_resume_when_ladder_on_then_refused_in_cooldown_and_status_shows_the_stage(
+        self, desk: Desk
+    ) -> None:
+        """A resume inside the cool-down says how long is left (exit 1); once served, `status`
+        shows the stage, the time in it and the next gate."""
+        desk.config.write_text(
+            CONFIG.replace("enabled: false, cooldown_seconds: 0", "cooldown_seconds: 600")
+        )
+        desk.cli("halt-strategy", "mom", user="trader1")
+        refused = desk.cli("resume", "mom", user="senior1")
+        assert refused.returncode == 1
+        assert (
+            "cannot resume mom yet: cool-down:" in refused.stderr
+            and "left of 10m 00s" in refused.stderr
+        )
+        desk.config.write_text(CONFIG.replace("enabled: false, ", ""))
+        done = desk.cli("resume", "mom", user="senior1")
+        assert done.returncode == 0, done.stderr
+        assert "strategy:mom: halted -> recovering by senior1" in done.stdout
+        shown = desk.cli("status").stdout
+        assert (
+            "recovery paper for" in shown
+            and "to 25%:" in shown
+            and "more in paper" in " ".join(shown.split())
+        )
+        recovery = json.loads(desk.cli("status", "--json").stdout)["strategies"]["mom"]["recovery"]
+        assert (recovery["stage"], recovery["next_stage"], recovery["resumed_by"]) == (
+            "paper",
+            "25%",
+            "senior1",
+        )

@@ -217,6 +217,41 @@ class TestAllocation:
         decision = pipeline.check(order(quantity=quantity), self.context(stage), clock.time())
         assert decision.accepted is accepted and (accepted or decision.check == "allocation")
 
+    @pytest.mark.parametrize(
+        ("limit", "quantity", "accepted", "words"),
+        [
+            ("max_position_notional", 50, True, ""),
+            (
+                "max_position_notional",
+                51,
+                False,
+                "BTC position 5,100.00 > 50% of its limit 10,000.00",
+            ),
+            ("max_gross_exposure", 50, True, ""),
+            ("max_gross_exposure", 51, False, "gross exposure 5,100.00 > 50% of its limit"),
+        ],
+    )
+    def test_stage_when_caps_set_then_each_scaled(
+        self, clock: FakeClock, limit: str, quantity: float, accepted: bool, words: str
+    ) -> None:
+        """Every size limit the strategy has is scaled, not only the order's notional."""
+        config = PretradeConfig.model_validate({"limits": {limit: 10_000.0}})
+        pipeline = Pipeline(config, clock.time())
+        context = self.context(0.5)._replace(capital_cap=None)
+        decision = pipeline.check(order(quantity=quantity), context, clock.time())
+        assert decision.accepted is accepted
+        assert words in decision.reason
+
+    def test_stage_when_order_flips_the_position_then_judged_on_the_new_side(
+        self, clock: FakeClock
+    ) -> None:
+        """Selling 80 of a +20 position is not a reduction: the -60 left is new risk."""
+        pipeline = Pipeline(PretradeConfig(), clock.time())
+        decision = pipeline.check(
+            order(side="sell", quantity=80), self.context(0.25, position=20), clock.time()
+        )
+        assert decision.check == "allocation" and "allocated capital" in decision.reason
+
     def test_stage_when_reducing_then_allowed(self, clock: FakeClock) -> None:
         """Getting out is never limited by the stage (except paper, which sends nothing)."""
         pipeline = Pipeline(PretradeConfig(), clock.time())

@@ -58,7 +58,9 @@ class TestStrategyTable:
         [
             (S.ACTIVE, Command.HALT, S.HALTED),
             (S.RECOVERING, Command.HALT, S.HALTED),
-            (S.HALTED, Command.RESUME, S.ACTIVE),
+            (S.HALTED, Command.RESUME, S.RECOVERING),
+            (S.HALTED, Command.RESUME_FULL, S.ACTIVE),
+            (S.RECOVERING, Command.PROMOTE, S.ACTIVE),
             (S.ACTIVE, Command.DISABLE, S.DISABLED),
             (S.HALTED, Command.DISABLE, S.DISABLED),
         ],

@@ -148,10 +148,11 @@ def status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
         )
     table = Table("strategy", "state", "reason", "since")
     for sid, s in snapshot["strategies"].items():
+        recovery = s["recovery"]
         table.add_row(
             sid,
             Text(s["state"], style=STATE_STYLE.get(s["state"], "")),
-            s["reason"],
+            s["reason"] if recovery is None else f"recovery {recovery['summary']}",
             s["since"] or "",
         )
     if snapshot["strategies"]:

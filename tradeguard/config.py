@@ -98,6 +98,9 @@ class Trigger(Frozen):
     enabled: bool = True
     limit: float
     action: LaxAction
+    # how long a halt this trigger caused must stand before it may be lifted (None: the
+    # global recovery.cooldown_seconds)
+    cooldown_seconds: Annotated[float, AfterValidator(_non_negative)] | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -427,6 +430,64 @@ class PretradeConfig(Frozen):
     client_ids_remembered: PositiveInt = 100_000
 
 
+def _stage_fraction(value: float) -> float:
+    if not 0 <= value < 1:
+        raise ValueError("must be in [0, 1): 0 is paper; full size ends the ladder")
+    return value
+
+
+def _floor(value: float) -> float:
+    if not value <= 0:
+        raise ValueError("must be <= 0: the loss a stage may take before it fails")
+    return value
+
+
+class RecoveryStage(Frozen):
+    """One rung of the ladder and the gate out of it: ``min_seconds`` in the stage and
+    ``min_trades`` closed in it. Realized P&L within the stage below ``pnl_floor`` fails the
+    recovery: the strategy is halted again and the next resume starts from the bottom."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_%.-]{1,32}$")]
+    fraction: Annotated[float, AfterValidator(_stage_fraction)]
+    min_seconds: Annotated[float, AfterValidator(_non_negative)] = 0.0
+    min_trades: Annotated[int, AfterValidator(_non_negative)] = 0
+    pnl_floor: Annotated[float, AfterValidator(_floor)] | None = None
+
+    @model_validator(mode="after")
+    def _paper_trades_nothing(self) -> RecoveryStage:
+        if self.fraction == 0 and self.min_trades:
+            raise ValueError(
+                "a paper stage (fraction 0) sends no orders, so it cannot require trades"
+            )
+        return self
+
+
+class RecoveryConfig(Frozen):
+    """Graduated re-entry after a resume: paper -> 25% -> 50% -> full, each gated; and the
+    cool-down a halt must serve before anyone may lift it (a trigger's own
+    ``cooldown_seconds`` replaces this one for the halts it caused)."""
+
+    enabled: bool = True
+    cooldown_seconds: Annotated[float, AfterValidator(_non_negative)] = 300.0
+    stages: list[RecoveryStage] = [
+        RecoveryStage(name="paper", fraction=0.0, min_seconds=300.0),
+        RecoveryStage(name="25%", fraction=0.25, min_seconds=900.0, min_trades=5),
+        RecoveryStage(name="50%", fraction=0.5, min_seconds=1800.0, min_trades=10),
+    ]
+
+    @model_validator(mode="after")
+    def _rising(self) -> RecoveryConfig:
+        fractions = [s.fraction for s in self.stages]
+        if fractions != sorted(fractions):
+            raise ValueError("stages must not shrink: each fraction >= the one before")
+        names = [s.name for s in self.stages]
+        if len(set(names)) != len(names):
+            raise ValueError(f"stage names must be unique, got {names}")
+        if self.enabled and not self.stages:
+            raise ValueError("an enabled ladder needs stages (or set enabled: false)")
+        return self
+
+
 class AuthConfig(Frozen):
     """Tokens for the CLI and the HTTP API. Off only for demos: every command then says so."""
 
@@ -461,6 +522,7 @@ class Config(Frozen):
     emergency: EmergencyConfig = EmergencyConfig()
     auth: AuthConfig = AuthConfig()
     pretrade: PretradeConfig = PretradeConfig()
+    recovery: RecoveryConfig = RecoveryConfig()
     guard: GuardConfig = GuardConfig()
 
     def on_halt(self, strategy_id: str) -> OnHalt:

@@ -11,6 +11,7 @@
     ├── ApprovalRefused        the request exists but cannot be approved (expired, same person, ...)
     ├── BadRequest             an operator's request is malformed; nothing changed (audited)
     ├── InvalidTransition      the state machine does not allow this move
+    │   └── ResumeRefused      the halt may not be lifted yet (cool-down, validation failed)
     └── StoreUnavailable       the state store cannot be read or written; the guard fails closed
 
 Each class's docstring states what has already happened when it is raised, because the caller
@@ -68,3 +69,12 @@ class InvalidTransition(TradeguardError):
 
 class StoreUnavailable(TradeguardError):
     """The state store failed. Halts stay in force in memory; nothing was lifted."""
+
+
+class ResumeRefused(InvalidTransition):
+    """The halt stays: its cool-down has not run out, or the strategy is not fit to trade.
+    ``problems`` names each failed check. The refusal is audited."""
+
+    def __init__(self, message: str, *, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__(message)

@@ -44,6 +44,7 @@ from tradeguard.errors import (
     InvalidInput,
     InvalidTransition,
     PermissionDenied,
+    ResumeRefused,
     StoreUnavailable,
     TradeguardError,
     UnknownRequest,
@@ -66,6 +67,7 @@ from tradeguard.model import (
     StateChange,
     StrategyState,
 )
+from tradeguard.recovery import Ladder, cooldown_left, cooldown_seconds, unreconciled
 from tradeguard.rules import PortfolioRule, RuleSet, StrategyRule, Topic
 from tradeguard.state import (
     ACTION_COMMAND,
@@ -79,6 +81,7 @@ from tradeguard.state import (
 from tradeguard.store import (
     Approval,
     FlattenRun,
+    Rung,
     SqliteStore,
     StateConflict,
     StateStore,
@@ -95,6 +98,7 @@ SYSTEM = Actor(ActorKind.SYSTEM, "guard")
 _EVENT_FOR: dict[tuple[ScopeKind, str], str] = {
     (ScopeKind.STRATEGY, StrategyState.HALTED): "strategy_halt",
     (ScopeKind.STRATEGY, StrategyState.ACTIVE): "strategy_resume",
+    (ScopeKind.STRATEGY, StrategyState.RECOVERING): "strategy_resume",
     (ScopeKind.PORTFOLIO, PortfolioState.SOFT_HALT): "portfolio_halt",
     (ScopeKind.PORTFOLIO, PortfolioState.HARD_HALT): "portfolio_close",
     (ScopeKind.PORTFOLIO, PortfolioState.EMERGENCY): "emergency_stop",
@@ -152,6 +156,8 @@ class Guard:
         self.refusals: collections.Counter[str] = collections.Counter()  # pre-trade, by check
         self._pipeline = pretrade.Pipeline(self.config.pretrade, self._clock.time())
         self._capital_factor: dict[str, float] = {}
+        self._ladder = Ladder(self.config.recovery)
+        self._rungs: dict[str, Rung] = {}  # recovering strategies' rungs (sid -> rung)
         now = self._clock.time()
         self._states: dict[str, ScopeStatus] = {
             "portfolio": ScopeStatus(PortfolioState.NORMAL, "initial", now, str(SYSTEM), 0)
@@ -200,6 +206,7 @@ class Guard:
         saved = self._store.load_metrics()
         self._ledger.restore(saved)
         self._registered.update(Scope.parse(k).id for k in saved if k != "portfolio")
+        self._adopt_rungs()
 
     def _role_of(self, name: str) -> Role | None:
         """A user's role: the store's record where one exists (made by `tradeguard users`),
@@ -570,6 +577,7 @@ class Guard:
         breach: Breach | None = None,
         approvals: Sequence[Approval] = (),
         details: Mapping[str, Any] | None = None,
+        rungs: Sequence[Rung] = (),
     ) -> StateChange | None:
         started = time.perf_counter()
         reason = inputs.text(reason)
@@ -601,7 +609,7 @@ class Guard:
                     self._states[key] = status  # effective now; durable below
                 try:
                     try:
-                        self._persist_or_fail(change, current.version, approvals)
+                        self._persist_or_fail(change, current.version, approvals, rungs)
                     except StateConflict:
                         stored = self._stored(key)
                         if not tightening:
@@ -631,17 +639,27 @@ class Guard:
         return change
 
     def _persist_or_fail(
-        self, change: StateChange, expected: int, approvals: Sequence[Approval]
+        self,
+        change: StateChange,
+        expected: int,
+        approvals: Sequence[Approval],
+        rungs: Sequence[Rung] = (),
     ) -> None:
         """Whatever stops the write is a store failure: a halt then stands in memory."""
         try:
-            self._persist(change, expected, approvals)
+            self._persist(change, expected, approvals, rungs)
         except (StateConflict, StoreUnavailable):
             raise
         except Exception as exc:
             raise StoreUnavailable(f"could not record {change.after}: {exc!r}") from exc
 
-    def _persist(self, change: StateChange, expected: int, approvals: Sequence[Approval]) -> None:
+    def _persist(
+        self,
+        change: StateChange,
+        expected: int,
+        approvals: Sequence[Approval],
+        rungs: Sequence[Rung],
+    ) -> None:
         if self._store is None or (self._store_error and change.after not in _TIGHT_STATES):
             raise StoreUnavailable(self._store_error or "no state store")
         status = ScopeStatus(
@@ -664,6 +682,7 @@ class Guard:
             states=[StateWrite(str(change.scope), status, expected)],
             audit=[entry],
             approvals=approvals,
+            rungs=rungs,
         )
 
     def _stored(self, key: str) -> ScopeStatus:
@@ -675,6 +694,8 @@ class Guard:
         return stored
 
     def _publish(self, change: StateChange) -> None:
+        if change.scope.kind is ScopeKind.STRATEGY and change.after != StrategyState.RECOVERING:
+            self._set_rung(change.scope.id, None)  # off the ladder: full size, or halted
         self._react(change)
         self._actuator.emit("state_change", change)
         event = _EVENT_FOR.get((change.scope.kind, change.after))
@@ -714,11 +735,17 @@ class Guard:
             raise
 
     def _manual(
-        self, user: object, command: Command, scope: Scope, reason: str
+        self,
+        user: object,
+        command: Command,
+        scope: Scope,
+        reason: str,
+        *,
+        rungs: Sequence[Rung] = (),
     ) -> StateChange | None:
         actor = self._authorize(user, command, scope)
         try:
-            change = self._transition(scope, command, actor, reason)
+            change = self._transition(scope, command, actor, reason, rungs=rungs)
         except InvalidTransition as exc:
             self._audit_refusal(user, command, scope, str(exc))
             raise
@@ -924,25 +951,205 @@ class Guard:
     def resume_strategy(
         self, strategy_id: str, user: str, reason: str = "manual resume"
     ) -> StateChange:
-        """Needs senior_trader. Loss counters restart from here (the loss is acknowledged)."""
+        """Needs senior_trader, the halt's cool-down served, and the strategy fit to trade
+        (``ResumeRefused`` names every failed check). It then re-enters on the recovery ladder
+        (paper -> 25% -> 50% -> full), or at full size with the ladder off. Loss counters
+        restart from here."""
         sid = self._manual_strategy_id(strategy_id, user, Command.RESUME)
         scope = Scope.strategy(sid)
+        command = Command.RESUME if self.config.recovery.enabled else Command.RESUME_FULL
+        self._authorize(user, Command.RESUME, scope)
+        held = self._venue_positions(sid)  # venue I/O: never under the guard's lock
         with self._lock:
             self._refresh("portfolio")
             if self.portfolio_state is PortfolioState.EMERGENCY:
-                self._authorize(user, Command.RESUME, scope)  # an unknown user is told so first
                 why = (
-                    "lockdown: nothing is resumed during an emergency; reset it first (two people)"
+                    "lockdown: nothing is resumed during an emergency; "
+                    "the two-person reset comes first"
                 )
                 self._audit_refusal(user, Command.RESUME, scope, why)
                 raise PermissionDenied(why)
             self._refresh(str(scope))
-            change = self._manual(user, Command.RESUME, scope, reason)
-            assert change is not None  # RESUME is never a no-op
+            status = self.status_of(scope)
+            if status.state != StrategyState.HALTED:
+                why = f"cannot resume strategy {sid} in state {status.state}: only a halt lifts"
+                self._audit_refusal(user, Command.RESUME, scope, why)
+                raise InvalidTransition(why)
+            problems = self._unfit_to_resume(sid, status, held)
+            if problems:
+                why = f"cannot resume {sid} yet: " + "; ".join(problems)
+                self._audit_refusal(user, Command.RESUME, scope, why)
+                raise ResumeRefused(why, problems=problems)
+            rungs = []
+            if command is Command.RESUME:  # the ladder's first rung, written with the resume
+                rebased, now = self._ledger.rebased(sid), self._clock.time()
+                rungs = [self._ladder.first(str(scope), status.version + 1, now, rebased, user)]
+            change = self._manual(user, command, scope, reason, rungs=rungs)
+            assert change is not None  # a resume is never a no-op
             self._ledger.rebase_strategy(sid)
             self._active.pop(str(scope), None)
+            if rungs:
+                self._set_rung(sid, rungs[0])
             self._recheck(str(scope))
         return change
+
+    def _unfit_to_resume(
+        self, sid: str, status: ScopeStatus, held: dict[str, float] | str | None
+    ) -> list[str]:
+        """Every reason not to lift the halt now: its cool-down, stale feeds, the portfolio
+        hard-halted, its stop still running, a limit still crossed after the loss counters
+        restart, positions the venues and the guard disagree on."""
+        problems = []
+        now = self._clock.time()
+        wait = cooldown_left(status, self._cooldown(status, self.config.triggers_for(sid)), now)
+        if wait:
+            problems.append(wait)
+        stale = sorted({"feed_stale", "equity_stale"} & self._active.get("portfolio", set()))
+        if stale:
+            problems.append(f"feeds are stale ({', '.join(stale)})")
+        if self.portfolio_state is PortfolioState.HARD_HALT:
+            problems.append("the portfolio is hard-halted: reset it first")
+        running = self._flattens.get(f"strategy:{sid}")
+        if running is not None and not running.done():
+            problems.append("its emergency stop is still running")
+        fresh = self._ledger.rebased(sid)
+        problems += [
+            f"still breaching: {b.message}"
+            for rule in self._rules.for_strategy(sid)
+            if (b := rule.evaluate(fresh, now)) is not None
+        ]
+        if isinstance(held, str):
+            problems.append(held)
+        elif held is not None:
+            known = {s: q for s, (q, _mark) in self._ledger.strategy(sid).positions.items()}
+            problems += unreconciled(known, held)
+        return problems
+
+    def _cooldown(self, status: ScopeStatus, triggers: Triggers) -> float:
+        return cooldown_seconds(status.actor, triggers, self.config.recovery.cooldown_seconds)
+
+    def _venue_positions(self, sid: str) -> dict[str, float] | str | None:
+        """What the attached venues hold for the strategy, summed per symbol; None without
+        venues (a CLI process), or why they could not be read (which refuses the resume)."""
+        with self._lock:
+            venues = list(self._venues)
+        if not venues:
+            return None
+
+        async def read() -> dict[str, float]:
+            held: dict[str, float] = {}
+            for venue in venues:
+                for p in await venue.positions(sid):
+                    held[p.symbol] = held.get(p.symbol, 0.0) + p.quantity
+            return held
+
+        timeout = self.config.emergency.call_timeout_seconds * len(venues)
+        try:
+            return self._actuator.submit(read).result(timeout=timeout)
+        except Exception as exc:
+            return f"cannot reconcile positions with the venues: {exc!r}"
+
+    # -- the recovery ladder ----------------------------------------------------------------
+
+    def _set_rung(self, sid: str, rung: Rung | None) -> None:
+        """The one place a strategy's rung changes: the pre-trade allocation and the stage's
+        P&L floor follow it."""
+        with self._lock:
+            if rung is None:
+                self._rungs.pop(sid, None)
+            else:
+                self._rungs[sid] = rung
+            m = self._ledger.strategies.get(sid)
+            if m is not None:
+                m.recovery_floor = None if rung is None else self._ladder.floor(rung)
+
+    def _rung_of(self, sid: str, status: ScopeStatus) -> Rung:
+        """The rung of a recovering strategy. One this guard has not got (a resume written
+        before a crash cut off its rung) starts at the bottom, from the resume."""
+        rung = self._rungs.get(sid)
+        if rung is None or rung.version != status.version:
+            m = self._ledger.strategy(sid)
+            rung = self._ladder.first(
+                f"strategy:{sid}", status.version, status.since, m, status.actor
+            )
+            self._set_rung(sid, rung)
+        return rung
+
+    def _adopt_rungs(self) -> None:
+        """Load the stored rungs of recovering strategies: at start, and when another process
+        resumed one."""
+        if self._store is None:
+            return
+        stored = self._store.rungs()
+        for key, status in list(self._states.items()):
+            if key == "portfolio" or status.state != StrategyState.RECOVERING:
+                continue
+            rung = stored.get(key)
+            if rung is not None and rung.version == status.version:
+                self._set_rung(Scope.parse(key).id, rung)
+
+    def _climb(self) -> None:
+        """From the breaker tick: a recovering strategy whose gate passed moves up a rung, and
+        past the last one back to full size. The person who resumed it authorized the whole
+        ladder: each step is audited in that name; any breach on the way halts it again."""
+        for key, status in list(self._states.items()):
+            if key == "portfolio" or status.state != StrategyState.RECOVERING:
+                continue
+            sid = Scope.parse(key).id
+            rung = self._rung_of(sid, status)
+            m = self._ledger.strategy(sid)
+            now = self._clock.time()
+            if self._ladder.gate(rung, m, now) is not None:
+                continue
+            passed = self._ladder.stage(rung).name
+            following = self._ladder.following(rung, now, m)
+            if following is None:
+                self._transition_or_log(
+                    Scope.strategy(sid),
+                    Command.PROMOTE,
+                    Actor(ActorKind.USER, rung.authorized_by),
+                    f"recovery ladder complete: gate of {passed} passed; back to full size "
+                    f"(resumed by {rung.authorized_by})",
+                )
+                continue
+            name = self._ladder.stage(following).name
+            entry = AuditEntry(
+                now,
+                rung.authorized_by,
+                "recovery_stage",
+                key,
+                passed,
+                name,
+                f"gate of {passed} passed: recovery moves up to {name}",
+                {"resumed_by": rung.authorized_by, "version": rung.version},
+            )
+            try:
+                if self._store is None or self._store_error:
+                    raise StoreUnavailable(self._store_error or "no state store")
+                self._store.commit(audit=[entry], rungs=[following])
+            except StateConflict:  # another guard on the store climbed it first
+                self._adopt_rungs()
+                continue
+            except StoreUnavailable as exc:  # not recorded, so not climbed: size stays small
+                log.error("could not record the recovery step of %s: %s", sid, exc)
+                continue
+            self._set_rung(sid, following)
+
+    def _transition_or_log(self, scope: Scope, command: Command, actor: Actor, why: str) -> None:
+        """A loosening move the guard makes on a person's authority: a failure leaves the
+        stricter state in force, which is safe, and is logged."""
+        try:
+            self._transition(scope, command, actor, why)
+        except TradeguardError as exc:
+            log.error("could not %s %s: %s", command, scope, exc)
+
+    def _stage_of(self, sid: str, status: ScopeStatus) -> float:
+        """The pre-trade allocation of a recovering strategy: its rung's fraction; paper while
+        this guard does not know the rung (no I/O here: the hot path)."""
+        rung = self._rungs.get(sid)
+        if rung is None or rung.version != status.version:
+            return 0.0
+        return self._ladder.stage(rung).fraction
 
     def portfolio_halt(self, user: str, reason: str = "manual soft halt") -> StateChange | None:
         """Soft halt: no new risk; positions are kept."""
@@ -981,6 +1188,10 @@ class Guard:
                 self._audit_refusal(user, Command.RESET, PORTFOLIO, why)
                 raise InvalidTransition(why)
             now = self._clock.time()
+            wait = cooldown_left(current, self._cooldown(current, self.config.triggers), now)
+            if wait:
+                self._audit_refusal(user, Command.RESET, PORTFOLIO, f"cannot reset yet: {wait}")
+                raise ResumeRefused(f"cannot reset yet: {wait}", problems=[wait])
             request = Approval(
                 id=secrets.token_hex(6),
                 action=str(Command.RESET),
@@ -1122,7 +1333,9 @@ class Guard:
                 # be refused because only the position, not the feed, named the symbol)
                 self._ledger.portfolio.prices.get(symbol, None if entry is None else entry[1]),
                 self._capital_cap(sid, held),
-                None,
+                None
+                if strategy is None or strategy.state != StrategyState.RECOVERING
+                else self._stage_of(sid, strategy),
             )
             try:
                 decision = self._pipeline.check(
@@ -1417,6 +1630,8 @@ class Guard:
                 errors.append(f"{name}: {exc!r}")
                 self._halt_invalid(PORTFOLIO, f"metrics source {name} failed: {exc!r}")
         breaches = self._evaluate_everything()
+        with self._lock:
+            self._climb()
         self._keep_stopping()
         self.alerts.pump()
         problem = self.save_baselines()
@@ -1479,7 +1694,13 @@ class Guard:
                 self._states[key] = status
                 if scope.kind is ScopeKind.STRATEGY:
                     self._registered.add(scope.id)
-                    if status.state == StrategyState.ACTIVE:
+                    promoted = (
+                        mine is not None
+                        and mine.state == StrategyState.RECOVERING
+                        and status.version == mine.version + 1
+                    )
+                    resumed = status.state in (StrategyState.ACTIVE, StrategyState.RECOVERING)
+                    if resumed and not promoted:  # a resume elsewhere acknowledged the losses
                         self._ledger.rebase_strategy(scope.id)
                         self._active.pop(key, None)
                 elif status.state == PortfolioState.NORMAL:
@@ -1496,6 +1717,12 @@ class Guard:
                         status.version,
                     )
                 )
+            if any(c.after == StrategyState.RECOVERING for c in adopted):
+                try:
+                    self._adopt_rungs()
+                except StoreUnavailable as exc:
+                    errors.append(f"store: {exc}")
+                    self._fail_store(str(exc))
         for change in adopted:
             if change.before != change.after:
                 self._publish(change)
@@ -1603,17 +1830,22 @@ class Guard:
             portfolio = self.status_of(PORTFOLIO)
             strategies = {}
             halted_unknown = {k[9:] for k in self._states if k.startswith("strategy:")}
+            now = self._clock.time()
             for sid in sorted(self._registered | halted_unknown):
                 st = self.status_of(Scope.strategy(sid))
+                m = self._ledger.strategy(sid)
+                climbing = st.state == StrategyState.RECOVERING
                 strategies[sid] = {
                     **_status_dict(st),
-                    "metrics": self._ledger.strategy(sid).to_dict(),
+                    "metrics": m.to_dict(),
+                    "recovery": self._ladder.describe(self._rung_of(sid, st), m, now)
+                    if climbing
+                    else None,
                     "breaching": sorted(self._active.get(f"strategy:{sid}", ())),
                 }
             pending: list[dict[str, Any]] = []
             if self._store is not None and not self._store_error:
                 try:
-                    now = self._clock.time()
                     pending = [a.to_dict() for a in self._store.approvals() if a.expires_at >= now]
                 except StoreUnavailable as exc:
                     self._fail_store(str(exc))

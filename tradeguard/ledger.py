@@ -7,6 +7,7 @@ metrics (``update_strategy_metrics``) both write it, and the last write wins.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,16 @@ from tradeguard.model import Scope, finite_or_none
 from tradeguard.stats import CorrelationWindow, RollingVolatility, WindowMax
 
 DAY = 86_400.0
+
+
+@dataclass(frozen=True, slots=True)
+class StageFloor:
+    """The loss a recovering strategy may take in its current stage: the rule
+    ``recovery_pnl_floor`` halts it when realized P&L since ``pnl_at_start`` is below ``floor``."""
+
+    stage: str
+    pnl_at_start: float
+    floor: float
 
 
 @dataclass(slots=True)
@@ -37,6 +48,7 @@ class StrategyMetrics:
     position_size: float | None = None
     last_heartbeat: float | None = None
     positions: dict[str, list[float]] = field(default_factory=dict)  # symbol -> [qty, mark]
+    recovery_floor: StageFloor | None = None  # set while it climbs the recovery ladder
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -277,12 +289,17 @@ class Ledger:
 
     def rebase_strategy(self, strategy_id: str) -> None:
         """A resume acknowledges the losses so far: limits are measured from here on."""
+        _acknowledge_losses(self.strategy(strategy_id))
+
+    def rebased(self, strategy_id: str) -> StrategyMetrics:
+        """A copy of the strategy's metrics as a resume would leave them: what a resume is
+        judged on (a limit still crossed after that would halt it again at once)."""
         m = self.strategy(strategy_id)
-        m.peak_equity = m.equity
-        m.drawdown = 0.0 if m.equity is not None else None
-        m.consecutive_losses = 0
-        m.trade_count = m.wins = 0
-        m.win_rate = None
+        copy = dataclasses.replace(
+            m, positions={s: list(entry) for s, entry in m.positions.items()}, recovery_floor=None
+        )
+        _acknowledge_losses(copy)
+        return copy
 
     def rebase_portfolio(self) -> None:
         """A portfolio reset acknowledges the losses so far: peak and day start move to now."""
@@ -341,6 +358,14 @@ class Ledger:
             m.win_rate = m.wins / m.trade_count if m.trade_count else None
             if m.equity is not None and m.peak_equity is not None:
                 m.drawdown = _drawdown(m.peak_equity, m.equity)
+
+
+def _acknowledge_losses(m: StrategyMetrics) -> None:
+    m.peak_equity = m.equity
+    m.drawdown = 0.0 if m.equity is not None else None
+    m.consecutive_losses = 0
+    m.trade_count = m.wins = 0
+    m.win_rate = None
 
 
 def _opt(data: dict[str, Any], name: str) -> float | None:

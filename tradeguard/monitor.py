@@ -50,7 +50,7 @@ def render_status(status: dict[str, Any], config: Config) -> RenderableType:
             Text(s["state"], style=STYLE.get(s["state"], "")),
             _pct(sm["drawdown"]),
             str(sm["consecutive_losses"]),
-            Text(s["reason"]),
+            Text(s["reason"] if s["recovery"] is None else f"recovery {s['recovery']['summary']}"),
         )
     parts: list[RenderableType] = [Panel(head, title="portfolio"), strategies]
     for req in status["pending_approvals"]:

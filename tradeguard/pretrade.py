@@ -326,6 +326,9 @@ class Pipeline:
 
     @staticmethod
     def _allocation(order: Order, lim: OrderLimits, ctx: Context) -> Decision | None:
+        """A recovering strategy trades at its stage's share of every size limit it has: order
+        notional, position, gross exposure, allocated capital. Paper sends nothing; reducing
+        orders always pass (getting smaller is never refused on the way back)."""
         stage = ctx.stage
         if stage is None:
             return None
@@ -337,24 +340,20 @@ class Pipeline:
             )
         if _reduces(order, ctx.position):
             return None
-        notional = order.quantity * order.price
-        if lim.max_order_notional is not None and notional > stage * lim.max_order_notional:
-            return Decision(
-                False,
-                "allocation",
-                f"recovery stage {stage:.0%}: notional "
-                f"{notional:,.2f} > {stage:.0%} of max order notional",
-            )
-        if ctx.capital_cap is not None:
-            growth = abs(
-                ctx.position + (order.quantity if order.side == Side.BUY else -order.quantity)
-            ) - abs(ctx.position)
-            if ctx.gross + growth * order.price > stage * ctx.capital_cap:
+        after = ctx.position + (order.quantity if order.side == Side.BUY else -order.quantity)
+        gross = ctx.gross + (abs(after) - abs(ctx.position)) * order.price
+        for what, value, limit in (
+            ("order notional", order.quantity * order.price, lim.max_order_notional),
+            (f"{order.symbol} position", abs(after) * order.price, lim.max_position_notional),
+            ("gross exposure", gross, lim.max_gross_exposure),
+            ("notional against allocated capital", gross, ctx.capital_cap),
+        ):
+            if limit is not None and value > stage * limit:
                 return Decision(
                     False,
                     "allocation",
-                    f"recovery stage {stage:.0%}: exposure "
-                    f"would pass {stage:.0%} of allocated capital",
+                    f"recovery stage {stage:.0%}: {what} {value:,.2f} > {stage:.0%} of its "
+                    f"limit {limit:,.2f}",
                 )
         return None
 

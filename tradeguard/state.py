@@ -24,6 +24,8 @@ class Command(StrEnum):
     EMERGENCY = "emergency"  # portfolio
     RESET = "reset"  # portfolio
     CONFIGURE = "configure"  # change a limit at run time (not a state move)
+    RESUME_FULL = "resume_full"  # strategy: straight back to full size (recovery ladder off)
+    PROMOTE = "promote"  # strategy: the ladder's last gate passed, back to full size
 
 
 TIGHTENING = frozenset(
@@ -47,7 +49,9 @@ PORTFOLIO_TRANSITIONS: dict[tuple[PortfolioState, Command], PortfolioState] = {
 STRATEGY_TRANSITIONS: dict[tuple[StrategyState, Command], StrategyState] = {
     (S.ACTIVE, Command.HALT): S.HALTED,
     (S.RECOVERING, Command.HALT): S.HALTED,
-    (S.HALTED, Command.RESUME): S.ACTIVE,
+    (S.HALTED, Command.RESUME): S.RECOVERING,  # the ladder: paper -> 25% -> 50% -> full
+    (S.HALTED, Command.RESUME_FULL): S.ACTIVE,
+    (S.RECOVERING, Command.PROMOTE): S.ACTIVE,
     (S.ACTIVE, Command.DISABLE): S.DISABLED,
     (S.RECOVERING, Command.DISABLE): S.DISABLED,
     (S.HALTED, Command.DISABLE): S.DISABLED,
@@ -61,6 +65,8 @@ REQUIRED_ROLE: dict[Command, Role] = {
     Command.HARD_HALT: Role.VIEWER,
     Command.EMERGENCY: Role.VIEWER,
     Command.RESUME: Role.SENIOR_TRADER,
+    Command.RESUME_FULL: Role.SENIOR_TRADER,
+    Command.PROMOTE: Role.SENIOR_TRADER,
     Command.RESET: Role.RISK_MANAGER,
     Command.DISABLE: Role.RISK_MANAGER,
     Command.CONFIGURE: Role.RISK_MANAGER,

@@ -12,7 +12,7 @@ import pytest
 from tradeguard.audit import GENESIS, AuditEntry
 from tradeguard.errors import StoreUnavailable
 from tradeguard.state import ScopeStatus
-from tradeguard.store import Approval, SqliteStore, StateConflict, StateWrite
+from tradeguard.store import Approval, Rung, SqliteStore, StateConflict, StateWrite
 
 T0 = 1_767_225_600.0
 
@@ -245,6 +245,55 @@ class TestMetrics:
     def test_load_metrics_when_nothing_saved_then_empty(self, store: SqliteStore) -> None:
         """A fresh store has no baselines."""
         assert store.load_metrics() == {}
+
+
+def _rung(stage: int = 0, version: int = 4) -> Rung:
+    return Rung("strategy:s1", version, stage, T0 + stage, 3, -12.5, "senior1")
+
+
+class TestRungs:
+    def test_rungs_when_committed_then_round_trip_every_field(self, store: SqliteStore) -> None:
+        """A rung written with a commit reads back exactly."""
+        store.commit(rungs=[_rung(1)])
+        assert store.rungs() == {"strategy:s1": _rung(1)}
+
+    def test_commit_when_rung_not_above_stored_one_then_conflict_and_rollback(
+        self, store: SqliteStore
+    ) -> None:
+        """Two guards climbing the same ladder: the second write of a stage is refused, with
+        the rest of its transaction."""
+        store.commit(rungs=[_rung(1)])
+        with pytest.raises(StateConflict, match="already at recovery stage 1"):
+            store.commit(rungs=[_rung(1)], audit=[_entry()])
+        assert store.audit_records() == []
+        assert store.rungs()["strategy:s1"].stage == 1
+
+    def test_commit_when_rung_belongs_to_a_newer_resume_then_replaces_a_higher_stage(
+        self, store: SqliteStore
+    ) -> None:
+        """A new resume (a newer state version) starts from the bottom again."""
+        store.commit(rungs=[_rung(2, version=4)])
+        store.commit(rungs=[_rung(0, version=7)])
+        assert store.rungs()["strategy:s1"] == _rung(0, version=7)
+
+    @pytest.mark.parametrize(
+        ("column", "value"),
+        [
+            ("stage", -1),
+            ("version", "x"),
+            ("since", "later"),
+            ("authorized_by", ""),
+            ("scope", "nope"),
+        ],
+    )
+    def test_rungs_when_row_is_corrupt_then_store_unavailable(
+        self, store: SqliteStore, db_path: Path, column: str, value: object
+    ) -> None:
+        """A rung row that is not what this code writes is corruption, never a guess."""
+        store.commit(rungs=[_rung(1)])
+        _raw(db_path, f"UPDATE recovery SET {column}=?", (value,))
+        with pytest.raises(StoreUnavailable, match="corrupt recovery row"):
+            store.rungs()
 
 
 class TestOpen:

@@ -23,12 +23,13 @@ from tradeguard.rules.strategy import (
     MaxPositionSize,
     MaxStrategyDrawdown,
     MinWinRate,
+    RecoveryPnlFloor,
 )
 
 __all__ = ["PortfolioRule", "Rule", "RuleSet", "StrategyRule", "Topic"]
 
 
-def _strategy_rules(t: Triggers) -> list[StrategyRule]:
+def _strategy_rules(t: Triggers, floors: bool) -> list[StrategyRule]:
     candidates: list[tuple[bool, StrategyRule]] = [
         (t.strategy_drawdown.enabled, MaxStrategyDrawdown(t.strategy_drawdown)),
         (t.consecutive_losses.enabled, MaxConsecutiveLosses(t.consecutive_losses)),
@@ -36,6 +37,7 @@ def _strategy_rules(t: Triggers) -> list[StrategyRule]:
         (t.position_size.enabled, MaxPositionSize(t.position_size)),
         (t.agent_capital.enabled, MaxAgentCapital(t.agent_capital)),
         (t.stuck_agent.enabled, MaxSilence(t.stuck_agent)),
+        (floors, RecoveryPnlFloor()),
     ]
     return [rule for enabled, rule in candidates if enabled]
 
@@ -60,9 +62,11 @@ class RuleSet:
     def __init__(self, config: Config) -> None:
         self._config = config
         self.portfolio = _portfolio_rules(config.triggers)
-        self._default_strategy = _strategy_rules(config.triggers)
+        recovery = config.recovery
+        floors = recovery.enabled and any(s.pnl_floor is not None for s in recovery.stages)
+        self._default_strategy = _strategy_rules(config.triggers, floors)
         self._strategy: dict[str, list[StrategyRule]] = {
-            sid: _strategy_rules(config.triggers_for(sid)) for sid in config.strategies
+            sid: _strategy_rules(config.triggers_for(sid), floors) for sid in config.strategies
         }
         self._portfolio_by_topic = {
             topic: [r for r in self.portfolio if topic in r.watches] for topic in Topic

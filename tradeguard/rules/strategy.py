@@ -1,9 +1,11 @@
-"""Strategy kill switches: drawdown, consecutive losses, win rate, position size."""
+"""Strategy kill switches: drawdown, consecutive losses, win rate, position size, and the
+recovery ladder's P&L floor."""
 
 from __future__ import annotations
 
 from tradeguard.config import WinRate
 from tradeguard.ledger import StrategyMetrics
+from tradeguard.model import Action, Breach
 from tradeguard.rules.base import StrategyRule, Topic
 
 
@@ -64,3 +66,39 @@ class MaxPositionSize(StrategyRule):
         if value == float("inf"):
             return "position held but portfolio equity unknown or not positive: cannot size it"
         return super().describe(value)
+
+
+class RecoveryPnlFloor(StrategyRule):
+    """While a strategy climbs the recovery ladder: realized P&L since its stage began must not
+    fall below the stage's ``pnl_floor``. Falling below fails the recovery: halted again, and
+    the next resume starts from the bottom. Inactive (measures nothing) at full size."""
+
+    name = "recovery_pnl_floor"
+    label = "P&L in recovery stage"
+    watches = frozenset({Topic.TRADES, Topic.METRICS})
+
+    def __init__(self) -> None:
+        self.limit = 0.0  # the floor is the stage's, carried by the metrics
+        self.action = Action.HALT_STRATEGY
+
+    def measure(self, view: StrategyMetrics, now: float) -> float | None:
+        floor = view.recovery_floor
+        if floor is None:
+            return None
+        return view.realized_pnl - floor.pnl_at_start - floor.floor  # margin above the floor
+
+    def evaluate(self, view: StrategyMetrics, now: float) -> Breach | None:
+        margin = self.measure(view, now)
+        if margin is None or margin >= 0:
+            return None
+        floor = view.recovery_floor
+        assert floor is not None
+        pnl = margin + floor.floor
+        message = (
+            f"recovery failed: P&L {pnl:,.2f} since stage {floor.stage} began is below its "
+            f"floor {floor.floor:,.2f}"
+        )
+        return Breach(self.name, view.scope, pnl, floor.floor, self.action, message, now)
+
+    def short_desc(self) -> str:
+        return "P&L within a recovery stage below the stage's pnl_floor -> halt_strategy"

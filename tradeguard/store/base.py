@@ -101,6 +101,21 @@ class FlattenRun:
     report: dict[str, Any] | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Rung:
+    """Where a recovering strategy stands on the re-entry ladder. ``version`` is the version
+    of the ``recovering`` state it belongs to: a rung left over from an earlier resume never
+    applies to a later one. Within one version the stage only rises."""
+
+    scope: str
+    version: int
+    stage: int
+    since: float
+    trades_at_start: int
+    pnl_at_start: float
+    authorized_by: str
+
+
 class StateStore(Protocol):
     def load_states(self) -> dict[str, ScopeStatus]: ...
 
@@ -110,9 +125,13 @@ class StateStore(Protocol):
         states: Sequence[StateWrite] = (),
         audit: Sequence[AuditEntry] = (),
         approvals: Sequence[Approval] = (),
+        rungs: Sequence[Rung] = (),
     ) -> list[AuditRecord]:
-        """Write everything in one transaction; raises StateConflict on a version mismatch."""
+        """Write everything in one transaction; raises StateConflict on a version mismatch
+        or a rung that is not above the stored one for the same state version."""
         ...
+
+    def rungs(self) -> dict[str, Rung]: ...
 
     def approvals(self, *, pending_only: bool = True) -> list[Approval]: ...
 

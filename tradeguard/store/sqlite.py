@@ -25,6 +25,7 @@ from tradeguard.store.base import (
     Approval,
     FlattenRun,
     OutboxRow,
+    Rung,
     StateConflict,
     StateWrite,
     UserRecord,
@@ -59,6 +60,9 @@ CREATE TABLE IF NOT EXISTS outbox (
     PRIMARY KEY (id, channel));
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, next_attempt);
 CREATE TABLE IF NOT EXISTS metrics (scope TEXT PRIMARY KEY, data TEXT NOT NULL, at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS recovery (
+    scope TEXT PRIMARY KEY, version INTEGER NOT NULL, stage INTEGER NOT NULL, since REAL NOT NULL,
+    trades_at_start INTEGER NOT NULL, pnl_at_start REAL NOT NULL, authorized_by TEXT NOT NULL);
 """
 
 
@@ -164,6 +168,7 @@ class SqliteStore:
         states: Sequence[StateWrite] = (),
         audit: Sequence[AuditEntry] = (),
         approvals: Sequence[Approval] = (),
+        rungs: Sequence[Rung] = (),
     ) -> list[AuditRecord]:
         with self._write() as db:
             for write in states:
@@ -196,7 +201,36 @@ class SqliteStore:
                         a.reason,
                     ),
                 )
+            for r in rungs:
+                found = db.execute(
+                    "SELECT version, stage FROM recovery WHERE scope=?", (r.scope,)
+                ).fetchone()
+                if found is not None and found[0] == r.version and found[1] >= r.stage:
+                    raise StateConflict(
+                        f"{r.scope} is already at recovery stage {found[1]} (version {r.version})"
+                    )
+                db.execute(
+                    "INSERT OR REPLACE INTO recovery VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        r.scope,
+                        r.version,
+                        r.stage,
+                        r.since,
+                        r.trades_at_start,
+                        r.pnl_at_start,
+                        r.authorized_by,
+                    ),
+                )
             return [self._append(db, entry) for entry in audit]
+
+    def rungs(self) -> dict[str, Rung]:
+        """Every stored rung, checked like the state rows: anything else is corruption."""
+        with self._read() as db:
+            fetched = db.execute("SELECT * FROM recovery").fetchall()
+        try:
+            return {row[0]: _rung_row(row) for row in fetched}
+        except (ValueError, TypeError) as exc:
+            raise StoreUnavailable(f"{self.path}: corrupt recovery row: {exc}") from exc
 
     def _append(self, db: sqlite3.Connection, entry: AuditEntry) -> AuditRecord:
         head = db.execute("SELECT seq, hash FROM audit_head WHERE id=1").fetchone()
@@ -385,6 +419,19 @@ def _state_row(row: tuple[Any, ...]) -> tuple[str, ScopeStatus]:
     if isinstance(version, bool) or not isinstance(version, int) or version < 0:
         raise ValueError(f"{key}: version must be a whole number, got {version!r}")
     return key, ScopeStatus(allowed(state), reason, float(since), actor, version)
+
+
+def _rung_row(row: tuple[Any, ...]) -> Rung:
+    scope, version, stage, since, trades, pnl, by = row
+    Scope.parse(scope)
+    ints, floats = (version, stage, trades), (since, pnl)
+    if any(type(v) is not int or v < 0 for v in ints):
+        raise ValueError(f"{scope}: version, stage and trade count must be integers >= 0")
+    if any(type(v) is not float or not math.isfinite(v) for v in floats):
+        raise ValueError(f"{scope}: since and P&L must be finite numbers")
+    if not isinstance(by, str) or not by:
+        raise ValueError(f"{scope}: authorized_by must be a name")
+    return Rung(scope, version, stage, since, trades, pnl, by)
 
 
 def _outbox_values(r: OutboxRow) -> tuple[Any, ...]:
