@@ -60,6 +60,7 @@ class TestCooldown:
     ) -> None:
         """Resuming 110 s after a halt with a 300 s cool-down is refused, saying 3m 10s left."""
         clock.advance(110)
+        feed(ladder_guard)
         with pytest.raises(ResumeRefused, match="cool-down: 3m 10s left of 5m 00s") as info:
             ladder_guard.resume_strategy("s1", "senior1")
         assert len(info.value.problems) == 1
@@ -71,6 +72,7 @@ class TestCooldown:
     ) -> None:
         """At the end of the cool-down the same resume goes through."""
         clock.advance(300)
+        feed(ladder_guard)
         ladder_guard.resume_strategy("s1", "senior1")
         assert ladder_guard.strategy_state("s1") == "recovering"
 
@@ -414,6 +416,7 @@ class TestConfig:
             ({"stages": [{"name": "a", "fraction": 0.25, "pnl_floor": 100}]}, "must be <= 0"),
             ({"stages": [{"name": "a", "fraction": 1.0}]}, "full size ends the ladder"),
             ({"stages": []}, "needs stages"),
+            ({"enabled": False, "stages": []}, "needs stages"),
             ({"cooldown_seconds": -1}, "recovery.cooldown_seconds: must be >= 0"),
         ],
     )
@@ -438,3 +441,157 @@ class TestConfig:
         config = parse_config({})
         assert config.recovery.cooldown_seconds == 300
         assert [s.fraction for s in config.recovery.stages] == [0.0, 0.25, 0.5]
+
+
+class TestReviewFindings:
+    def test_stage_when_only_quantity_limited_then_quantity_scaled(
+        self, make_guard: MakeGuard, clock: FakeClock
+    ) -> None:
+        """A desk that limits size by quantity alone still gets a quarter of it at 25%."""
+        guard = make_guard(
+            recovery=LADDER,
+            pretrade={"limits": {"max_order_quantity": 10, "max_order_notional": None}},
+        )
+        feed(guard)
+        guard.register_strategy("s1")
+        guard.halt_strategy("s1", "trader1")
+        TestLadder().climb_to_25(guard, clock)
+        assert guard.check_order(Order("s1", "BTC", "buy", 2.5, 100.0)).accepted
+        refused = guard.check_order(Order("s1", "BTC", "buy", 2.6, 100.0))
+        assert refused.check == "allocation" and "order quantity" in refused.reason
+
+    def test_stage_when_no_caps_configured_then_position_size_limit_scaled(
+        self, make_guard: MakeGuard, clock: FakeClock
+    ) -> None:
+        """With the default limits, 25% cannot build the position full size may hold: the
+        position_size trigger's 20% of equity becomes 5% at 25%."""
+        guard = make_guard(recovery=LADDER)
+        feed(guard)
+        guard.register_strategy("s1")
+        guard.halt_strategy("s1", "trader1")
+        TestLadder().climb_to_25(guard, clock)
+        assert guard.check_order(buy(50_000.0)).accepted  # 5% of 1,000,000
+        guard.update_position("s1", "BTC", 500.0, 100.0)
+        refused = guard.check_order(buy(200.0))
+        assert refused.check == "allocation" and "against position_size" in refused.reason
+
+    def test_resume_when_feeds_went_quiet_since_last_tick_then_refused(
+        self, ladder_guard: Guard, clock: FakeClock
+    ) -> None:
+        """Staleness is judged at the resume, not taken from the last tick."""
+        serve_cooldown(clock)
+        with pytest.raises(ResumeRefused, match=r"feeds are stale \(equity_stale, feed_stale\)"):
+            ladder_guard.resume_strategy("s1", "senior1")
+
+    def test_cooldown_when_strategy_overrides_only_the_limit_then_global_cooldown_kept(
+        self, make_guard: MakeGuard, clock: FakeClock
+    ) -> None:
+        """Overriding a trigger's limit for one strategy does not drop the trigger's wait."""
+        guard = make_guard(
+            recovery=LADDER,
+            triggers={"strategy_drawdown": {"limit": 0.05, "cooldown_seconds": 900}},
+            strategies={"s1": {"triggers": {"strategy_drawdown": 0.08}}},
+        )
+        guard.update_equity(100_000.0, strategy_id="s1")
+        guard.update_equity(90_000.0, strategy_id="s1")
+        clock.advance(301)
+        with pytest.raises(ResumeRefused, match="left of 15m 00s"):
+            guard.resume_strategy("s1", "senior1")
+
+    def test_cooldown_when_rule_breaches_after_a_manual_halt_then_its_wait_applies(
+        self, make_guard: MakeGuard, clock: FakeClock
+    ) -> None:
+        """A person halts first, then the drawdown trigger fires: its 15 minutes count."""
+        guard = make_guard(
+            recovery=LADDER,
+            triggers={"strategy_drawdown": {"limit": 0.05, "cooldown_seconds": 900}},
+        )
+        guard.halt_strategy("s1", "trader1", "fills look wrong")
+        guard.update_equity(100_000.0, strategy_id="s1")
+        guard.update_equity(90_000.0, strategy_id="s1")
+        clock.advance(305)
+        with pytest.raises(ResumeRefused, match="left of 15m 00s"):
+            guard.resume_strategy("s1", "senior1")
+
+    def test_reset_when_trigger_sets_cooldown_then_that_one_applies(
+        self, make_guard: MakeGuard, clock: FakeClock
+    ) -> None:
+        """Portfolio triggers carry their own cool-down for the reset too."""
+        guard = make_guard(
+            recovery=LADDER, triggers={"margin_utilization": {"limit": 0.9, "cooldown_seconds": 30}}
+        )
+        guard.update_portfolio(equity=1_000_000.0, margin_used=95.0, margin_available=5.0)
+        guard.update_portfolio(equity=1_000_000.0, margin_used=5.0, margin_available=95.0)
+        clock.advance(30)
+        assert guard.reset("risk1").status == "executed"
+
+    def test_climb_when_portfolio_soft_halted_then_held_and_said_why(
+        self, ladder_guard: Guard, clock: FakeClock
+    ) -> None:
+        """A strategy never grows while the book is in no-new-risk mode."""
+        serve_cooldown(clock)
+        feed(ladder_guard)
+        ladder_guard.resume_strategy("s1", "senior1")
+        ladder_guard.portfolio_halt("trader1")
+        clock.advance(60)
+        feed(ladder_guard)
+        ladder_guard.tick()
+        recovery = ladder_guard.status()["strategies"]["s1"]["recovery"]
+        assert (recovery["stage"], recovery["next_gate"]) == (
+            "paper",
+            "held: the portfolio is in soft_halt",
+        )
+
+    def test_climb_when_resumer_lost_the_role_then_held(
+        self, ladder_guard: Guard, clock: FakeClock
+    ) -> None:
+        """The ladder climbs on its resumer's authority only while they still hold it."""
+        serve_cooldown(clock)
+        feed(ladder_guard)
+        ladder_guard.resume_strategy("s1", "senior1")
+        ladder_guard.set_role("senior1", "trader", by="admin1")
+        clock.advance(60)
+        feed(ladder_guard)
+        ladder_guard.tick()
+        recovery = ladder_guard.status()["strategies"]["s1"]["recovery"]
+        assert recovery["stage"] == "paper"
+        assert "senior1, who resumed it, may no longer resume" in recovery["next_gate"]
+
+    def test_cli_resume_when_venue_disagrees_then_running_guard_keeps_it_in_paper(
+        self, ladder_guard: Guard, make_guard: MakeGuard, clock: FakeClock
+    ) -> None:
+        """A resume from a process without venues is validated again by the guard that has
+        them before the strategy leaves paper."""
+        v = venue("alpha", clock)
+        v.set_position("BTC", 5.0, strategy_id="s1")
+        ladder_guard.add_venue(v)
+        serve_cooldown(clock)
+        feed(ladder_guard)
+        make_guard(recovery=LADDER).resume_strategy("s1", "senior1")  # a CLI: no venues
+        clock.advance(60)
+        feed(ladder_guard)
+        ladder_guard.tick()
+        recovery = ladder_guard.status()["strategies"]["s1"]["recovery"]
+        assert recovery["stage"] == "paper"
+        assert (
+            recovery["next_gate"] == "held: position in BTC: the venues hold 5, the guard knows 0"
+        )
+        ladder_guard.update_position("s1", "BTC", 5.0, 100.0)
+        ladder_guard.tick()
+        assert ladder_guard.status()["strategies"]["s1"]["recovery"]["stage"] == "25%"
+
+    def test_restart_when_right_after_resume_then_acknowledged_losses_stay_acknowledged(
+        self, ladder_guard: Guard, make_guard: MakeGuard, clock: FakeClock
+    ) -> None:
+        """The resume's fresh start on loss counters is saved with it, not at the next tick:
+        a crash in between does not bring the old streak back."""
+        for _ in range(5):
+            ladder_guard.record_trade("s1", -10.0)
+        ladder_guard.tick()  # the streak of 5 is saved
+        serve_cooldown(clock)
+        feed(ladder_guard)
+        ladder_guard.resume_strategy("s1", "senior1")
+        again = make_guard(recovery=LADDER)  # as if the process died right here
+        feed(again)
+        again.tick()
+        assert again.strategy_state("s1") == "recovering"

@@ -483,8 +483,59 @@ class RecoveryConfig(Frozen):
         names = [s.name for s in self.stages]
         if len(set(names)) != len(names):
             raise ValueError(f"stage names must be unique, got {names}")
-        if self.enabled and not self.stages:
-            raise ValueError("an enabled ladder needs stages (or set enabled: false)")
+        if not self.stages:  # strategies resumed under it may still be climbing them
+            raise ValueError("the ladder needs stages; turn it off with enabled: false")
+        return self
+
+
+def _indicator_weights(value: dict[str, float]) -> dict[str, float]:
+    from tradeguard.criticality.names import INDICATOR_NAMES
+
+    unknown = sorted(set(value) - set(INDICATOR_NAMES))
+    if unknown:
+        raise ValueError(f"unknown indicators {unknown}; known: {list(INDICATOR_NAMES)}")
+    if any(not (w >= 0) for w in value.values()):
+        raise ValueError("weights must be >= 0")
+    if value and not any(value.get(n, 1.0) > 0 for n in INDICATOR_NAMES):
+        raise ValueError("at least one indicator needs a weight > 0")
+    return value
+
+
+class CriticalityConfig(Frozen):
+    """The CriticalityMonitor: 15 systemic-risk indicators every ``interval_seconds``, one
+    score in [0, 1]; past ``avalanche_deploy_threshold`` it is a breach (``action``)."""
+
+    enabled: bool = True  # it runs once it has ``min_observations`` of market data
+    interval_seconds: Positive = 60.0
+    avalanche_deploy_threshold: Fraction = 0.30
+    action: LaxAction = Action.SOFT_HALT
+    window: PositiveInt = 500  # observations (one per cycle) kept per asset
+    short_window: PositiveInt = 20  # the recent stretch: spreads, Amihud, depth, correlation
+    long_window: PositiveInt = 250  # entropy, TSRV, autocorrelation
+    min_observations: PositiveInt = 120  # before that: warming up, no score
+    percentile_window: PositiveInt = 500  # each indicator is ranked in this much of its past
+    calm_quantile: Annotated[float, AfterValidator(_stage_fraction)] = 0.8  # below: no stress
+    stale_after_seconds: Positive = 600.0  # no new observation for this long: a breach
+    weights: Annotated[dict[str, float], AfterValidator(_indicator_weights)] = {}  # default 1
+    recent: PositiveInt = 5  # changepoint, CUSUM and turbulence look back this many
+    entropy_order: Annotated[int, Field(ge=3, le=6)] = 4
+    tsrv_scale: Annotated[int, Field(ge=2)] = 5
+    contagion_horizon: PositiveInt = 10
+    absorption_fraction: Fraction = 0.2
+    vpin_buckets: PositiveInt = 50
+    bocpd_hazard: Annotated[float, Field(gt=0, lt=1)] = 1 / 250
+    bocpd_max_run: PositiveInt = 500
+    cusum_k: Annotated[float, Field(ge=0)] = 0.5
+    cusum_h: Positive = 5.0
+
+    @model_validator(mode="after")
+    def _windows_fit(self) -> CriticalityConfig:
+        if not self.short_window < self.long_window <= self.window:
+            raise ValueError("need short_window < long_window <= window")
+        if self.min_observations > self.window:
+            raise ValueError("min_observations must be <= window")
+        if self.min_observations < 3 * self.entropy_order:
+            raise ValueError("min_observations is too small for the entropy order")
         return self
 
 
@@ -523,6 +574,7 @@ class Config(Frozen):
     auth: AuthConfig = AuthConfig()
     pretrade: PretradeConfig = PretradeConfig()
     recovery: RecoveryConfig = RecoveryConfig()
+    criticality: CriticalityConfig = CriticalityConfig()
     guard: GuardConfig = GuardConfig()
 
     def on_halt(self, strategy_id: str) -> OnHalt:

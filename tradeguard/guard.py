@@ -22,7 +22,7 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -158,6 +158,7 @@ class Guard:
         self._capital_factor: dict[str, float] = {}
         self._ladder = Ladder(self.config.recovery)
         self._rungs: dict[str, Rung] = {}  # recovering strategies' rungs (sid -> rung)
+        self._holds: dict[str, str] = {}  # why a rung whose gate passed did not climb
         now = self._clock.time()
         self._states: dict[str, ScopeStatus] = {
             "portfolio": ScopeStatus(PortfolioState.NORMAL, "initial", now, str(SYSTEM), 0)
@@ -987,6 +988,7 @@ class Guard:
             change = self._manual(user, command, scope, reason, rungs=rungs)
             assert change is not None  # a resume is never a no-op
             self._ledger.rebase_strategy(sid)
+            self._save_baseline(str(scope))
             self._active.pop(str(scope), None)
             if rungs:
                 self._set_rung(sid, rungs[0])
@@ -997,27 +999,40 @@ class Guard:
         self, sid: str, status: ScopeStatus, held: dict[str, float] | str | None
     ) -> list[str]:
         """Every reason not to lift the halt now: its cool-down, stale feeds, the portfolio
-        hard-halted, its stop still running, a limit still crossed after the loss counters
+        hard-halted, its stop still running, a limit still crossed once its loss counters
         restart, positions the venues and the guard disagree on."""
-        problems = []
         now = self._clock.time()
-        wait = cooldown_left(status, self._cooldown(status, self.config.triggers_for(sid)), now)
-        if wait:
-            problems.append(wait)
-        stale = sorted({"feed_stale", "equity_stale"} & self._active.get("portfolio", set()))
-        if stale:
-            problems.append(f"feeds are stale ({', '.join(stale)})")
+        key = f"strategy:{sid}"
+        seconds = self._cooldown(status, self._active.get(key, ()), self.config.triggers_for(sid))
+        wait = cooldown_left(status, seconds, now)
+        problems = [wait] if wait else []
         if self.portfolio_state is PortfolioState.HARD_HALT:
             problems.append("the portfolio is hard-halted: reset it first")
-        running = self._flattens.get(f"strategy:{sid}")
-        if running is not None and not running.done():
-            problems.append("its emergency stop is still running")
         fresh = self._ledger.rebased(sid)
         problems += [
             f"still breaching: {b.message}"
             for rule in self._rules.for_strategy(sid)
             if (b := rule.evaluate(fresh, now)) is not None
         ]
+        return problems + self._unfit_to_trade(sid, held, now)
+
+    def _unfit_to_trade(
+        self, sid: str, held: dict[str, float] | str | None, now: float
+    ) -> list[str]:
+        """What a strategy coming back needs from the live system, checked at the resume and
+        again, by the guard that has the feeds and the venues, before it leaves paper."""
+        problems = []
+        stale = sorted(
+            rule.name
+            for rule in self._rules.portfolio
+            if rule.name in ("feed_stale", "equity_stale")
+            and rule.evaluate(self._ledger.portfolio, now) is not None
+        )
+        if stale:
+            problems.append(f"feeds are stale ({', '.join(stale)})")
+        running = self._flattens.get(f"strategy:{sid}")
+        if running is not None and not running.done():
+            problems.append("its emergency stop is still running")
         if isinstance(held, str):
             problems.append(held)
         elif held is not None:
@@ -1025,8 +1040,16 @@ class Guard:
             problems += unreconciled(known, held)
         return problems
 
-    def _cooldown(self, status: ScopeStatus, triggers: Triggers) -> float:
-        return cooldown_seconds(status.actor, triggers, self.config.recovery.cooldown_seconds)
+    def _cooldown(self, status: ScopeStatus, breaching: Iterable[str], triggers: Triggers) -> float:
+        """The longest cool-down of the halt's cause and of every rule still breaching on the
+        scope (a rule that fired after a person's halt still gets its own wait)."""
+        causes = [*breaching]
+        kind, _, name = status.actor.partition(":")
+        if kind == "rule":
+            causes.append(name)
+        return cooldown_seconds(
+            causes, (triggers, self.config.triggers), self.config.recovery.cooldown_seconds
+        )
 
     def _venue_positions(self, sid: str) -> dict[str, float] | str | None:
         """What the attached venues hold for the strategy, summed per symbol; None without
@@ -1091,49 +1114,88 @@ class Guard:
     def _climb(self) -> None:
         """From the breaker tick: a recovering strategy whose gate passed moves up a rung, and
         past the last one back to full size. The person who resumed it authorized the whole
-        ladder: each step is audited in that name; any breach on the way halts it again."""
-        for key, status in list(self._states.items()):
-            if key == "portfolio" or status.state != StrategyState.RECOVERING:
-                continue
-            sid = Scope.parse(key).id
-            rung = self._rung_of(sid, status)
-            m = self._ledger.strategy(sid)
-            now = self._clock.time()
-            if self._ladder.gate(rung, m, now) is not None:
-                continue
-            passed = self._ladder.stage(rung).name
-            following = self._ladder.following(rung, now, m)
-            if following is None:
-                self._transition_or_log(
-                    Scope.strategy(sid),
-                    Command.PROMOTE,
-                    Actor(ActorKind.USER, rung.authorized_by),
-                    f"recovery ladder complete: gate of {passed} passed; back to full size "
-                    f"(resumed by {rung.authorized_by})",
-                )
-                continue
-            name = self._ladder.stage(following).name
-            entry = AuditEntry(
-                now,
-                rung.authorized_by,
-                "recovery_stage",
-                key,
-                passed,
-                name,
-                f"gate of {passed} passed: recovery moves up to {name}",
-                {"resumed_by": rung.authorized_by, "version": rung.version},
+        ladder, so each step is audited in that name and needs that person still to hold the
+        role. Nothing climbs while the strategy breaches or the portfolio is halted; leaving
+        paper also needs the live checks a resume made elsewhere (a CLI) could not make: fresh
+        feeds, no stop running, positions reconciled with the venues (read outside the lock)."""
+        now = self._clock.time()
+        with self._lock:
+            due = []
+            for key, status in list(self._states.items()):
+                if key != "portfolio" and status.state == StrategyState.RECOVERING:
+                    sid = Scope.parse(key).id
+                    rung = self._rung_of(sid, status)
+                    if self._ladder.gate(rung, self._ledger.strategy(sid), now) is None:
+                        due.append((sid, rung))
+                    else:
+                        self._holds.pop(sid, None)
+        held = {sid: self._venue_positions(sid) for sid, rung in due if rung.stage == 0}
+        with self._lock:
+            for sid, rung in due:
+                if self._rungs.get(sid) != rung:
+                    continue  # halted, or moved by another guard meanwhile
+                blockers = self._blockers(sid, rung, held.get(sid), now)
+                if blockers:
+                    self._holds[sid] = "; ".join(blockers)
+                    continue
+                self._holds.pop(sid, None)
+                self._step(sid, rung, now)
+
+    def _blockers(
+        self, sid: str, rung: Rung, held: dict[str, float] | str | None, now: float
+    ) -> list[str]:
+        problems = []
+        role = self._role_of(rung.authorized_by)
+        if role is None or role < REQUIRED_ROLE[Command.RESUME]:
+            problems.append(
+                f"{rung.authorized_by}, who resumed it, may no longer resume: halt it and "
+                "have a senior_trader resume it"
             )
-            try:
-                if self._store is None or self._store_error:
-                    raise StoreUnavailable(self._store_error or "no state store")
-                self._store.commit(audit=[entry], rungs=[following])
-            except StateConflict:  # another guard on the store climbed it first
-                self._adopt_rungs()
-                continue
-            except StoreUnavailable as exc:  # not recorded, so not climbed: size stays small
-                log.error("could not record the recovery step of %s: %s", sid, exc)
-                continue
-            self._set_rung(sid, following)
+        if self.portfolio_state is not PortfolioState.NORMAL:
+            problems.append(f"the portfolio is in {self.portfolio_state}")
+        breaching = self._active.get(f"strategy:{sid}")
+        if breaching:
+            problems.append(f"breaching {', '.join(sorted(breaching))}")
+        if rung.stage == 0:
+            problems += self._unfit_to_trade(sid, held, now)
+        return problems
+
+    def _step(self, sid: str, rung: Rung, now: float) -> None:
+        m = self._ledger.strategy(sid)
+        passed = self._ladder.stage(rung).name
+        following = self._ladder.following(rung, now, m)
+        if following is None:
+            self._transition_or_log(
+                Scope.strategy(sid),
+                Command.PROMOTE,
+                Actor(ActorKind.USER, rung.authorized_by),
+                f"recovery ladder complete: gate of {passed} passed; back to full size "
+                f"(on {rung.authorized_by}'s resume)",
+            )
+            return
+        name = self._ladder.stage(following).name
+        entry = AuditEntry(
+            now,
+            rung.authorized_by,
+            "recovery_stage",
+            f"strategy:{sid}",
+            passed,
+            name,
+            f"gate of {passed} passed: recovery moves up to {name} "
+            f"(on {rung.authorized_by}'s resume)",
+            {"resumed_by": rung.authorized_by, "version": rung.version},
+        )
+        try:
+            if self._store is None or self._store_error:
+                raise StoreUnavailable(self._store_error or "no state store")
+            self._store.commit(audit=[entry], rungs=[following])
+        except StateConflict:  # another guard on the store climbed it first
+            self._adopt_rungs()
+            return
+        except StoreUnavailable as exc:  # not recorded, so not climbed: the size stays small
+            log.error("could not record the recovery step of %s: %s", sid, exc)
+            return
+        self._set_rung(sid, following)
 
     def _transition_or_log(self, scope: Scope, command: Command, actor: Actor, why: str) -> None:
         """A loosening move the guard makes on a person's authority: a failure leaves the
@@ -1188,7 +1250,10 @@ class Guard:
                 self._audit_refusal(user, Command.RESET, PORTFOLIO, why)
                 raise InvalidTransition(why)
             now = self._clock.time()
-            wait = cooldown_left(current, self._cooldown(current, self.config.triggers), now)
+            breaching = self._active.get("portfolio", ())
+            wait = cooldown_left(
+                current, self._cooldown(current, breaching, self.config.triggers), now
+            )
             if wait:
                 self._audit_refusal(user, Command.RESET, PORTFOLIO, f"cannot reset yet: {wait}")
                 raise ResumeRefused(f"cannot reset yet: {wait}", problems=[wait])
@@ -1323,25 +1388,28 @@ class Guard:
             held = self._ledger.strategies.get(sid)
             entry = None if held is None else held.positions.get(symbol)
             strategy = self._states.get("strategy:" + sid)
-            context = pretrade.Context(
-                self._states["portfolio"].state,
-                StrategyState.ACTIVE if strategy is None else strategy.state,
-                0.0 if entry is None else entry[0],
-                0.0 if held is None else held.gross_notional,
-                None if held is None else held.drawdown,
-                # the market's last price, else the position's own mark (an exit must not
-                # be refused because only the position, not the feed, named the symbol)
-                self._ledger.portfolio.prices.get(symbol, None if entry is None else entry[1]),
-                self._capital_cap(sid, held),
-                None
-                if strategy is None or strategy.state != StrategyState.RECOVERING
-                else self._stage_of(sid, strategy),
-            )
-            try:
+            try:  # an order that breaks a check is refused, not let through
+                context = pretrade.Context(
+                    self._states["portfolio"].state,
+                    StrategyState.ACTIVE if strategy is None else strategy.state,
+                    0.0 if entry is None else entry[0],
+                    0.0 if held is None else held.gross_notional,
+                    None if held is None else held.drawdown,
+                    # the market's last price, else the position's own mark (an exit must not
+                    # be refused because only the position, not the feed, named the symbol)
+                    self._ledger.portfolio.prices.get(symbol, None if entry is None else entry[1]),
+                    self._capital_cap(sid, held),
+                    None,
+                )
+                if strategy is not None and strategy.state == StrategyState.RECOVERING:
+                    context = context._replace(
+                        stage=self._stage_of(sid, strategy),
+                        position_limit=self._position_limit(sid),
+                    )
                 decision = self._pipeline.check(
                     order, context, self._clock.time(), well_formed=True
                 )
-            except Exception as exc:  # an order that breaks a check is refused, not let through
+            except Exception as exc:
                 log.exception("pre-trade check failed on %r", order)
                 decision = Decision(False, "bounds", f"could not check the order: {exc!r}")
             if decision.accepted:
@@ -1355,6 +1423,14 @@ class Guard:
         counting against caps and reduce-only; without this, it counts for
         ``pretrade.reservation_seconds``. Report the new position with ``update_position``."""
         return self._pipeline.closed(strategy_id, client_order_id)
+
+    def _position_limit(self, sid: str) -> float | None:
+        """The largest position the position_size trigger lets the strategy hold now."""
+        trigger = self.config.triggers_for(sid).position_size
+        equity = self._ledger.portfolio.equity
+        if not trigger.enabled or equity is None or equity <= 0:
+            return None
+        return trigger.limit * equity
 
     def _capital_cap(self, sid: str, held: StrategyMetrics | None) -> float | None:
         if held is None or held.allocated_capital is None:
@@ -1630,8 +1706,7 @@ class Guard:
                 errors.append(f"{name}: {exc!r}")
                 self._halt_invalid(PORTFOLIO, f"metrics source {name} failed: {exc!r}")
         breaches = self._evaluate_everything()
-        with self._lock:
-            self._climb()
+        self._climb()
         self._keep_stopping()
         self.alerts.pump()
         problem = self.save_baselines()
@@ -1671,6 +1746,16 @@ class Guard:
             log.error("could not save loss baselines: %s", exc)
             return f"baselines: {exc}"
         return None
+
+    def _save_baseline(self, key: str) -> None:
+        """Write one scope's baselines now (a resume's acknowledgement of the losses must
+        survive a crash before the next tick); a failure is logged, the tick writes again."""
+        if self._store is None or self._store_error:
+            return
+        try:
+            self._store.save_metrics({key: self._ledger.baselines()[key]}, self._clock.time())
+        except (StoreUnavailable, ValueError) as exc:
+            log.error("could not save the baselines of %s: %s", key, exc)
 
     def _sync_from_store(self, errors: list[str]) -> None:
         """Adopt changes other processes sharing the store made (a CLI halt, another guard),
@@ -1838,7 +1923,9 @@ class Guard:
                 strategies[sid] = {
                     **_status_dict(st),
                     "metrics": m.to_dict(),
-                    "recovery": self._ladder.describe(self._rung_of(sid, st), m, now)
+                    "recovery": self._ladder.describe(
+                        self._rung_of(sid, st), m, now, self._holds.get(sid)
+                    )
                     if climbing
                     else None,
                     "breaching": sorted(self._active.get(f"strategy:{sid}", ())),

@@ -94,6 +94,9 @@ class Context(NamedTuple):
     reference: float | None  # the symbol's last price
     capital_cap: float | None  # allocated capital x the agent-capital limit
     stage: float | None  # recovery stage: 0 paper, 0.25, 0.5; None at full size
+    # the largest position the position_size trigger allows (its limit x portfolio equity):
+    # what a recovering strategy's stage scales when no position cap is configured
+    position_limit: float | None = None
 
 
 class TokenBucket:
@@ -166,16 +169,7 @@ class Pipeline:
             else:
                 worst = ctx.position - pending[1]
             grown = max(0.0, abs(worst) - abs(ctx.position)) * order.price
-            ctx = Context(
-                ctx.portfolio,
-                ctx.strategy,
-                worst,
-                ctx.gross + grown,
-                ctx.drawdown,
-                ctx.reference,
-                ctx.capital_cap,
-                ctx.stage,
-            )
+            ctx = ctx._replace(position=worst, gross=ctx.gross + grown)
         refused = kill_switch(order, ctx.portfolio, ctx.strategy, ctx.position)
         if refused is not None:
             return refused
@@ -327,8 +321,9 @@ class Pipeline:
     @staticmethod
     def _allocation(order: Order, lim: OrderLimits, ctx: Context) -> Decision | None:
         """A recovering strategy trades at its stage's share of every size limit it has: order
-        notional, position, gross exposure, allocated capital. Paper sends nothing; reducing
-        orders always pass (getting smaller is never refused on the way back)."""
+        quantity and notional, position (the cap, and the position_size trigger's), gross
+        exposure, allocated capital. Paper sends nothing; reducing orders always pass (getting
+        smaller is never refused on the way back)."""
         stage = ctx.stage
         if stage is None:
             return None
@@ -342,9 +337,12 @@ class Pipeline:
             return None
         after = ctx.position + (order.quantity if order.side == Side.BUY else -order.quantity)
         gross = ctx.gross + (abs(after) - abs(ctx.position)) * order.price
+        position = abs(after) * order.price
         for what, value, limit in (
+            ("order quantity", order.quantity, lim.max_order_quantity),
             ("order notional", order.quantity * order.price, lim.max_order_notional),
-            (f"{order.symbol} position", abs(after) * order.price, lim.max_position_notional),
+            (f"{order.symbol} position", position, lim.max_position_notional),
+            (f"{order.symbol} position against position_size", position, ctx.position_limit),
             ("gross exposure", gross, lim.max_gross_exposure),
             ("notional against allocated capital", gross, ctx.capital_cap),
         ):

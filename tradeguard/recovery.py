@@ -14,7 +14,8 @@ stores rungs, climbs them from the breaker tick and audits every step.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from tradeguard.clock import to_iso
@@ -68,13 +69,18 @@ class Ladder:
             return None
         return StageFloor(stage.name, rung.pnl_at_start, stage.pnl_floor)
 
-    def describe(self, rung: Rung, m: StrategyMetrics, now: float) -> dict[str, Any]:
-        """For status pages: where it is, for how long, and what it waits for."""
+    def describe(
+        self, rung: Rung, m: StrategyMetrics, now: float, held: str | None = None
+    ) -> dict[str, Any]:
+        """For status pages: where it is, for how long, and what it waits for (``held``: why
+        a passed gate did not let it climb at the last tick)."""
         stage = self.stage(rung)
         following = (
             self.stages[rung.stage + 1].name if rung.stage + 1 < len(self.stages) else "full"
         )
-        gate = self.gate(rung, m, now) or "passed: moves up at the next breaker tick"
+        gate = self.gate(rung, m, now) or (
+            f"held: {held}" if held else "passed: moves up at the next breaker tick"
+        )
         return {
             "summary": f"{stage.name} for {duration(now - rung.since)}; to {following}: {gate}",
             "stage": stage.name,
@@ -89,14 +95,21 @@ class Ladder:
         }
 
 
-def cooldown_seconds(actor: str, triggers: Triggers, default: float) -> float:
-    """How long the halt ``actor`` caused must stand: the trigger's own cool-down when a rule
-    caused it and sets one, else the global one (manual and system halts included)."""
-    kind, _, name = actor.partition(":")
-    trigger = getattr(triggers, name, None) if kind == "rule" else None
-    if isinstance(trigger, Trigger) and trigger.cooldown_seconds is not None:
-        return trigger.cooldown_seconds
-    return default
+def cooldown_seconds(rules: Iterable[str], triggers: Sequence[Triggers], default: float) -> float:
+    """How long a halt must stand: the longest cool-down among the rules behind it, each the
+    first ``cooldown_seconds`` set for it in ``triggers`` (a strategy's overrides, then the
+    global triggers), else ``default``; ``default`` too when no rule is behind it (a manual or
+    system halt)."""
+    longest = None
+    for name in rules:
+        found = [
+            t.cooldown_seconds
+            for t in (getattr(layer, name, None) for layer in triggers)
+            if isinstance(t, Trigger) and t.cooldown_seconds is not None
+        ]
+        seconds = found[0] if found else default
+        longest = seconds if longest is None else max(longest, seconds)
+    return default if longest is None else longest
 
 
 def cooldown_left(status: ScopeStatus, seconds: float, now: float) -> str | None:
@@ -123,7 +136,7 @@ def unreconciled(known: Mapping[str, float], held: Mapping[str, float]) -> list[
 
 def duration(seconds: float) -> str:
     """``4m 10s``: what a person reads in a refusal."""
-    whole = max(0, int(seconds + 0.999))  # round up: "0s left" would be a lie
+    whole = max(0, math.ceil(seconds))  # round up: "0s left" would be a lie
     hours, rest = divmod(whole, 3600)
     minutes, secs = divmod(rest, 60)
     if hours:

@@ -251,7 +251,18 @@ def _rung(stage: int = 0, version: int = 4) -> Rung:
     return Rung("strategy:s1", version, stage, T0 + stage, 3, -12.5, "senior1")
 
 
+def _recovering(store: SqliteStore, version: int = 4) -> None:
+    """The state a rung belongs to: strategy s1 recovering at ``version``."""
+    stored = store.load_states().get("strategy:s1")
+    expected = 0 if stored is None else stored.version
+    status = ScopeStatus("recovering", "resumed", T0, "senior1", version)
+    store.commit(states=[StateWrite("strategy:s1", status, expected)])
+
+
 class TestRungs:
+    @pytest.fixture(autouse=True)
+    def _state(self, store: SqliteStore) -> None:
+        _recovering(store)
     def test_rungs_when_committed_then_round_trip_every_field(self, store: SqliteStore) -> None:
         """A rung written with a commit reads back exactly."""
         store.commit(rungs=[_rung(1)])
@@ -273,8 +284,26 @@ class TestRungs:
     ) -> None:
         """A new resume (a newer state version) starts from the bottom again."""
         store.commit(rungs=[_rung(2, version=4)])
+        _recovering(store, version=7)
         store.commit(rungs=[_rung(0, version=7)])
         assert store.rungs()["strategy:s1"] == _rung(0, version=7)
+
+    def test_commit_when_rung_is_from_an_older_resume_then_conflict(
+        self, store: SqliteStore
+    ) -> None:
+        """A slow guard climbing a ladder that a newer resume replaced changes nothing."""
+        _recovering(store, version=7)
+        store.commit(rungs=[_rung(0, version=7)])
+        with pytest.raises(StateConflict, match="not recovering at version 4"):
+            store.commit(rungs=[_rung(1, version=4)])
+        assert store.rungs()["strategy:s1"] == _rung(0, version=7)
+
+    def test_commit_when_scope_not_recovering_then_conflict(self, store: SqliteStore) -> None:
+        """A rung never lands for a strategy that was halted meanwhile."""
+        halted = ScopeStatus("halted", "breach", T0, "rule:x", 5)
+        store.commit(states=[StateWrite("strategy:s1", halted, 4)])
+        with pytest.raises(StateConflict, match="not recovering"):
+            store.commit(rungs=[_rung(1, version=4)])
 
     @pytest.mark.parametrize(
         ("column", "value"),

@@ -127,8 +127,9 @@ class StateStore(Protocol):
         approvals: Sequence[Approval] = (),
         rungs: Sequence[Rung] = (),
     ) -> list[AuditRecord]:
-        """Write everything in one transaction; raises StateConflict on a version mismatch
-        or a rung that is not above the stored one for the same state version."""
+        """Write everything in one transaction; raises StateConflict on a version mismatch,
+        or on a rung whose scope is not recovering at the rung's version or that is not above
+        the stored rung."""
         ...
 
     def rungs(self) -> dict[str, Rung]: ...

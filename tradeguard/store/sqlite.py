@@ -202,12 +202,17 @@ class SqliteStore:
                     ),
                 )
             for r in rungs:
+                state = db.execute(
+                    "SELECT state, version FROM states WHERE scope=?", (r.scope,)
+                ).fetchone()
+                if state is None or tuple(state) != ("recovering", r.version):
+                    raise StateConflict(f"{r.scope} is not recovering at version {r.version}")
                 found = db.execute(
                     "SELECT version, stage FROM recovery WHERE scope=?", (r.scope,)
                 ).fetchone()
-                if found is not None and found[0] == r.version and found[1] >= r.stage:
+                if found is not None and (found[0], found[1]) >= (r.version, r.stage):
                     raise StateConflict(
-                        f"{r.scope} is already at recovery stage {found[1]} (version {r.version})"
+                        f"{r.scope} is already at recovery stage {found[1]} (version {found[0]})"
                     )
                 db.execute(
                     "INSERT OR REPLACE INTO recovery VALUES (?, ?, ?, ?, ?, ?, ?)",
