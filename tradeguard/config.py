@@ -536,6 +536,8 @@ class CriticalityConfig(Frozen):
             raise ValueError("min_observations must be <= window")
         if self.min_observations < 3 * self.entropy_order:
             raise ValueError("min_observations is too small for the entropy order")
+        if self.action not in PORTFOLIO_ACTIONS:
+            raise ValueError("action must be soft_halt, hard_halt or emergency")
         return self
 
 

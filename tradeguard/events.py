@@ -36,6 +36,7 @@ EVENTS = frozenset(
         "escalation",
         "refused",
         "alert_delivery",
+        "criticality",
     }
 )
 

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from pydantic import ValidationError
 
@@ -89,6 +89,9 @@ from tradeguard.store import (
     UserRecord,
 )
 from tradeguard.venues.base import Venue
+
+if TYPE_CHECKING:  # imported when first used: numpy and scipy cost a CLI call 0.3 s
+    from tradeguard.criticality.monitor import Bar, CriticalityMonitor, Reading
 
 log = logging.getLogger("tradeguard")
 
@@ -159,6 +162,10 @@ class Guard:
         self._ladder = Ladder(self.config.recovery)
         self._rungs: dict[str, Rung] = {}  # recovering strategies' rungs (sid -> rung)
         self._holds: dict[str, str] = {}  # why a rung whose gate passed did not climb
+        self._criticality: CriticalityMonitor | None = None
+        self.last_criticality: Reading | None = None
+        self._criticality_thread: CircuitBreaker | None = None
+        self._bars_this_cycle = False  # else the cycle samples the price feed
         now = self._clock.time()
         self._states: dict[str, ScopeStatus] = {
             "portfolio": ScopeStatus(PortfolioState.NORMAL, "initial", now, str(SYSTEM), 0)
@@ -418,6 +425,34 @@ class Guard:
             for sid in self._ledger.update_prices(fresh, at):
                 self._evaluate_strategy(sid, Topic.PRICES)
             self._evaluate_portfolio(Topic.PRICES)
+
+    @property
+    def criticality(self) -> CriticalityMonitor:
+        """The CriticalityMonitor, made on first use."""
+        with self._lock:
+            if self._criticality is None:
+                from tradeguard.criticality.monitor import CriticalityMonitor
+
+                self._criticality = CriticalityMonitor(self.config.criticality)
+            return self._criticality
+
+    def update_bars(self, bars: Mapping[str, Mapping[str, float]], ts: object = None) -> None:
+        """One market observation per symbol for the CriticalityMonitor: ``close`` and, where
+        the feed has them, ``high``, ``low``, ``volume``, ``bid``, ``ask`` (the volume and
+        spread indicators use the symbols that give them). The closes also count as a price
+        snapshot. Without bars, each criticality cycle samples the last prices instead."""
+        if not isinstance(bars, Mapping):
+            self._reject(PORTFOLIO, f"bars must be a mapping of symbol to bar, got {bars!r}")
+        clean = {
+            self._valid(PORTFOLIO, inputs.identifier, "symbol", s): self._valid(
+                PORTFOLIO, _bar, f"bar of {s}", b
+            )
+            for s, b in bars.items()
+        }
+        self.update_prices({s: b.close for s, b in clean.items()}, ts)
+        at = self._clock.time() if ts is None else from_timestamp(ts)
+        self.criticality.observe(at, clean)
+        self._bars_this_cycle = True
 
     def heartbeat(self, source: str) -> None:
         """An agent (strategy) is alive; one that has beaten and then goes quiet is stuck."""
@@ -1717,6 +1752,38 @@ class Guard:
         self._actuator.emit("breaker_tick", result)
         return result
 
+    def criticality_tick(self) -> Reading | None:
+        """One CriticalityMonitor cycle (its thread calls this every ``interval_seconds``):
+        compute the 15 indicators outside the guard's lock, then judge the score like any
+        other metric. A failing cycle is a blind spot: it halts like a broken source."""
+        now = self._clock.time()
+        if not self._bars_this_cycle:  # no bars given: sample the price feed as closes
+            with self._lock:
+                p = self._ledger.portfolio
+                prices, newest = dict(p.prices), max(p.price_times.values(), default=None)
+            if newest is not None:
+                from tradeguard.criticality.monitor import Bar
+
+                self.criticality.observe(newest, {s: Bar(v) for s, v in prices.items()})
+        self._bars_this_cycle = False
+        try:
+            reading = self.criticality.evaluate(now)
+        except Exception as exc:
+            log.exception("criticality cycle failed")
+            self._halt_invalid(PORTFOLIO, f"criticality monitor failed: {exc!r}")
+            return None
+        with self._applying(PORTFOLIO):
+            p = self._ledger.portfolio
+            p.criticality = reading.score
+            p.market_at = self.criticality.last_observation
+            p.criticality_drivers = ", ".join(
+                f"{r.name} {r.contribution:.2f}" for r in reading.top() if r.contribution
+            )
+            self._evaluate_portfolio(Topic.CRITICALITY)
+        self.last_criticality = reading
+        self._actuator.emit("criticality", reading)
+        return reading
+
     def _evaluate_everything(self) -> list[Breach]:
         with self._lock:
             breaches = []
@@ -1851,9 +1918,17 @@ class Guard:
         if self._breaker is None:
             self._breaker = CircuitBreaker(self.tick, self.config.breaker.interval_seconds)
         self._breaker.start()
+        if self.config.criticality.enabled:
+            if self._criticality_thread is None:
+                self._criticality_thread = CircuitBreaker(
+                    self.criticality_tick,
+                    self.config.criticality.interval_seconds,
+                    name="tradeguard-criticality",
+                )
+            self._criticality_thread.start()
 
     def stop(self) -> None:
-        for thread in (self._watcher, self._breaker):
+        for thread in (self._watcher, self._breaker, self._criticality_thread):
             if thread is not None:
                 thread.stop()
 
@@ -1951,6 +2026,9 @@ class Guard:
                 },
                 "breaker": self._breaker_health(),
                 "rules": self._rules.describe(),
+                "criticality": None
+                if self.last_criticality is None
+                else self.last_criticality.to_dict(),
                 "emergency_stop": {
                     "venues": [v.name for v in self._venues],
                     "running": sorted(s for s, f in self._flattens.items() if not f.done()),
@@ -2038,6 +2116,28 @@ def _step_summary(kind: str, details: dict[str, Any]) -> str:
     if kind == "escalated":
         return f"{venue}: not flat after {details['elapsed']:.1f}s; escalated"
     return f"{kind} {venue}".strip()
+
+
+def _bar(name: str, value: object) -> Bar:
+    """A bar at the edge: a mapping with a positive ``close``; the other fields, when given,
+    finite and positive (volume may be zero), and high >= low."""
+    from tradeguard.criticality.monitor import FIELDS, Bar
+
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{name} must be a mapping like {{'close': 101.5}}, got {value!r}")
+    unknown = sorted(set(value) - set(FIELDS))
+    if unknown:
+        raise ValueError(f"{name}: unknown fields {unknown}; known: {list(FIELDS)}")
+    if "close" not in value:
+        raise ValueError(f"{name} needs a close")
+    fields = {
+        f: (inputs.non_negative if f == "volume" else inputs.positive)(f"{name}.{f}", v)
+        for f, v in value.items()
+    }
+    bar = Bar(**fields)
+    if bar.high < bar.low:
+        raise ValueError(f"{name}: high {bar.high:g} is below low {bar.low:g}")
+    return bar
 
 
 def _actor_of(text: str) -> Actor:

@@ -84,6 +84,9 @@ class PortfolioMetrics:
     correlation: float | None = None
     volatility_ratio: float | None = None
     equity_at: float | None = None  # when equity was last reported (not across a restart)
+    criticality: float | None = None  # the CriticalityMonitor's last score
+    market_at: float | None = None  # when the monitor last had a market observation
+    criticality_drivers: str = ""  # the indicators that contributed most, for the breach
     prices: dict[str, float] = field(default_factory=dict)
     price_times: dict[str, float] = field(default_factory=dict)
 
@@ -107,6 +110,7 @@ class PortfolioMetrics:
             "margin_utilization": finite_or_none(self.margin_utilization),
             "correlation": finite_or_none(self.correlation),
             "volatility_ratio": finite_or_none(self.volatility_ratio),
+            "criticality": finite_or_none(self.criticality),
             "symbols": len(self.prices),
         }
 
@@ -129,6 +133,7 @@ PORTFOLIO_METRICS: dict[str, tuple[str, inputs.Validator]] = {
     "margin_utilization": ("margin_utilization", inputs.non_negative),
     "correlation": ("correlation", inputs.correlation),
     "volatility_ratio": ("volatility_ratio", inputs.non_negative),
+    "criticality": ("criticality", inputs.unit_interval),  # an outside monitor's score
 }
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from tradeguard.config import Config, Triggers
+from tradeguard.config import Config, CriticalityConfig, Trigger, Triggers
 from tradeguard.rules.base import PortfolioRule, Rule, StrategyRule, Topic
+from tradeguard.rules.criticality import MaxCriticality, MaxMarketAge
 from tradeguard.rules.health import (
     MaxAgentCapital,
     MaxEquityAge,
@@ -42,6 +43,15 @@ def _strategy_rules(t: Triggers, floors: bool) -> list[StrategyRule]:
     return [rule for enabled, rule in candidates if enabled]
 
 
+def _criticality_rules(c: CriticalityConfig) -> list[PortfolioRule]:
+    if not c.enabled:
+        return []
+    return [
+        MaxCriticality(Trigger(limit=c.avalanche_deploy_threshold, action=c.action)),
+        MaxMarketAge(Trigger(limit=c.stale_after_seconds, action=c.action)),
+    ]
+
+
 def _portfolio_rules(t: Triggers) -> list[PortfolioRule]:
     candidates: list[tuple[bool, PortfolioRule]] = [
         (t.portfolio_daily_loss.enabled, MaxDailyLoss(t.portfolio_daily_loss)),
@@ -61,7 +71,7 @@ class RuleSet:
 
     def __init__(self, config: Config) -> None:
         self._config = config
-        self.portfolio = _portfolio_rules(config.triggers)
+        self.portfolio = _portfolio_rules(config.triggers) + _criticality_rules(config.criticality)
         recovery = config.recovery
         floors = recovery.enabled and any(s.pnl_floor is not None for s in recovery.stages)
         self._default_strategy = _strategy_rules(config.triggers, floors)

@@ -28,6 +28,7 @@ class Topic(Enum):
     HEARTBEAT = "heartbeat"
     METRICS = "metrics"
     TIME = "time"  # only the passing of time moves it: evaluated by the breaker thread
+    CRITICALITY = "criticality"  # the CriticalityMonitor's cycle
 
 
 View = TypeVar("View", StrategyMetrics, PortfolioMetrics)

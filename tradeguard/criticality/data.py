@@ -1,0 +1,187 @@
+"""Market histories to replay: the ones PyPI packages ship inside themselves (no network), and
+the user's own CSV.
+
+``us-equities`` joins the S&P 500 and NASDAQ composite daily bars (open, high, low, close,
+volume; from ``arch``, 1999-2018) with the daily closes of 20 large US stocks (from
+``skfolio``) over the dates they share: the indices bring volume and ranges for the liquidity
+indicators, the stocks the cross-section.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tradeguard.criticality.monitor import FIELDS, Bar
+from tradeguard.criticality.window import Matrix
+
+
+class DataUnavailable(Exception):
+    """A dataset's package is not installed, or a file cannot be read; the message says which."""
+
+
+@dataclass(frozen=True)
+class History:
+    """Daily (or intraday) bars: ``fields[name]`` is (T, N), NaN where not given."""
+
+    name: str
+    times: list[datetime]
+    symbols: list[str]
+    fields: dict[str, Matrix]
+
+    def bars(self, row: int) -> dict[str, Bar]:
+        """The assets with a close on row ``row``, as the monitor takes them."""
+        out = {}
+        values = [self.fields[f][row] for f in FIELDS]
+        for j, symbol in enumerate(self.symbols):
+            close = values[0][j]
+            if math.isfinite(close):
+                out[symbol] = Bar(*(float(v[j]) for v in values))
+        return out
+
+    def between(self, start: date | None, end: date | None) -> History:
+        keep = [
+            i
+            for i, t in enumerate(self.times)
+            if (start is None or t.date() >= start) and (end is None or t.date() <= end)
+        ]
+        return History(
+            self.name,
+            [self.times[i] for i in keep],
+            self.symbols,
+            {k: v[keep] for k, v in self.fields.items()},
+        )
+
+
+def _frame(name: str, frames: dict[str, Any]) -> History:
+    """Join pandas frames (one per asset, columns Open/High/Low/Close/Volume or Close only) on
+    their common dates."""
+    import pandas as pd
+
+    index = None
+    for frame in frames.values():
+        index = frame.index if index is None else index.intersection(frame.index)
+    assert index is not None
+    index = index.sort_values()
+    fields = {f: np.full((len(index), len(frames)), np.nan) for f in FIELDS}
+    for j, frame in enumerate(frames.values()):
+        aligned = frame.reindex(index)
+        for f in ("close", "high", "low", "volume"):
+            column = f.capitalize()
+            if column in aligned:
+                fields[f][:, j] = pd.to_numeric(aligned[column]).to_numpy(float)
+    times = [datetime(t.year, t.month, t.day, tzinfo=UTC) for t in index]
+    return History(name, times, list(frames), fields)
+
+
+def _need(package: str) -> Any:
+    try:
+        return __import__(package)
+    except ImportError:
+        raise DataUnavailable(
+            f"the dataset needs the {package!r} package: pip install 'tradeguard[data]'"
+        ) from None
+
+
+def _index(which: str) -> Any:
+    _need("arch")
+    from importlib import import_module
+
+    return import_module(f"arch.data.{which}").load()
+
+
+def _stocks() -> Any:
+    _need("skfolio")
+    from skfolio.datasets import load_sp500_dataset
+
+    prices = load_sp500_dataset()
+    return {s: prices[[s]].rename(columns={s: "Close"}) for s in prices.columns}
+
+
+DATASETS: dict[str, tuple[str, Callable[[], dict[str, Any]]]] = {
+    "us-equities": (
+        "S&P 500 and NASDAQ daily bars with 20 large US stocks, 1999-2018",
+        lambda: {"SPX": _index("sp500"), "NASDAQ": _index("nasdaq"), **_stocks()},
+    ),
+    "sp500": ("S&P 500 daily bars, 1999-2018 (arch)", lambda: {"SPX": _index("sp500")}),
+    "nasdaq": (
+        "NASDAQ composite daily bars, 1999-2018 (arch)",
+        lambda: {"NASDAQ": _index("nasdaq")},
+    ),
+    "sp500-stocks": ("20 large US stocks, daily closes, 1990-2022 (skfolio)", _stocks),
+}
+
+
+def load(name: str) -> History:
+    if name not in DATASETS:
+        raise DataUnavailable(f"unknown dataset {name!r}; known: {sorted(DATASETS)}")
+    return _frame(name, DATASETS[name][1]())
+
+
+def load_csv(path: Path) -> History:
+    """Columns ``date, symbol, close`` and optionally ``open, high, low, volume, bid, ask``;
+    ``date`` is ISO (a day, or a time with its zone). Every bad line is reported by number."""
+    try:
+        handle = path.open(newline="", encoding="utf-8")
+    except OSError as exc:
+        raise DataUnavailable(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    rows: dict[datetime, dict[str, dict[str, float]]] = {}
+    errors = []
+    with handle:
+        reader = csv.DictReader(handle)
+        missing = {"date", "symbol", "close"} - set(reader.fieldnames or ())
+        if missing:
+            raise DataUnavailable(f"{path}: missing columns {sorted(missing)}")
+        for line, record in enumerate(reader, start=2):
+            try:
+                at = _parse_time(record["date"])
+                symbol = record["symbol"].strip()
+                if not symbol:
+                    raise ValueError("empty symbol")
+                values = {}
+                for f in FIELDS:
+                    text = (record.get(f) or "").strip()
+                    if text:
+                        value = float(text)
+                        if not math.isfinite(value) or value < 0 or (f != "volume" and value == 0):
+                            raise ValueError(f"{f} must be a finite positive number, got {text}")
+                        values[f] = value
+                if "close" not in values:
+                    raise ValueError("close is empty")
+                rows.setdefault(at, {})[symbol] = values
+            except (ValueError, KeyError) as exc:
+                errors.append(f"line {line}: {exc}")
+    if errors:
+        shown = "; ".join(errors[:10]) + (
+            f"; and {len(errors) - 10} more" if len(errors) > 10 else ""
+        )
+        raise DataUnavailable(f"{path}: {shown}")
+    if not rows:
+        raise DataUnavailable(f"{path}: no rows")
+    times = sorted(rows)
+    symbols = sorted({s for day in rows.values() for s in day})
+    fields = {f: np.full((len(times), len(symbols)), np.nan) for f in FIELDS}
+    column = {s: j for j, s in enumerate(symbols)}
+    for i, at in enumerate(times):
+        for symbol, values in rows[at].items():
+            for f, value in values.items():
+                fields[f][i, column[symbol]] = value
+    return History(path.stem, times, symbols, fields)
+
+
+def _parse_time(text: str) -> datetime:
+    text = text.strip()
+    if len(text) == 10:
+        day = date.fromisoformat(text)
+        return datetime(day.year, day.month, day.day, tzinfo=UTC)
+    at = datetime.fromisoformat(text)
+    if at.tzinfo is None:
+        raise ValueError(f"time {text!r} needs a zone (e.g. +00:00), or give a date")
+    return at.astimezone(UTC)
