@@ -47,7 +47,7 @@ def _scale(
     return [out_low + (v - low) / span * (out_high - out_low) for v in values]
 
 
-def _chart(
+def chart(
     title: str,
     times: list[float],
     series: dict[str, list[float]],
@@ -133,15 +133,15 @@ td, th {{ border: 1px solid #ccc; padding: 3px 8px; text-align: left; font-size:
 <h1>{html.escape(session.title)}</h1>
 <table>{summary}</table>
 {
-        _chart(
+        chart(
             "Portfolio equity, with every state change",
             session.times,
             {"equity": session.equity},
             session.markers,
         )
     }
-{_chart("Prices (start = 100)", session.times, normalized)}
-{_chart("Positions: gross notional by strategy", session.times, session.gross, session.markers)}
+{chart("Prices (start = 100)", session.times, normalized)}
+{chart("Positions: gross notional by strategy", session.times, session.gross, session.markers)}
 {stop}
 <h2>Timeline</h2>
 <table><tr><th>time</th><th>what</th><th>detail</th></tr>{rows}</table>
