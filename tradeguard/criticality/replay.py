@@ -23,6 +23,7 @@ from typing import Any
 
 from tradeguard.config import STRATEGY_TRIGGERS, Config, Triggers
 from tradeguard.criticality.data import History
+from tradeguard.criticality.names import INDICATOR_NAMES
 from tradeguard.errors import ResumeRefused
 from tradeguard.guard import Guard
 from tradeguard.model import PORTFOLIO, PortfolioState, Role
@@ -211,8 +212,9 @@ def _run(
         result.days.append(at.date())
         result.scores.append(score)
         result.prices.append(index)
-        for r in [] if reading is None else reading.indicators:
-            result.contributions.setdefault(r.name, []).append(r.contribution or 0.0)
+        measured = {} if reading is None else {r.name: r.contribution for r in reading.indicators}
+        for name in INDICATOR_NAMES:
+            result.contributions.setdefault(name, []).append(measured.get(name) or 0.0)
 
 
 def _lift(guard: Guard) -> None:

@@ -145,7 +145,8 @@ class Cusum(Indicator):
         r = window.returns
         if len(r) < 20:
             return None
-        if window.symbols != self._symbols:  # new assets: start over on the whole window
+        first = window.symbols != self._symbols
+        if first:  # new assets: start over on the whole window
             n = window.assets
             self._symbols = window.symbols
             self._high, self._low = np.zeros(n), np.zeros(n)
@@ -153,8 +154,12 @@ class Cusum(Indicator):
             new = len(r) - 1
         else:
             new = min(window.new, len(r) - 1)
-        history = r[: len(r) - new]
+        # Standardize by the rows before the new ones; on first sight there are none to speak
+        # of (one row has no deviation), so the whole window sets the scale.
+        history = r if first else r[: len(r) - new]
         centre, scale = history.mean(axis=0), history.std(axis=0)
+        if not (scale > 0).any():
+            return None  # nothing moves: nothing to measure
         scale = np.where(scale > 0, scale, np.inf)
         for row in r[len(r) - new :]:
             self._high, self._low, alarm = cusum_step(

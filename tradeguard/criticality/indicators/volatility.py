@@ -35,7 +35,8 @@ class TwoScaleVolatility(Indicator):
 
     def compute(self, window: Window) -> float | None:
         p = window.log_prices[-self.stretch - 1 :]
-        if len(p) < 4 * self.scale:
+        moving = np.diff(p, axis=0).std(axis=0) > 0
+        if len(p) < 4 * self.scale or not moving.any():
             return None
-        per_obs = np.maximum(tsrv(p, self.scale), 0.0) / (len(p) - 1)
+        per_obs = np.maximum(tsrv(p[:, moving], self.scale), 0.0) / (len(p) - 1)
         return float(per_obs.mean())

@@ -1,0 +1,117 @@
+"""`tradeguard criticality replay`: the user's CSV and the real histories PyPI packages ship."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.criticality.markets import market
+from tradeguard.config import Config
+from tradeguard.criticality import data
+from tradeguard.criticality.replay import Result, replay
+
+CLI = Path(sys.executable).parent / "tradeguard"
+SMALL = "criticality: {window: 300, long_window: 120, min_observations: 120, percentile_window: 300}\n"
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "TRADEGUARD_CONFIG"}
+    return subprocess.run(
+        [str(CLI), "criticality", "replay", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+
+
+def write_csv(path: Path, calm: int, crash: int) -> list[date]:
+    days = [date(2020, 1, 1) + timedelta(days=i) for i in range(calm + crash)]
+    lines = ["date,symbol,open,high,low,close,volume"]
+    for day, row in zip(days, market(calm, crash), strict=True):
+        for symbol, bar in row.items():
+            lines.append(f"{day},{symbol},{bar.close},{bar.high},{bar.low},{bar.close},{bar.volume}")
+    path.write_text("\n".join(lines) + "\n")
+    return days
+
+
+class TestCsv:
+    def test_replay_when_csv_has_a_crash_then_json_names_the_crossing_and_the_halt(
+        self, tmp_path: Path
+    ) -> None:
+        """Your own history: the crossing is reported, the guard's soft halt too, and the
+        report is written with its plots."""
+        days = write_csv(tmp_path / "h.csv", calm=420, crash=12)
+        (tmp_path / "c.yaml").write_text(SMALL)
+        done = cli("--csv", "h.csv", "--json", "--report", "r.html", "-c", "c.yaml", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        result = json.loads(done.stdout)
+        assert {"threshold", "max_score", "crossings", "daily"} <= set(result)
+        assert result["threshold"] == 0.30 and len(result["daily"]) == len(days)
+        crash_start = days[420]
+        crossed = [date.fromisoformat(c["date"]) for c in result["crossings"]]
+        assert any(crash_start <= d <= crash_start + timedelta(days=5) for d in crossed)
+        halts = [a for a in result["actions"] if a["after"] == "soft_halt"]
+        assert halts and halts[-1]["by"] == "rule:criticality"
+        page = (tmp_path / "r.html").read_text()
+        assert page.count("<svg") == 3 and "What the guard did" in page
+
+    def test_replay_when_csv_has_bad_lines_then_each_is_named(self, tmp_path: Path) -> None:
+        """A history that cannot be trusted is refused line by line, nothing replayed."""
+        (tmp_path / "bad.csv").write_text(
+            "date,symbol,close\n2020-01-01,A,100\n2020-01-02,A,nan\n2020-01-03,,5\n2020-01-04,A,-1\n"
+        )
+        done = cli("--csv", "bad.csv", cwd=tmp_path)
+        assert done.returncode == 1
+        assert "line 3: close must be a finite positive number" in done.stderr
+        assert "line 4: empty symbol" in done.stderr and "line 5" in done.stderr
+
+    def test_replay_when_neither_dataset_nor_csv_then_usage_error(self, tmp_path: Path) -> None:
+        """One source, and exactly one."""
+        assert cli(cwd=tmp_path).returncode == 2
+
+    def test_replay_when_dataset_unknown_then_known_ones_listed(self, tmp_path: Path) -> None:
+        """A typo in the dataset name says which names exist."""
+        done = cli("sp501", cwd=tmp_path)
+        assert done.returncode == 1 and "us-equities" in done.stderr
+
+
+@pytest.fixture(scope="module")
+def history() -> Result:
+    """1999 to mid-2009 of the us-equities panel (S&P 500, NASDAQ and 20 large stocks)."""
+    return replay(data.load("us-equities"), Config(), end=date(2009, 6, 30))
+
+
+class TestRealHistory:
+    """The default configuration on real daily data. Figures and misses are in the README."""
+
+    @pytest.mark.parametrize(
+        ("event", "onset"),
+        [("NASDAQ break", date(2000, 4, 3)), ("Lehman", date(2008, 9, 15))],
+    )
+    def test_crisis_when_replayed_then_fires_ahead_of_or_at_the_onset(
+        self, history: Result, event: str, onset: date
+    ) -> None:
+        """The score crosses 0.30 in the 90 days before the onset (or at it)."""
+        lead = history.lead(onset)
+        assert lead is not None and lead >= 0, f"{event}: lead {lead}"
+
+    def test_calm_years_when_replayed_then_quiet(self, history: Result) -> None:
+        """2004-2006, a long calm stretch: no day above the threshold."""
+        share = history.share_above(date(2004, 1, 1), date(2006, 12, 31))
+        assert share is not None and share < 0.01
+
+    def test_scores_when_replayed_then_all_finite_in_unit_interval(self, history: Result) -> None:
+        """Every score is a number in [0, 1] once warmed up."""
+        known = [s for s in history.scores if s is not None]
+        assert len(known) > 2_000
+        assert all(math.isfinite(s) and 0 <= s <= 1 for s in known)
