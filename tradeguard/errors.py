@@ -10,6 +10,7 @@
     ├── UnknownRequest         no pending two-person request with that id
     ├── ApprovalRefused        the request exists but cannot be approved (expired, same person, ...)
     ├── BadRequest             an operator's request is malformed; nothing changed (audited)
+    ├── GenomeBlacklisted      the genome caused an incident: it may not register or trade
     ├── InvalidTransition      the state machine does not allow this move
     │   └── ResumeRefused      the halt may not be lifted yet (cool-down, validation failed)
     └── StoreUnavailable       the state store cannot be read or written; the guard fails closed
@@ -77,4 +78,13 @@ class ResumeRefused(InvalidTransition):
 
     def __init__(self, message: str, *, problems: list[str]) -> None:
         self.problems = problems
+        super().__init__(message)
+
+
+class GenomeBlacklisted(TradeguardError):
+    """The strategy's genome was blacklisted by an incident. Nothing was registered; the
+    attempt is audited. Only a two-person unblock lets it back."""
+
+    def __init__(self, message: str, *, fingerprint: str) -> None:
+        self.fingerprint = fingerprint
         super().__init__(message)

@@ -2142,7 +2142,7 @@ def _bar(name: str, value: object) -> Bar:
 
 def _actor_of(text: str) -> Actor:
     kind, sep, name = text.partition(":")
-    if sep and kind in (ActorKind.RULE, ActorKind.SYSTEM):
+    if sep and kind in (ActorKind.RULE, ActorKind.SYSTEM, ActorKind.AGENT):
         return Actor(ActorKind(kind), name)
     return Actor(ActorKind.USER, text)
 

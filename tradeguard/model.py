@@ -101,7 +101,8 @@ PORTFOLIO = Scope(ScopeKind.PORTFOLIO)
 class ActorKind(StrEnum):
     USER = "user"  # an identified human operator
     RULE = "rule"  # an automated trigger
-    SYSTEM = "system"  # the guard itself (store failure, invalid input)
+    SYSTEM = "system"  # the guard itself (store failure, invalid input), the KillChain
+    AGENT = "agent"  # an automated principal (an AI or agent layer): gated by its trust
 
 
 @dataclass(frozen=True, slots=True)

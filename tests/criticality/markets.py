@@ -7,9 +7,7 @@ import numpy as np
 from tradeguard.criticality.monitor import Bar
 
 
-def market(
-    calm: int, crash: int, assets: int = 12, seed: int = 3
-) -> list[dict[str, Bar]]:
+def market(calm: int, crash: int, assets: int = 12, seed: int = 3) -> list[dict[str, Bar]]:
     """``calm`` observations of independent assets with 1% moves, then ``crash`` observations
     where one falling, volatile factor drives them all, with volume surging and ranges wide."""
     rng = np.random.default_rng(seed)

@@ -33,7 +33,10 @@ def feed(guard: Guard, clock: FakeClock, rows: list[dict[str, Any]]) -> None:
 @pytest.fixture
 def monitored(make_guard: MakeGuard) -> Guard:
     # the guard's own price triggers would react to the crash first: off, to see the monitor
-    quiet = {"volatility": {"limit": 3.0, "enabled": False}, "correlation_spike": {"limit": 0.8, "enabled": False}}
+    quiet = {
+        "volatility": {"limit": 3.0, "enabled": False},
+        "correlation_spike": {"limit": 0.8, "enabled": False},
+    }
     return make_guard(criticality=SMALL, triggers=quiet)
 
 
@@ -59,7 +62,9 @@ class TestBars:
 
     def test_bars_when_valid_then_closes_count_as_prices(self, guard: Guard) -> None:
         """The closes are a price snapshot too: the pre-trade collar uses them."""
-        guard.update_bars({"BTC": {"close": 60_000.0, "high": 61_000.0, "low": 59_000.0, "volume": 10.0}})
+        guard.update_bars(
+            {"BTC": {"close": 60_000.0, "high": 61_000.0, "low": 59_000.0, "volume": 10.0}}
+        )
         assert guard.status()["portfolio"]["metrics"]["symbols"] == 1
 
 
@@ -139,7 +144,31 @@ class TestConfig:
         [
             ({"weights": {"vpn": 1.0}}, "unknown indicators ['vpn']"),
             ({"weights": {"vpin": -1.0}}, "weights must be >= 0"),
-            ({"weights": dict.fromkeys(("correlation_convergence", "contagion", "hurst", "two_scale_volatility", "permutation_entropy", "transfer_entropy", "vpin", "liquidity", "spread_widening", "amihud", "bocpd", "cusum", "absorption_ratio", "turbulence", "critical_slowing_down"), 0.0)}, "at least one"),
+            (
+                {
+                    "weights": dict.fromkeys(
+                        (
+                            "correlation_convergence",
+                            "contagion",
+                            "hurst",
+                            "two_scale_volatility",
+                            "permutation_entropy",
+                            "transfer_entropy",
+                            "vpin",
+                            "liquidity",
+                            "spread_widening",
+                            "amihud",
+                            "bocpd",
+                            "cusum",
+                            "absorption_ratio",
+                            "turbulence",
+                            "critical_slowing_down",
+                        ),
+                        0.0,
+                    )
+                },
+                "at least one",
+            ),
             ({"short_window": 300}, "short_window < long_window <= window"),
             ({"action": "halt_strategy"}, "soft_halt, hard_halt or emergency"),
             ({"avalanche_deploy_threshold": 30}, "write 0.3 for 30%"),

@@ -129,7 +129,13 @@ class TestScore:
 
     @pytest.mark.parametrize(
         ("stress", "probability", "expected"),
-        [(0.5, False, 0.0), (0.8, False, 0.0), (0.9, False, 0.5), (1.0, False, 1.0), (0.3, True, 0.3)],
+        [
+            (0.5, False, 0.0),
+            (0.8, False, 0.0),
+            (0.9, False, 0.5),
+            (1.0, False, 1.0),
+            (0.3, True, 0.3),
+        ],
     )
     def test_contribution_when_ranked_then_only_above_calm_counts(
         self, stress: float, probability: bool, expected: float

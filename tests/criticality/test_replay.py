@@ -18,7 +18,9 @@ from tradeguard.criticality import data
 from tradeguard.criticality.replay import Result, replay
 
 CLI = Path(sys.executable).parent / "tradeguard"
-SMALL = "criticality: {window: 300, long_window: 120, min_observations: 120, percentile_window: 300}\n"
+SMALL = (
+    "criticality: {window: 300, long_window: 120, min_observations: 120, percentile_window: 300}\n"
+)
 
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -39,7 +41,9 @@ def write_csv(path: Path, calm: int, crash: int) -> list[date]:
     lines = ["date,symbol,open,high,low,close,volume"]
     for day, row in zip(days, market(calm, crash), strict=True):
         for symbol, bar in row.items():
-            lines.append(f"{day},{symbol},{bar.close},{bar.high},{bar.low},{bar.close},{bar.volume}")
+            lines.append(
+                f"{day},{symbol},{bar.close},{bar.high},{bar.low},{bar.close},{bar.volume}"
+            )
     path.write_text("\n".join(lines) + "\n")
     return days
 

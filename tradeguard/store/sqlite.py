@@ -60,6 +60,11 @@ CREATE TABLE IF NOT EXISTS outbox (
     PRIMARY KEY (id, channel));
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, next_attempt);
 CREATE TABLE IF NOT EXISTS metrics (scope TEXT PRIMARY KEY, data TEXT NOT NULL, at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS incidents (
+    id TEXT PRIMARY KEY, opened_at REAL NOT NULL, status TEXT NOT NULL, owner TEXT,
+    lease_until REAL NOT NULL DEFAULT 0, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS genomes (fingerprint TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS recovery (
     scope TEXT PRIMARY KEY, version INTEGER NOT NULL, stage INTEGER NOT NULL, since REAL NOT NULL,
     trades_at_start INTEGER NOT NULL, pnl_at_start REAL NOT NULL, authorized_by TEXT NOT NULL);
@@ -236,6 +241,88 @@ class SqliteStore:
             return {row[0]: _rung_row(row) for row in fetched}
         except (ValueError, TypeError) as exc:
             raise StoreUnavailable(f"{self.path}: corrupt recovery row: {exc}") from exc
+
+    # -- incidents, genomes, values -------------------------------------------------------
+
+    def open_incident(self, data: dict[str, Any], audit: Sequence[AuditEntry] = ()) -> bool:
+        """Record a new incident; False (and nothing written) when its id exists already."""
+        with self._write() as db:
+            found = db.execute("SELECT 1 FROM incidents WHERE id=?", (data["id"],)).fetchone()
+            if found is not None:
+                return False
+            db.execute(
+                "INSERT INTO incidents (id, opened_at, status, data) VALUES (?, ?, ?, ?)",
+                (data["id"], data["opened_at"], data["status"], json.dumps(data)),
+            )
+            for entry in audit:
+                self._append(db, entry)
+            return True
+
+    def claim_incident(self, incident_id: str, owner: str, now: float, lease: float) -> bool:
+        """Take (or keep) the right to run an incident: free, ours, or its owner's lease ran
+        out (a crashed process). Two processes never run one incident at once."""
+        with self._write() as db:
+            cursor = db.execute(
+                "UPDATE incidents SET owner=?, lease_until=? WHERE id=? AND status='running' "
+                "AND (owner IS NULL OR owner=? OR lease_until < ?)",
+                (owner, now + lease, incident_id, owner, now),
+            )
+            return cursor.rowcount == 1
+
+    def save_incident(
+        self, data: dict[str, Any], owner: str, lease_until: float, audit: Sequence[AuditEntry]
+    ) -> None:
+        """Write the incident's progress, only while ``owner`` holds it."""
+        with self._write() as db:
+            cursor = db.execute(
+                "UPDATE incidents SET status=?, data=?, lease_until=? WHERE id=? AND owner=?",
+                (data["status"], json.dumps(data), lease_until, data["id"], owner),
+            )
+            if cursor.rowcount != 1:
+                raise StateConflict(f"incident {data['id']} is not held by this process")
+            for entry in audit:
+                self._append(db, entry)
+
+    def incidents(self, *, status: str | None = None) -> list[dict[str, Any]]:
+        query, args = "SELECT data FROM incidents", ()
+        if status is not None:
+            query, args = query + " WHERE status=?", (status,)  # type: ignore[assignment]
+        with self._read() as db:
+            rows = db.execute(query + " ORDER BY opened_at", args).fetchall()
+        return [self._json(row[0], "incident") for row in rows]
+
+    def save_genome(self, data: dict[str, Any], audit: Sequence[AuditEntry] = ()) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO genomes VALUES (?, ?)",
+                (data["fingerprint"], json.dumps(data, allow_nan=False)),
+            )
+            for entry in audit:
+                self._append(db, entry)
+
+    def genomes(self) -> dict[str, dict[str, Any]]:
+        with self._read() as db:
+            rows = db.execute("SELECT fingerprint, data FROM genomes").fetchall()
+        return {row[0]: self._json(row[1], "genome") for row in rows}
+
+    def value(self, key: str) -> Any:
+        with self._read() as db:
+            row = db.execute("SELECT value FROM kv WHERE key=?", (key,)).fetchone()
+        return None if row is None else self._json(row[0], key)
+
+    def set_value(self, key: str, value: Any, audit: Sequence[AuditEntry] = ()) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO kv VALUES (?, ?)", (key, json.dumps(value, allow_nan=False))
+            )
+            for entry in audit:
+                self._append(db, entry)
+
+    def _json(self, text: str, what: str) -> Any:
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise StoreUnavailable(f"{self.path}: corrupt {what} row: {exc}") from exc
 
     def _append(self, db: sqlite3.Connection, entry: AuditEntry) -> AuditRecord:
         head = db.execute("SELECT seq, hash FROM audit_head WHERE id=1").fetchone()

@@ -13,11 +13,13 @@ from tradeguard.criticality.window import Matrix, Window
 
 def var1(cov: Matrix, lag: Matrix, shrink: float) -> tuple[Matrix, Matrix]:
     """VAR(1) coefficients and residual covariance from the lag-0 and lag-1 moments (Yule-
-    Walker): A = Gamma1 Gamma0^-1, Sigma = Gamma0 - A Gamma0 A'."""
+    Walker, ridge-shrunk): A = Gamma1 (Gamma0 + R)^-1, and the covariance of r_t - A r_t-1,
+    Sigma = Gamma0 - Gamma1 A' - A Gamma1' + A Gamma0 A' (which is Gamma0 - A Gamma0 A' only
+    without the ridge)."""
     n = cov.shape[0]
     ridge = shrink * np.trace(cov) / n * np.eye(n)
     a = np.linalg.solve(cov + ridge, lag.T).T
-    sigma = cov - a @ cov @ a.T
+    sigma = cov - lag @ a.T - a @ lag.T + a @ cov @ a.T
     return a, (sigma + sigma.T) / 2
 
 
