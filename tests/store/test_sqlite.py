@@ -263,6 +263,7 @@ class TestRungs:
     @pytest.fixture(autouse=True)
     def _state(self, store: SqliteStore) -> None:
         _recovering(store)
+
     def test_rungs_when_committed_then_round_trip_every_field(self, store: SqliteStore) -> None:
         """A rung written with a commit reads back exactly."""
         store.commit(rungs=[_rung(1)])
