@@ -32,6 +32,7 @@ from tradeguard.errors import (
 )
 from tradeguard.guard import Guard
 from tradeguard.model import StateChange
+from tradeguard.store import Approval
 
 EXIT_ERROR, EXIT_USAGE, EXIT_DENIED, EXIT_UNKNOWN = 1, 2, 3, 4
 
@@ -493,8 +494,16 @@ def approve(
 ) -> None:
     """Complete a two-person request as the second, different person."""
     with _operator(config, user) as guard:
-        change = guard.approve(request_id, user)
-    _report(change, as_json, "")
+        done = guard.approve(request_id, user)
+    if isinstance(done, Approval):  # a genome unblock
+        if as_json:
+            out.print_json(json.dumps(done.to_dict()))
+        else:
+            out.print(
+                f"{done.scope} unblocked by {done.approved_by} (requested by {done.requested_by})"
+            )
+        return
+    _report(done, as_json, "")
 
 
 @app.command()

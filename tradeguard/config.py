@@ -541,6 +541,36 @@ class CriticalityConfig(Frozen):
         return self
 
 
+class KillChainConfig(Frozen):
+    """Incident response: how long a phase callback may take, and how far back diagnosis
+    looks for the first breach."""
+
+    callback_timeout_seconds: Positive = 10.0
+    lookback_seconds: Positive = 3600.0
+
+
+class ReserveConfig(Frozen):
+    """The avalanche reserve: the share of capital ``guard.allocate`` holds back, released
+    once when the criticality score crosses its threshold; and the cap per agent."""
+
+    share: Annotated[float, Field(ge=0, lt=1)] = 0.15
+    max_agent_share: Fraction = 0.25
+
+
+AGENT_TRUST = range(4)  # 0 observe, 1 halt strategies, 2 + soft halt and incidents, 3 + all halts
+
+
+class Principal(Frozen):
+    trust: Annotated[int, Field(ge=0, le=3)] = 0
+
+
+class AutonomyConfig(Frozen):
+    """Automated principals (an AI or agent layer, "the hive") and their trust levels: what
+    they may ask for. None may ever lift, resume, unblock or approve, whatever its level."""
+
+    principals: dict[str, Principal] = {}
+
+
 class AuthConfig(Frozen):
     """Tokens for the CLI and the HTTP API. Off only for demos: every command then says so."""
 
@@ -577,6 +607,9 @@ class Config(Frozen):
     pretrade: PretradeConfig = PretradeConfig()
     recovery: RecoveryConfig = RecoveryConfig()
     criticality: CriticalityConfig = CriticalityConfig()
+    killchain: KillChainConfig = KillChainConfig()
+    reserve: ReserveConfig = ReserveConfig()
+    autonomy: AutonomyConfig = AutonomyConfig()
     guard: GuardConfig = GuardConfig()
 
     def on_halt(self, strategy_id: str) -> OnHalt:
@@ -599,9 +632,12 @@ class Config(Frozen):
 
     @model_validator(mode="after")
     def _user_names(self) -> Config:
-        bad = [n for n in self.users if not USER_NAME.match(n)]
+        bad = [n for n in [*self.users, *self.autonomy.principals] if not USER_NAME.match(n)]
         if bad:
             raise ValueError(f"invalid user names {bad}: use letters, digits and _.@-")
+        both = sorted(set(self.users) & set(self.autonomy.principals))
+        if both:
+            raise ValueError(f"{both} are both users and automated principals: one name, one kind")
         return self
 
 

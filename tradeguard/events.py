@@ -37,6 +37,8 @@ EVENTS = frozenset(
         "refused",
         "alert_delivery",
         "criticality",
+        "incident",
+        "reserve_release",
     }
 )
 

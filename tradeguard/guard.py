@@ -41,6 +41,7 @@ from tradeguard.emergency import EmergencyStop, FlattenReport, Sleep, StopPolicy
 from tradeguard.errors import (
     ApprovalRefused,
     BadRequest,
+    GenomeBlacklisted,
     InvalidInput,
     InvalidTransition,
     PermissionDenied,
@@ -51,6 +52,8 @@ from tradeguard.errors import (
     UnknownStrategy,
 )
 from tradeguard.events import Actuator, Callback
+from tradeguard.genomes import GenomeRecord, fingerprint
+from tradeguard.killchain import Incident, KillChain, PhaseCallback, diagnose, new_id
 from tradeguard.ledger import PORTFOLIO_METRICS, STRATEGY_METRICS, Ledger, StrategyMetrics
 from tradeguard.model import (
     PORTFOLIO,
@@ -96,6 +99,17 @@ if TYPE_CHECKING:  # imported when first used: numpy and scipy cost a CLI call 0
 log = logging.getLogger("tradeguard")
 
 SYSTEM = Actor(ActorKind.SYSTEM, "guard")
+KILLCHAIN = Actor(ActorKind.SYSTEM, "killchain")
+
+# What an automated principal may ask for, by the least trust level; nothing else, ever.
+AGENT_ACTIONS: dict[str, int] = {
+    "halt_strategy": 1,
+    "soft_halt": 2,
+    "start_incident": 2,
+    "hard_halt": 3,
+    "emergency": 3,
+}
+NEVER_AUTOMATED = ("resume", "reset", "approve", "unblock_genome", "set_limit")
 
 # Which callback event a transition publishes, by (scope kind, new state).
 _EVENT_FOR: dict[tuple[ScopeKind, str], str] = {
@@ -124,7 +138,7 @@ class TickResult:
 class Guard:
     """The kill switch. Thread-safe; one per trading process (or several sharing one store)."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0915  # one statement per piece of state: the facade's inventory
         self,
         config: Config | None = None,
         *,
@@ -166,6 +180,10 @@ class Guard:
         self.last_criticality: Reading | None = None
         self._criticality_thread: CircuitBreaker | None = None
         self._bars_this_cycle = False  # else the cycle samples the price feed
+        self._killchain = KillChain(self, self.config.killchain.callback_timeout_seconds)
+        self._genome_of: dict[str, str] = {}  # strategy -> its genome's fingerprint
+        self._blocked: set[str] = set()  # strategies whose genome is blacklisted
+        self._running = False  # started: runs incidents (a CLI process only records them)
         now = self._clock.time()
         self._states: dict[str, ScopeStatus] = {
             "portfolio": ScopeStatus(PortfolioState.NORMAL, "initial", now, str(SYSTEM), 0)
@@ -215,6 +233,7 @@ class Guard:
         self._ledger.restore(saved)
         self._registered.update(Scope.parse(k).id for k in saved if k != "portfolio")
         self._adopt_rungs()
+        self._adopt_genomes()
 
     def _role_of(self, name: str) -> Role | None:
         """A user's role: the store's record where one exists (made by `tradeguard users`),
@@ -316,18 +335,476 @@ class Guard:
     # -- registration and callbacks -------------------------------------------------------
 
     def register_strategy(
-        self, strategy_id: str, *, allocated_capital: float | None = None
+        self,
+        strategy_id: str,
+        *,
+        allocated_capital: float | None = None,
+        genome: object = None,
     ) -> None:
-        """Make a strategy (or agent) known; required before use when ``strict_strategies``."""
+        """Make a strategy (or agent) known; required before use when ``strict_strategies``.
+        ``genome``: any JSON description of what it is (parameters, code version); a genome
+        the KillChain blacklisted raises ``GenomeBlacklisted`` (audited) and registers
+        nothing."""
         sid = inputs.identifier("strategy_id", strategy_id)
         capital = None
         if allocated_capital is not None:
             capital = inputs.positive("allocated_capital", allocated_capital)
+        if genome is not None:
+            self._register_genome(sid, genome)
         with self._lock:
             self._registered.add(sid)
             m = self._ledger.strategy(sid)
             if capital is not None:
                 m.allocated_capital = capital
+
+    # -- genomes ------------------------------------------------------------------------------
+
+    def _register_genome(self, sid: str, genome: object) -> None:
+        try:
+            fp = fingerprint(genome)
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+        store = self._require_store()
+        with self._lock:
+            record = self._genome_record(fp, store)
+            if record is not None and record.blacklisted:
+                why = f"genome {fp[:12]} is blacklisted ({record.reason}); {sid} may not register"
+                self._audit_refusal(SYSTEM, "register", Scope.strategy(sid), why)
+                raise GenomeBlacklisted(why, fingerprint=fp)
+            strategies = () if record is None else record.strategies
+            if sid not in strategies:
+                updated = GenomeRecord(fp, genome, (*strategies, sid))
+                entry = AuditEntry(
+                    self._clock.time(),
+                    str(SYSTEM),
+                    "genome:registered",
+                    f"strategy:{sid}",
+                    None,
+                    fp,
+                    f"{sid} registered with genome {fp[:12]}",
+                )
+                store.save_genome(updated.to_row(), [entry])
+            self._genome_of[sid] = fp
+
+    def _genome_record(self, fp: str, store: StateStore | None = None) -> GenomeRecord | None:
+        data = (store or self._require_store()).genomes().get(fp)
+        return None if data is None else GenomeRecord.from_dict(data)
+
+    def _adopt_genomes(self) -> None:
+        """Which strategy has which genome, and which are blacklisted: at start, and when
+        another process blacklisted one."""
+        if self._store is None:
+            return
+        for data in self._store.genomes().values():
+            record = GenomeRecord.from_dict(data)
+            for sid in record.strategies:
+                self._genome_of[sid] = record.fingerprint
+                if record.blacklisted:
+                    self._blocked.add(sid)
+                else:
+                    self._blocked.discard(sid)
+
+    def is_blacklisted(self, genome: object) -> bool:
+        """For an evolutionary framework, before it breeds: was this genome blacklisted?"""
+        record = self._genome_record(fingerprint(genome))
+        return record is not None and record.blacklisted
+
+    def genomes(self) -> list[dict[str, Any]]:
+        return [
+            GenomeRecord.from_dict(d).to_dict() for d in self._require_store().genomes().values()
+        ]
+
+    def _blacklist(self, fp: str, incident: str, why: str) -> GenomeRecord | None:
+        store = self._require_store()
+        with self._lock:
+            record = self._genome_record(fp, store)
+            if record is None:
+                return None
+            if not record.blacklisted:
+                record = dataclasses.replace(
+                    record, blacklisted=True, incident=incident, reason=why, at=self._clock.time()
+                )
+                entry = AuditEntry(
+                    self._clock.time(),
+                    str(KILLCHAIN),
+                    "genome:blacklisted",
+                    f"genome:{fp}",
+                    None,
+                    None,
+                    why,
+                    {"incident": incident, "strategies": list(record.strategies)},
+                )
+                store.save_genome(record.to_row(), [entry])
+            self._blocked.update(record.strategies)
+            return record
+
+    def unblock_genome(
+        self, genome_fingerprint: str, user: str, reason: str = "unblock"
+    ) -> Approval:
+        """Open a two-person request to lift a genome's blacklist (risk_manager); a second,
+        different person completes it with ``approve``. Strategies the KillChain disabled stay
+        disabled: the genome may register again under a new strategy id."""
+        actor = self._authorize(user, Command.UNBLOCK, PORTFOLIO)
+        fp = str(genome_fingerprint)
+        record = self._genome_record(fp)
+        scope = f"genome:{fp}"
+        if record is None or not record.blacklisted:
+            why = f"genome {fp[:12]} is not blacklisted: nothing to unblock"
+            self._audit_refusal(user, Command.UNBLOCK, PORTFOLIO, why)
+            raise InvalidTransition(why)
+        now = self._clock.time()
+        request = Approval(
+            id=secrets.token_hex(6),
+            action="unblock_genome",
+            scope=scope,
+            requested_by=str(actor),
+            requested_at=now,
+            expires_at=now + self.config.guard.approval_ttl_seconds,
+            target_version=0,
+            status="pending",
+            reason=inputs.text(reason),
+        )
+        self._commit_request(
+            request, f"unblock of genome {fp[:12]} requested; needs a second approver"
+        )
+        return request
+
+    def _unblock(self, actor: Actor, request: Approval) -> None:
+        fp = request.scope.removeprefix("genome:")
+        store = self._require_store()
+        with self._lock:
+            record = self._genome_record(fp, store)
+            assert record is not None
+            lifted = dataclasses.replace(record, blacklisted=False)
+            entry = AuditEntry(
+                self._clock.time(),
+                str(actor),
+                "genome:unblocked",
+                request.scope,
+                None,
+                None,
+                request.reason,
+                {
+                    "request": request.id,
+                    "requested_by": request.requested_by,
+                    "approved_by": str(actor),
+                },
+            )
+            store.save_genome(lifted.to_row(), [entry])
+            store.commit(approvals=[request])
+            self._blocked.difference_update(record.strategies)
+
+    # -- incidents: the KillChain ---------------------------------------------------------
+
+    def on_phase(self, phase: str, fn: PhaseCallback) -> None:
+        """Call ``fn(incident)`` after each incident's ``phase`` (detect, contain, preserve,
+        diagnose, remediate, learn); one that raises or takes longer than
+        ``killchain.callback_timeout_seconds`` is logged, and the chain goes on."""
+        self._killchain.on_phase(phase, fn)
+
+    def start_incident(
+        self, reason: str, user: str, *, strategies: Sequence[str] | None = None
+    ) -> Incident:
+        """Open an incident by hand (any identified user): all six phases then run."""
+        actor = self._authorize(user, Command.INCIDENT, PORTFOLIO)
+        affected = (
+            None if strategies is None else [inputs.identifier("strategy", s) for s in strategies]
+        )
+        incident = self._open_incident("manual", reason, str(actor), strategies=affected)
+        if incident is None:
+            raise StoreUnavailable(self._store_error or "no state store")
+        return incident
+
+    def _open_incident(
+        self,
+        trigger: str,
+        reason: str,
+        by: str,
+        *,
+        incident_id: str | None = None,
+        breach: Breach | None = None,
+        strategies: list[str] | None = None,
+    ) -> Incident | None:
+        """Record the incident (once: a deterministic id is opened by one process only) and,
+        in a running guard, run it. Without a healthy store it cannot be recorded: logged."""
+        now = self._clock.time()
+        incident = Incident(
+            incident_id or new_id(trigger),
+            now,
+            trigger,
+            inputs.text(reason),
+            by,
+            strategies,
+            breach=None if breach is None else breach.to_dict(),
+        )
+        store = self._healthy_store()
+        if store is None:
+            log.critical("incident %s not recorded: no healthy store", incident.id)
+            return None
+        entry = AuditEntry(
+            now, by, "incident:opened", f"incident:{incident.id}", None, None, incident.reason
+        )
+        try:
+            if not store.open_incident(incident.to_dict(), [entry]):
+                found = next((d for d in store.incidents() if d["id"] == incident.id), None)
+                incident = incident if found is None else Incident.from_dict(found)
+        except StoreUnavailable as exc:
+            log.critical("incident %s not recorded: %s", incident.id, exc)
+            return None
+        if self._running or self._fed:
+            self._killchain.launch(incident)
+        return incident
+
+    def _resume_incidents(self) -> None:
+        """Run every incident still open that no live process holds: one a crash cut off, or
+        one a CLI process recorded."""
+        store = self._healthy_store()
+        if store is None:
+            return
+        try:
+            open_ = store.incidents(status="running")
+        except StoreUnavailable as exc:
+            log.error("could not read incidents: %s", exc)
+            return
+        for data in open_:
+            self._killchain.launch(Incident.from_dict(data))
+
+    def incidents(self) -> list[dict[str, Any]]:
+        return self._require_store().incidents()
+
+    def incident(self, incident_id: str) -> dict[str, Any] | None:
+        return next((d for d in self.incidents() if d["id"] == incident_id), None)
+
+    def wait_incidents(self, timeout: float = 30.0) -> bool:
+        """Wait for the incidents running here to finish all their phases."""
+        return self._killchain.wait(timeout)
+
+    def _contain(self, incident: Incident) -> list[str]:
+        why = f"incident {incident.id}: contained"
+        self._transition_quietly(PORTFOLIO, Command.SOFT_HALT, KILLCHAIN, f"{why}: no new orders")
+        with self._lock:
+            targets = incident.strategies or sorted(self._registered)
+        halted = [
+            sid
+            for sid in targets
+            if self.status_of(Scope.strategy(sid)).state
+            in (StrategyState.ACTIVE, StrategyState.RECOVERING)
+            and self._transition_quietly(Scope.strategy(sid), Command.HALT, KILLCHAIN, why)
+            is not None
+        ]
+        return [
+            f"portfolio {self.portfolio_state}: no new orders",
+            f"halted {', '.join(halted) if halted else 'nothing more (already halted)'}",
+        ]
+
+    def _preserve(self, incident: Incident) -> list[str]:
+        store = self._require_store()
+        recent = store.audit_records(limit=50)
+        venues = {}
+        with self._lock:
+            attached = list(self._venues)
+        for venue in attached:
+
+            async def read(v: Venue = venue) -> dict[str, Any]:
+                return {
+                    "positions": [dataclasses.asdict(p) for p in await v.positions()],
+                    "open_orders": [dataclasses.asdict(o) for o in await v.open_orders()],
+                }
+
+            try:
+                timeout = self.config.emergency.call_timeout_seconds
+                venues[venue.name] = self._actuator.submit(read).result(timeout=timeout)
+            except Exception as exc:
+                venues[venue.name] = {"error": repr(exc)}
+        incident.snapshot = {
+            "at": to_iso(self._clock.time()),
+            "status": self.status(),
+            "venues": venues,
+            "recent_audit": [dataclasses.asdict(r.entry) for r in recent],
+            "audit_head": None if not recent else {"seq": recent[-1].seq, "hash": recent[-1].hash},
+        }
+        head = "none" if not recent else recent[-1].hash[:12]
+        return [
+            f"snapshot of {len(incident.snapshot['status']['strategies'])} strategies, "
+            f"{len(venues)} venues, audit head {head}"
+        ]
+
+    def _diagnose(self, incident: Incident) -> list[str]:
+        since = incident.opened_at - self.config.killchain.lookback_seconds
+        with self._lock:
+            affected = set(incident.strategies or self._registered)
+            losses = {sid: _loss(self._ledger.strategy(sid)) for sid in affected}
+        firsts = []
+        for record in self._require_store().audit_records(since=since):
+            e = record.entry
+            kind, _, rule = e.actor.partition(":")
+            if (
+                e.action == "state_change"
+                and e.scope.startswith("strategy:")
+                and e.after == StrategyState.HALTED
+                and kind == ActorKind.RULE
+                and e.ts <= self._clock.time()
+            ):
+                sid = Scope.parse(e.scope).id
+                if sid in affected:
+                    firsts.append((e.ts, sid, rule))
+        incident.diagnosis = diagnose(firsts, losses)
+        d = incident.diagnosis
+        if d["responsible"] is None:
+            return ["no strategy breached or lost: no one to blame"]
+        rule = f", rule {d['rule']}" if d["rule"] else ""
+        return [f"responsible: {d['responsible']} ({d['method']}{rule})"]
+
+    def _remediate(self, incident: Incident) -> list[str]:
+        d = incident.diagnosis or {}
+        sid = d.get("responsible")
+        if sid is None:
+            incident.remediation = ["nothing disabled: no responsible strategy"]
+            return incident.remediation
+        rule = f", rule {d['rule']}" if d.get("rule") else ""
+        why = f"incident {incident.id}: responsible ({d.get('method')}{rule})"
+        self._transition_quietly(Scope.strategy(sid), Command.DISABLE, KILLCHAIN, why)
+        notes = [
+            f"disabled {sid}; its positions are handled by its policy ({self.config.on_halt(sid)})"
+        ]
+        fp = self._genome_of.get(sid)
+        if fp is None:
+            notes.append(f"{sid} registered no genome: nothing to blacklist")
+        elif self._blacklist(fp, incident.id, why) is not None:
+            notes.append(f"blacklisted genome {fp[:12]}")
+        incident.remediation = notes
+        return notes
+
+    def _learn(self, incident: Incident) -> list[str]:
+        d = incident.diagnosis or {}
+        sid = d.get("responsible")
+        if sid is None:
+            return ["recorded: no root cause found in the evidence"]
+        fp = self._genome_of.get(sid)
+        genome = f"; genome {fp[:12]} can never register or trade again" if fp else ""
+        return [f"root cause: {sid} ({d.get('method')}){genome}"]
+
+    # -- automated principals -------------------------------------------------------------
+
+    def agent_request(
+        self, principal: str, action: str, target: str | None = None, reason: str = ""
+    ) -> StateChange | Incident | None:
+        """What an automated principal (an AI or agent layer) asks for, gated by its trust:
+        1 halts a strategy, 2 also soft-halts and opens incidents, 3 also hard-halts and
+        declares emergencies. Resuming, resetting, approving, unblocking or changing a limit
+        is refused at every level. Every refusal is audited."""
+        name = inputs.text(principal, 64)
+        agent = self.config.autonomy.principals.get(name)
+        actor = Actor(ActorKind.AGENT, name)
+        why = ""
+        if agent is None:
+            why = f"{name} is not a known automated principal"
+        elif action in NEVER_AUTOMATED:
+            why = f"automated principals may never {action}: that needs a person"
+        elif action not in AGENT_ACTIONS:
+            why = f"unknown action {action!r}; known: {sorted(AGENT_ACTIONS)}"
+        elif agent.trust < AGENT_ACTIONS[action]:
+            why = f"{name} has trust {agent.trust}; {action} needs {AGENT_ACTIONS[action]}"
+        if why:
+            self._audit_refusal(str(actor), action, PORTFOLIO, why)
+            raise PermissionDenied(why)
+        text = reason or f"requested by {actor}"
+        if action == "start_incident":
+            return self._open_incident("manual", text, str(actor))
+        if action == "halt_strategy":
+            sid = inputs.identifier("strategy", target)
+            with self._lock:
+                self._registered.add(sid)
+            return self._transition(Scope.strategy(sid), Command.HALT, actor, text)
+        command = {"soft_halt": Command.SOFT_HALT, "hard_halt": Command.HARD_HALT}.get(
+            action, Command.EMERGENCY
+        )
+        return self._transition(PORTFOLIO, command, actor, text)
+
+    # -- capital and the avalanche reserve ------------------------------------------------
+
+    def allocate(self, capital: float, fitness: Mapping[str, float]) -> dict[str, float]:
+        """Give each strategy (agent) capital by fitness, capped at ``reserve.max_agent_share``,
+        holding ``reserve.share`` back as the avalanche reserve. The allocations are what the
+        agent_capital trigger and the pre-trade cap compare against. Audited."""
+        from tradeguard.criticality.reserve import allocate
+
+        amount = inputs.positive("capital", capital)
+        scores = {
+            inputs.identifier("strategy", k): inputs.number(f"fitness of {k}", v)
+            for k, v in fitness.items()
+        }
+        r = self.config.reserve
+        shares = allocate(amount, scores, reserve_share=r.share, max_share=r.max_agent_share)
+        store = self._require_store()
+        reserve = {"capital": amount, "amount": amount * r.share, "released": False}
+        previous = store.value("avalanche_reserve")
+        if isinstance(previous, dict) and previous.get("released"):
+            reserve = {**previous, "capital": amount}  # released stays released
+        entry = AuditEntry(
+            self._clock.time(),
+            "system:allocator",
+            "allocation",
+            str(PORTFOLIO),
+            None,
+            None,
+            f"capital {amount:,.2f}: reserve {amount * r.share:,.2f}, "
+            + ", ".join(f"{k} {v:,.2f}" for k, v in shares.items()),
+            {"allocations": shares},
+        )
+        store.set_value("avalanche_reserve", reserve, [entry])
+        with self._lock:
+            for sid, value in shares.items():
+                self._registered.add(sid)
+                self._ledger.strategy(sid).allocated_capital = value if value > 0 else None
+            self._evaluate_everything()
+        return shares
+
+    def on_reserve_release(self, fn: Callback) -> None:
+        """Call ``fn({"amount", "capital", "score", "incident"})`` when the reserve is
+        released (once, at the first criticality crossing)."""
+        self._actuator.register("reserve_release", fn)
+
+    def _on_criticality(self, breach: Breach) -> None:
+        """The score crossed: release the reserve (once, durably) and start the KillChain."""
+        incident = self._open_incident(
+            "criticality", breach.message, f"rule:{breach.rule}", breach=breach
+        )
+        store = self._healthy_store()
+        if store is None:
+            return
+        try:
+            reserve = store.value("avalanche_reserve")
+            if not isinstance(reserve, dict) or reserve.get("released"):
+                return
+            released = {
+                **reserve,
+                "released": True,
+                "at": self._clock.time(),
+                "incident": None if incident is None else incident.id,
+            }
+            entry = AuditEntry(
+                self._clock.time(),
+                f"rule:{breach.rule}",
+                "reserve:released",
+                str(PORTFOLIO),
+                None,
+                None,
+                f"avalanche reserve {reserve['amount']:,.2f} released: {breach.message}",
+            )
+            store.set_value("avalanche_reserve", released, [entry])
+        except StoreUnavailable as exc:
+            log.error("could not release the avalanche reserve: %s", exc)
+            return
+        self._actuator.emit(
+            "reserve_release",
+            {
+                "amount": reserve["amount"],
+                "capital": reserve["capital"],
+                "score": breach.value,
+                "incident": released["incident"],
+            },
+        )
 
     def register_callback(self, event: str, fn: Callback) -> None:
         """Call ``fn`` on ``event``; see ``tradeguard.events.EVENTS``. Sync or async."""
@@ -561,6 +1038,8 @@ class Guard:
         for breach in rising:  # announced once the halt is in force
             log.warning("breach %s on %s: %s", breach.rule, breach.scope, breach.message)
             self._actuator.emit("breach", breach)
+            if breach.rule == "criticality":
+                self._on_criticality(breach)
         return breaches
 
     def _act_on(self, breach: Breach) -> None:
@@ -1043,6 +1522,10 @@ class Guard:
         problems = [wait] if wait else []
         if self.portfolio_state is PortfolioState.HARD_HALT:
             problems.append("the portfolio is hard-halted: reset it first")
+        store = self._healthy_store()
+        running = [] if store is None else [d["id"] for d in store.incidents(status="running")]
+        if running:
+            problems.append(f"incident {', '.join(running)} is still running")
         fresh = self._ledger.rebased(sid)
         problems += [
             f"still breaching: {b.message}"
@@ -1312,8 +1795,9 @@ class Guard:
             self._lift(actor, reason, done)
             return done
 
-    def approve(self, request_id: str, user: str) -> StateChange:
-        """Complete a two-person request as a second, different, authorized user."""
+    def approve(self, request_id: str, user: str) -> StateChange | Approval:
+        """Complete a two-person request as a second, different, authorized user: a reset
+        returns its state change, a genome unblock the executed request."""
         with self._lock:
             actor = self._authorize(user, Command.RESET, PORTFOLIO)
             if self._store is None or self._store_error:
@@ -1330,10 +1814,11 @@ class Guard:
                 if status:
                     self._commit_request(_decided(request, status, None, now), problem)
                 raise ApprovalRefused(problem)
-            change = self._lift(
-                actor, request.reason, _decided(request, "executed", str(actor), now)
-            )
-            return change
+            done = _decided(request, "executed", str(actor), now)
+            if request.action == "unblock_genome":
+                self._unblock(actor, done)
+                return done
+            return self._lift(actor, request.reason, done)
 
     def _issued_by(self, approver: str, requester: str) -> bool:
         """Whether ``requester`` issued ``approver``'s token, directly or through a chain of
@@ -1368,7 +1853,11 @@ class Guard:
             return (
                 f"the requester {request.requested_by} may no longer reset: open a new request"
             ), "superseded"
-        if self.status_of(Scope.parse(request.scope)).version != request.target_version:
+        if request.scope.startswith("genome:"):
+            record = self._genome_record(request.scope.removeprefix("genome:"))
+            if record is None or not record.blacklisted:
+                return "the genome is no longer blacklisted", "superseded"
+        elif self.status_of(Scope.parse(request.scope)).version != request.target_version:
             return (
                 "the portfolio changed since the request was opened: open a new one",
                 "superseded",
@@ -1417,6 +1906,10 @@ class Guard:
                 "kill_switch",
                 f"unknown strategy {order.strategy_id!r}: "
                 "register it or report its state before it trades",
+            )
+        if refused is None and order.strategy_id in self._blocked:
+            refused = Decision(
+                False, "kill_switch", f"{order.strategy_id}'s genome is blacklisted by an incident"
             )
         if refused is None:
             sid, symbol = order.strategy_id, order.symbol
@@ -1561,6 +2054,14 @@ class Guard:
         if change.scope.kind is ScopeKind.PORTFOLIO:
             if change.after in _FLATTENING:
                 self._flatten(None, change.reason)
+            if change.after == PortfolioState.EMERGENCY:  # every emergency is an incident
+                self._open_incident(
+                    "emergency",
+                    change.reason,
+                    str(change.actor),
+                    incident_id=f"emergency-v{change.version}",
+                    breach=change.breach,
+                )
         elif change.after in (StrategyState.HALTED, StrategyState.DISABLED):
             self._flatten(change.scope.id, change.reason)
 
@@ -1743,6 +2244,8 @@ class Guard:
         breaches = self._evaluate_everything()
         self._climb()
         self._keep_stopping()
+        if self._running:
+            self._resume_incidents()
         self.alerts.pump()
         problem = self.save_baselines()
         if problem:
@@ -1906,6 +2409,8 @@ class Guard:
             self._sync_from_store([])
 
     def start(self) -> None:
+        self._running = True
+        self._resume_incidents()
         self._resume_stops()
         self.alerts.pump(everything_pending=True)  # what a crash left pending goes out now
         if self._watcher is None:
@@ -1951,6 +2456,7 @@ class Guard:
             running = list(self._flattens.values())
         for future in running:
             future.cancel()
+        self._killchain.close()
         self._actuator.close()
         if self._store is not None:
             self._store.close()
@@ -2116,6 +2622,14 @@ def _step_summary(kind: str, details: dict[str, Any]) -> str:
     if kind == "escalated":
         return f"{venue}: not flat after {details['elapsed']:.1f}s; escalated"
     return f"{kind} {venue}".strip()
+
+
+def _loss(m: StrategyMetrics) -> float:
+    """What a strategy has lost: from its equity peak, or its realized P&L, whichever is more."""
+    drop = 0.0
+    if m.peak_equity is not None and m.equity is not None:
+        drop = m.peak_equity - m.equity
+    return max(0.0, drop, -m.realized_pnl)
 
 
 def _bar(name: str, value: object) -> Bar:

@@ -26,6 +26,8 @@ class Command(StrEnum):
     CONFIGURE = "configure"  # change a limit at run time (not a state move)
     RESUME_FULL = "resume_full"  # strategy: straight back to full size (recovery ladder off)
     PROMOTE = "promote"  # strategy: the ladder's last gate passed, back to full size
+    INCIDENT = "incident"  # open an incident by hand (not a state move)
+    UNBLOCK = "unblock"  # lift a genome's blacklist (two people; not a state move)
 
 
 TIGHTENING = frozenset(
@@ -70,6 +72,8 @@ REQUIRED_ROLE: dict[Command, Role] = {
     Command.RESET: Role.RISK_MANAGER,
     Command.DISABLE: Role.RISK_MANAGER,
     Command.CONFIGURE: Role.RISK_MANAGER,
+    Command.INCIDENT: Role.VIEWER,
+    Command.UNBLOCK: Role.RISK_MANAGER,
 }
 
 PORTFOLIO_HALTS = {

@@ -33,6 +33,7 @@ from tradeguard.errors import (
 )
 from tradeguard.guard import Guard
 from tradeguard.model import StateChange
+from tradeguard.store import Approval
 
 _STATUS = {
     PermissionDenied: 403,
@@ -160,7 +161,10 @@ def create_app(  # noqa: PLR0915  # one statement per route
 
     @app.post("/api/approvals/{request_id}/approve")
     def approve(request_id: str, user: User) -> dict[str, Any]:
-        return _change(guard.approve(request_id, user))
+        done = guard.approve(request_id, user)
+        if isinstance(done, Approval):  # a genome unblock: no state moved
+            return {"changed": True, "change": None, "request": done.to_dict()}
+        return _change(done)
 
     @app.get("/api/audit")
     def audit(

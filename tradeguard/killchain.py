@@ -1,0 +1,287 @@
+"""The KillChain: six phases of incident response that, once started, always run to the end.
+
+detect (type and severity), contain (halt the affected strategies, no new orders), preserve
+(snapshot the state for the post-mortem), diagnose (who breached first, who lost most),
+remediate (disable the responsible strategy, blacklist its genome, flatten per policy), learn
+(record the root cause). Each phase is written to the store when it starts and when it ends,
+so a crash resumes the chain at the phase it cut off (every phase is safe to run twice). Python
+callbacks run after each phase's own work; one that raises or hangs is logged and timed out,
+and the chain goes on. No component can stop or skip a phase: there is no API to do so.
+
+The chain runs on its own thread; the halt that triggered it has already taken effect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import functools
+import inspect
+import logging
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from tradeguard.audit import AuditEntry
+from tradeguard.breaker import SourceTimeout, call_with_timeout
+from tradeguard.clock import to_iso
+from tradeguard.errors import StoreUnavailable
+from tradeguard.store.base import StateConflict
+
+if TYPE_CHECKING:
+    from tradeguard.guard import Guard
+
+log = logging.getLogger("tradeguard.killchain")
+
+LEASE_SECONDS = 60.0  # a process that ran an incident and died frees it after this long
+
+
+class Phase(StrEnum):
+    DETECT = "detect"
+    CONTAIN = "contain"
+    PRESERVE = "preserve"
+    DIAGNOSE = "diagnose"
+    REMEDIATE = "remediate"
+    LEARN = "learn"
+
+
+PHASES = tuple(Phase)
+PhaseCallback = Callable[["Incident"], object]
+
+
+@dataclass
+class PhaseRecord:
+    phase: str
+    started: float
+    finished: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "phase": self.phase,
+            "started": self.started,
+            "finished": self.finished,
+            "seconds": None if self.finished is None else self.finished - self.started,
+            "notes": self.notes,
+        }
+
+
+@dataclass
+class Incident:
+    """One incident and everything the chain found; JSON in the store."""
+
+    id: str
+    opened_at: float
+    trigger: str  # emergency | criticality | manual
+    reason: str
+    opened_by: str
+    strategies: list[str] | None = None  # affected; None: every strategy
+    status: str = "running"  # running | closed
+    severity: str | None = None
+    kind: str | None = None
+    phases: list[PhaseRecord] = field(default_factory=list)
+    snapshot: dict[str, Any] | None = None
+    diagnosis: dict[str, Any] | None = None
+    remediation: list[str] = field(default_factory=list)
+    breach: dict[str, Any] | None = None
+
+    def next_phase(self) -> Phase | None:
+        done = {p.phase for p in self.phases if p.finished is not None}
+        return next((phase for phase in PHASES if phase not in done), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "opened_at": self.opened_at,
+            "opened": to_iso(self.opened_at),
+            "trigger": self.trigger,
+            "reason": self.reason,
+            "opened_by": self.opened_by,
+            "strategies": self.strategies,
+            "status": self.status,
+            "severity": self.severity,
+            "kind": self.kind,
+            "phases": [p.to_dict() for p in self.phases],
+            "snapshot": self.snapshot,
+            "diagnosis": self.diagnosis,
+            "remediation": self.remediation,
+            "breach": self.breach,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Incident:
+        return cls(
+            id=str(data["id"]),
+            opened_at=float(data["opened_at"]),
+            trigger=str(data["trigger"]),
+            reason=str(data["reason"]),
+            opened_by=str(data["opened_by"]),
+            strategies=None if data.get("strategies") is None else list(data["strategies"]),
+            status=str(data["status"]),
+            severity=data.get("severity"),
+            kind=data.get("kind"),
+            phases=[
+                PhaseRecord(p["phase"], p["started"], p["finished"], list(p["notes"]))
+                for p in data.get("phases", [])
+            ],
+            snapshot=data.get("snapshot"),
+            diagnosis=data.get("diagnosis"),
+            remediation=list(data.get("remediation", [])),
+            breach=data.get("breach"),
+        )
+
+
+def new_id(trigger: str) -> str:
+    return f"{trigger}-{secrets.token_hex(4)}"
+
+
+SEVERITY = {"emergency": "critical", "criticality": "high", "manual": "high"}
+
+
+def diagnose(
+    first_breaches: Sequence[tuple[float, str, str]], losses: Mapping[str, float]
+) -> dict[str, Any]:
+    """Who is responsible, from the evidence: the strategy whose rule breached first in the
+    incident's look-back (time, strategy, rule), else the one that lost most. Pure: the
+    guard gathers the evidence, this decides."""
+    ranked = sorted(((loss, sid) for sid, loss in losses.items() if loss > 0), reverse=True)
+    losers = [{"strategy": sid, "loss": loss} for loss, sid in ranked]
+    if first_breaches:
+        at, sid, rule = min(first_breaches)
+        return {
+            "responsible": sid,
+            "rule": rule,
+            "method": "breached first",
+            "breached_at": to_iso(at),
+            "losses": losers,
+        }
+    if ranked:
+        return {
+            "responsible": ranked[0][1],
+            "rule": None,
+            "method": "lost most",
+            "losses": losers,
+        }
+    return {"responsible": None, "rule": None, "method": "no evidence", "losses": []}
+
+
+class KillChain:
+    """Runs incidents for one guard, one at a time, on its own thread."""
+
+    def __init__(self, guard: Guard, callback_timeout: float) -> None:
+        self._guard = guard
+        self._timeout = callback_timeout
+        self._callbacks: dict[Phase, list[PhaseCallback]] = {}
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="tradeguard-killchain"
+        )
+        self._running: dict[str, concurrent.futures.Future[Incident]] = {}
+        self.owner = secrets.token_hex(8)  # this process, for the store's lease
+
+    def on_phase(self, phase: str, fn: PhaseCallback) -> None:
+        try:
+            chosen = Phase(phase)
+        except ValueError:
+            raise ValueError(f"unknown phase {phase!r}; expected one of {list(PHASES)}") from None
+        if not callable(fn):
+            raise TypeError("callback must be callable")
+        self._callbacks.setdefault(chosen, []).append(fn)
+
+    def launch(self, incident: Incident) -> concurrent.futures.Future[Incident] | None:
+        """Run the incident here unless it already runs here; None when another process
+        holds it (its lease then decides who resumes it after a crash)."""
+        running = self._running.get(incident.id)
+        if running is not None and not running.done():
+            return running
+        store = self._guard._healthy_store()
+        now = self._guard._clock.time()
+        if store is None or not store.claim_incident(incident.id, self.owner, now, LEASE_SECONDS):
+            return None
+        future = self._executor.submit(self._run, incident)
+        self._running[incident.id] = future
+        return future
+
+    def wait(self, timeout: float = 30.0) -> bool:
+        pending = [f for f in self._running.values() if not f.done()]
+        return not concurrent.futures.wait(pending, timeout).not_done
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def _run(self, incident: Incident) -> Incident:
+        work = {
+            Phase.DETECT: self._detect,
+            Phase.CONTAIN: self._guard._contain,
+            Phase.PRESERVE: self._guard._preserve,
+            Phase.DIAGNOSE: self._guard._diagnose,
+            Phase.REMEDIATE: self._guard._remediate,
+            Phase.LEARN: self._guard._learn,
+        }
+        while (phase := incident.next_phase()) is not None:
+            clock = self._guard._clock
+            record = next((p for p in incident.phases if p.phase == phase), None)
+            if record is None:
+                record = PhaseRecord(str(phase), clock.time())
+                incident.phases.append(record)
+            else:  # cut off by a crash: run again (every phase is idempotent)
+                record.notes.append(f"resumed at {to_iso(clock.time())} after an interruption")
+            self._save(incident, f"incident:{phase}:started", f"{phase} started")
+            try:
+                record.notes += work[phase](incident)
+            except Exception as exc:  # the chain goes on: the next phases still matter
+                log.exception("incident %s: %s failed", incident.id, phase)
+                record.notes.append(f"failed: {exc!r}")
+            record.notes += self._call_back(phase, incident)
+            record.finished = clock.time()
+            if phase is Phase.LEARN:
+                incident.status = "closed"
+            self._save(incident, f"incident:{phase}", "; ".join(record.notes) or f"{phase} done")
+        self._guard._actuator.emit("incident", incident)
+        return incident
+
+    def _detect(self, incident: Incident) -> list[str]:
+        incident.severity = SEVERITY.get(incident.trigger, "high")
+        breach = incident.breach or {}
+        incident.kind = str(breach.get("rule") or incident.trigger)
+        return [f"{incident.kind} incident, severity {incident.severity}: {incident.reason}"]
+
+    def _call_back(self, phase: Phase, incident: Incident) -> list[str]:
+        notes = []
+        for fn in self._callbacks.get(phase, []):
+            name = getattr(fn, "__qualname__", repr(fn))
+            try:
+                call_with_timeout(functools.partial(_call, fn, incident), self._timeout)
+            except SourceTimeout:
+                log.error("incident %s: callback %s on %s timed out", incident.id, name, phase)
+                notes.append(f"callback {name} timed out after {self._timeout:g}s")
+            except Exception as exc:
+                log.exception("incident %s: callback %s on %s raised", incident.id, name, phase)
+                notes.append(f"callback {name} raised {exc!r}")
+        return notes
+
+    def _save(self, incident: Incident, action: str, why: str) -> None:
+        guard = self._guard
+        now = guard._clock.time()
+        entry = AuditEntry(
+            now, "system:killchain", action, f"incident:{incident.id}", None, None, why
+        )
+        store = guard._healthy_store()
+        try:
+            if store is None:
+                raise StoreUnavailable("no healthy store")
+            store.save_incident(incident.to_dict(), self.owner, now + LEASE_SECONDS, [entry])
+        except (StoreUnavailable, StateConflict) as exc:  # keep going: the response matters more
+            log.error("incident %s: could not record %s: %s", incident.id, action, exc)
+
+
+def _call(fn: PhaseCallback, incident: Incident) -> object:
+    result = fn(incident)
+    if inspect.isawaitable(result):
+        return asyncio.run(_awaited(result))
+    return result
+
+
+async def _awaited(awaitable: Any) -> object:
+    return await awaitable
