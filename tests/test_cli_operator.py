@@ -294,3 +294,30 @@ class TestRecoveryAtTheConsole:
             "25%",
             "senior1",
         )
+
+
+class TestIncidentsAtTheConsole:
+    def test_incidents_and_genomes_when_an_incident_ran_then_listed_shown_and_unblocked(
+        self, desk: Desk
+    ) -> None:
+        """`incidents list|show`, `genomes list`, and a two-person `genomes unblock`."""
+        guard = Guard(load_config(desk.config))
+        guard.register_strategy("mom", genome={"kind": "momentum", "v": 1})
+        guard.record_trade("mom", -75.0)
+        incident = guard.start_incident("console drill", "trader1")
+        assert guard.wait_incidents(30)
+        guard.close()
+        listed = json.loads(desk.cli("incidents", "list", "--json").stdout)
+        assert [(i["id"], i["status"]) for i in listed] == [(incident.id, "closed")]
+        shown = desk.cli("incidents", "show", incident.id)
+        assert shown.returncode == 0 and "remediate" in shown.stdout and "mom" in shown.stdout
+        assert desk.cli("incidents", "show", "nope").returncode == 4
+        genomes = json.loads(desk.cli("genomes", "list", "--json").stdout)
+        assert genomes[0]["blacklisted"] and genomes[0]["strategies"] == ["mom"]
+        opened = desk.cli("genomes", "unblock", genomes[0]["fingerprint"][:10], user="risk1")
+        assert opened.returncode == 0, opened.stderr
+        request = opened.stdout.split()[2]
+        assert desk.cli("approve", request, user="risk1").returncode == 1  # same person
+        done = desk.cli("approve", request, user="boss")
+        assert done.returncode == 0 and "unblocked by boss" in done.stdout
+        assert not json.loads(desk.cli("genomes", "list", "--json").stdout)[0]["blacklisted"]

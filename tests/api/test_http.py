@@ -176,3 +176,28 @@ class TestEdges:
             server, "/api/portfolio/halt", "trader1", {"reason": 5, "secret-ish": "do-not-echo"}
         )
         assert response.status_code == 422 and "do-not-echo" not in response.text
+
+
+class TestIncidents:
+    def test_incidents_when_one_ran_then_listed_and_shown_with_its_timeline(
+        self, server: Server
+    ) -> None:
+        """/api/incidents lists incidents (without the bulky snapshot); /api/incidents/ID has
+        the timeline, the snapshot and the diagnosis; an unknown id is 404."""
+        server.guard.record_trade("mom", -50.0)
+        incident = server.guard.start_incident("drill from a test", "trader1")
+        assert server.guard.wait_incidents(30)
+        listed = httpx.get(
+            server.url + "/api/incidents", headers=server.auth("viewer1"), timeout=30
+        )
+        assert [i["id"] for i in listed.json()] == [incident.id]
+        assert "snapshot" not in listed.json()[0]
+        shown = httpx.get(
+            server.url + f"/api/incidents/{incident.id}", headers=server.auth("viewer1"), timeout=30
+        ).json()
+        assert [p["phase"] for p in shown["phases"]][-1] == "learn"
+        assert shown["diagnosis"]["responsible"] == "mom" and shown["snapshot"]["audit_head"]
+        missing = httpx.get(
+            server.url + "/api/incidents/nope", headers=server.auth("viewer1"), timeout=30
+        )
+        assert missing.status_code == 404

@@ -174,6 +174,21 @@ def create_app(  # noqa: PLR0915  # one statement per route
         """The most recent records, oldest first."""
         return [r.to_dict() for r in guard.audit_records(limit=limit)]
 
+    @app.get("/api/incidents")
+    def incidents(user: User) -> list[dict[str, Any]]:
+        return [{k: v for k, v in i.items() if k != "snapshot"} for i in guard.incidents()]
+
+    @app.get("/api/incidents/{incident_id}")
+    def incident(incident_id: str, user: User) -> dict[str, Any]:
+        found = guard.incident(incident_id)
+        if found is None:
+            raise UnknownRequest(f"no incident {incident_id!r}")
+        return found
+
+    @app.get("/api/genomes")
+    def genomes(user: User) -> list[dict[str, Any]]:
+        return guard.genomes()
+
     @app.get("/api/audit/verify")
     def verify(user: User) -> dict[str, Any]:
         result = guard.verify_audit()
