@@ -301,8 +301,9 @@ class TestReserve:
     def test_criticality_when_crossed_twice_then_reserve_released_once_and_incident_started(
         self, make_guard: MakeGuard
     ) -> None:
-        """The first crossing releases the reserve to the handler and starts the KillChain;
-        the second releases nothing."""
+        """The first crossing releases the reserve to the handler and starts the KillChain; a
+        second crossing in the same halt is the same incident; after a reset, a new crossing
+        is a new incident, and the reserve, spent, is not released again."""
         guard = make_guard()
         guard.allocate(1_000_000.0, {"a": 1.0})
         released: list[dict[str, Any]] = []
@@ -311,8 +312,14 @@ class TestReserve:
         guard.update_portfolio_metrics(criticality=0.5)
         guard.update_portfolio_metrics(criticality=0.1)
         guard.update_portfolio_metrics(criticality=0.6)
+        assert guard.wait_incidents(30)
+        assert len(guard.incidents()) == 1
+        guard.update_portfolio_metrics(criticality=0.1)
+        guard.reset("risk1")
+        guard.update_portfolio_metrics(criticality=0.7)
         assert guard.flush(10) and guard.wait_incidents(30)
         assert len(released) == 1 and released[0]["amount"] == pytest.approx(150_000.0)
+        assert released[0]["incident"] == guard.incidents()[0]["id"]
         triggers = [i["trigger"] for i in guard.incidents()]
         assert triggers == ["criticality", "criticality"]
         assert [r.entry.action for r in guard.audit_records()].count("reserve:released") == 1

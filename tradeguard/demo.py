@@ -1,10 +1,15 @@
 """`tradeguard demo`: a simulated trading day that the guard has to stop, twice.
 
-Four strategies trade four symbols on two simulated venues. One of them churns itself into a
-drawdown and is halted and flattened. Later the market crashes: the daily-loss breaker soft-
-halts the book, the drawdown breaker hard-halts it, and the emergency stop takes every venue
-flat while one venue times out, rejects, fills partially and drops off for a while. Everything
-runs on simulated time, so a seed gives the same day every time; ``--speed`` only paces it.
+Four strategies (each registered with its genome) trade four symbols on two simulated venues,
+with 15% of the capital held back as the avalanche reserve. One of them churns itself into a
+drawdown and is halted and flattened. Later the market crashes: the CriticalityMonitor's score
+crosses its threshold, the reserve is released and the KillChain runs its six phases (it
+finds the churner breached first, disables it and blacklists its genome); the daily-loss
+breaker soft-halts the book, the drawdown breaker hard-halts it, and the emergency stop takes
+every venue flat while one venue times out, rejects, fills partially and drops off for a
+while. After the close a risk manager lifts the halt and a senior trader tries to bring one
+strategy back. Everything runs on simulated time, so a seed gives the same day every time;
+``--speed`` only paces it.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from tradeguard.venues import Faults, SimulatedVenue
 MARKER = ".tradeguard-demo"
 STEP, SESSION = 5.0, 3_600.0
 CRASH = Crash(start=2_400.0, duration=360.0, depth=0.15)
+BETA_DEGRADES = 60.0  # seconds into the crash
 PRICES = {"BTC": 60_000.0, "ETH": 3_000.0, "SOL": 150.0, "AVAX": 35.0}
 SPECS = [
     Spec("momentum", "alpha", ("BTC", "ETH"), 300_000, 2.0, "momentum"),
@@ -67,7 +73,22 @@ CONFIG: dict[str, Any] = {
         for s in SPECS
     },
     "emergency": {"deadline_seconds": 30, "give_up_seconds": 600},
+    # a one-hour day sampled every 5 s: short windows, so the monitor is warm before the crash
+    "criticality": {
+        "interval_seconds": 5,
+        # four assets give a noisier score than a market: calm days reach 0.37 here, the crash
+        # 0.85-0.90 (seeds 1, 2, 3, 7), so the demo's bar is higher than the default 0.30
+        "avalanche_deploy_threshold": 0.45,
+        "window": 240,
+        "short_window": 10,
+        "long_window": 60,
+        "min_observations": 120,
+        "percentile_window": 240,
+        "stale_after_seconds": 60,
+    },
+    "reserve": {"share": 0.15, "max_agent_share": 0.35},
 }
+CAPITAL = 1_000_000.0
 
 
 @dataclass
@@ -137,6 +158,10 @@ def run(console: Console, directory: Path, *, seed: int = 7, speed: float = 600.
     guard = Guard(load_config(config_file), clock=clock, sleep=sim_sleep)
     for venue in venues.values():
         guard.add_venue(venue)
+    for spec in SPECS:  # what each strategy is: its genome
+        genome = {"style": spec.style, "symbols": list(spec.symbols), "fee": spec.fee}
+        guard.register_strategy(spec.name, genome=genome)
+    guard.allocate(CAPITAL, {spec.name: spec.capital for spec in SPECS})  # 15% held back
     _narrate(guard, story)
     day = Day(guard, Desk(guard, venues, SPECS), story, Session(f"tradeguard demo, seed {seed}"))
     try:
@@ -188,11 +213,29 @@ def _narrate(guard: Guard, story: Story) -> None:
             story.note("stop", f"{step['venue']}: not flat after {step['elapsed']:.0f}s", at)
         elif kind == "finished":
             verdict = "FLAT" if step["flat"] else "NOT FLAT"
-            story.note("stop", f"{step['scope']}: {verdict} in {step['seconds']:.2f}s", at)
+            # a strategy's stop shares the simulated clock with the others running beside it,
+            # so its own duration depends on how they interleave: only the book's is shown
+            took = f" in {step['seconds']:.2f}s" if step["scope"] == "portfolio" else ""
+            story.note("stop", f"{step['scope']}: {verdict}{took}", at)
+
+    async def on_reserve(released: dict[str, Any]) -> None:
+        story.note(
+            "reserve",
+            f"avalanche reserve of {released['amount']:,.0f} released "
+            f"(criticality {released['score']:.2f}); incident {released['incident']}",
+        )
+
+    def on_phase(incident: Any) -> None:  # on the KillChain's thread
+        record = incident.phases[-1]
+        said = "state snapshot saved" if record.phase == "preserve" else "; ".join(record.notes)
+        story.note("incident", f"{incident.id} {record.phase}: {said}")
 
     guard.register_callback("state_change", on_change)
     guard.register_callback("breach", on_breach)
     guard.register_callback("flatten_step", on_step)
+    guard.on_reserve_release(on_reserve)
+    for phase in ("detect", "contain", "preserve", "diagnose", "remediate", "learn"):
+        guard.on_phase(phase, on_phase)
 
 
 async def _trade(day: Day, seed: int, speed: float) -> None:
@@ -210,15 +253,20 @@ async def _trade(day: Day, seed: int, speed: float) -> None:
             waiting = story.clock.time() > target
             story.clock.set(max(story.clock.time(), target))
             if market.elapsed == CRASH.start:
-                story.note("market", "crash: every symbol falls together; venue beta degrades")
+                story.note("market", "crash: every symbol falls together")
+            if market.elapsed == CRASH.start + BETA_DEGRADES:
+                story.note("market", "venue beta degrades: timeouts, rejects, an outage")
                 beta.faults = Faults(
                     timeout_rate=0.2,
                     reject_rate=0.1,
                     partial_fill_rate=0.3,
                     disconnect_rate=0.05,
-                    down_until=story.clock.time() + 200,
+                    down_until=story.start + CRASH.start + 200,  # back at 43:20
                 )
             await desk.step(prices, trade=not waiting)
+            guard.update_bars({s: {"close": p} for s, p in prices.items()})
+            guard.criticality_tick()  # the monitor's cycle, on simulated time
+            guard.wait_incidents()  # the KillChain's phases, before the day goes on
             guard.flush()  # a stop still running owns the simulated clock
             guard.tick()  # the breaker's backstop, on simulated time
             guard.flush()  # let the stops and callbacks finish before the desk trades again
@@ -245,10 +293,18 @@ def _finish(day: Day, directory: Path) -> bool:
     state = guard.portfolio_state
     if state is PortfolioState.EMERGENCY:
         request = guard.reset("cto", reason="post-mortem done; venues healthy")
-        story.note("human", f"cto opened reset {request.id}: an emergency needs a second person")
+        story.note("human", "cto opened the reset: an emergency needs a second person")
         guard.approve(request.id, "cfo")
     elif state is not PortfolioState.NORMAL:
         guard.reset("risk_manager", reason="post-mortem done")
+    for venue in desk.venues.values():
+        venue.faults = Faults()  # the venues are healthy again after the close
+    try:  # a strategy comes back only through the cool-down, validation and the ladder
+        guard.resume_strategy("momentum", "senior_trader", reason="post-mortem done")
+        recovery = guard.status()["strategies"]["momentum"]["recovery"]
+        story.note("human", f"momentum resumed: recovery {recovery['summary']}")
+    except TradeguardError as exc:
+        story.note("human", f"momentum stays halted: {exc}")
     guard.flush()
     story.show()
     stop: FlattenReport | None = guard.last_flatten
@@ -278,6 +334,15 @@ def _finish(day: Day, directory: Path) -> bool:
         table.add_row(
             "venue errors retried during the stop", str(sum(len(v.errors) for v in venues))
         )
+    for incident in guard.incidents():
+        d = incident["diagnosis"] or {}
+        table.add_row(
+            f"incident {incident['id']} ({incident['trigger']})",
+            f"{incident['status']}; responsible {d.get('responsible') or 'none'} "
+            f"({d.get('method')}); {'; '.join(incident['remediation'])}",
+        )
+    blacklisted = [g["strategies"] for g in guard.genomes() if g["blacklisted"]]
+    table.add_row("genomes blacklisted", ", ".join(s for ss in blacklisted for s in ss) or "none")
     refused = ", ".join(f"{n} {check}" for check, n in sorted(guard.refusals.items()))
     table.add_row("orders refused before they were sent", refused or "none")
     table.add_row("book flat at the end", "yes" if flat else "NO")

@@ -184,6 +184,7 @@ class Guard:
         self._genome_of: dict[str, str] = {}  # strategy -> its genome's fingerprint
         self._blocked: set[str] = set()  # strategies whose genome is blacklisted
         self._running = False  # started: runs incidents (a CLI process only records them)
+        self._normal_version = 0  # the portfolio's version at its last reset (see _on_criticality)
         now = self._clock.time()
         self._states: dict[str, ScopeStatus] = {
             "portfolio": ScopeStatus(PortfolioState.NORMAL, "initial", now, str(SYSTEM), 0)
@@ -234,6 +235,9 @@ class Guard:
         self._registered.update(Scope.parse(k).id for k in saved if k != "portfolio")
         self._adopt_rungs()
         self._adopt_genomes()
+        portfolio = self._states["portfolio"]
+        if portfolio.state == PortfolioState.NORMAL:
+            self._normal_version = portfolio.version
 
     def _role_of(self, name: str) -> Role | None:
         """A user's role: the store's record where one exists (made by `tradeguard users`),
@@ -766,45 +770,51 @@ class Guard:
         self._actuator.register("reserve_release", fn)
 
     def _on_criticality(self, breach: Breach) -> None:
-        """The score crossed: release the reserve (once, durably) and start the KillChain."""
-        incident = self._open_incident(
-            "criticality", breach.message, f"rule:{breach.rule}", breach=breach
-        )
+        """The score crossed: release the reserve (once, durably), then start the KillChain,
+        once per halt episode (a score that dips and crosses again before the book was reset
+        is the same incident, still being handled)."""
         store = self._healthy_store()
         if store is None:
+            log.critical("criticality crossed with no healthy store: no incident recorded")
             return
+        incident_id = f"criticality-v{self.status_of(PORTFOLIO).version}"
         try:
-            reserve = store.value("avalanche_reserve")
-            if not isinstance(reserve, dict) or reserve.get("released"):
-                return
-            released = {
-                **reserve,
-                "released": True,
-                "at": self._clock.time(),
-                "incident": None if incident is None else incident.id,
-            }
-            entry = AuditEntry(
-                self._clock.time(),
-                f"rule:{breach.rule}",
-                "reserve:released",
-                str(PORTFOLIO),
-                None,
-                None,
-                f"avalanche reserve {reserve['amount']:,.2f} released: {breach.message}",
+            handled = any(
+                d["trigger"] == "criticality"
+                and int(d["id"].rpartition("-v")[2]) >= self._normal_version
+                for d in store.incidents()
             )
-            store.set_value("avalanche_reserve", released, [entry])
+            self._release_reserve(store, breach, None if handled else incident_id)
         except StoreUnavailable as exc:
-            log.error("could not release the avalanche reserve: %s", exc)
+            log.error("criticality crossing: %s", exc)
+            handled = False
+        if not handled:
+            self._open_incident(
+                "criticality",
+                breach.message,
+                f"rule:{breach.rule}",
+                incident_id=incident_id,
+                breach=breach,
+            )
+
+    def _release_reserve(self, store: StateStore, breach: Breach, incident: str | None) -> None:
+        reserve = store.value("avalanche_reserve")
+        if not isinstance(reserve, dict) or reserve.get("released"):
             return
-        self._actuator.emit(
-            "reserve_release",
-            {
-                "amount": reserve["amount"],
-                "capital": reserve["capital"],
-                "score": breach.value,
-                "incident": released["incident"],
-            },
+        now = self._clock.time()
+        released = {**reserve, "released": True, "at": now, "incident": incident}
+        why = f"avalanche reserve {reserve['amount']:,.2f} released: {breach.message}"
+        entry = AuditEntry(
+            now, f"rule:{breach.rule}", "reserve:released", str(PORTFOLIO), None, None, why
         )
+        store.set_value("avalanche_reserve", released, [entry])
+        payload = {
+            "amount": reserve["amount"],
+            "capital": reserve["capital"],
+            "score": breach.value,
+            "incident": incident,
+        }
+        self._actuator.emit("reserve_release", payload)
 
     def register_callback(self, event: str, fn: Callback) -> None:
         """Call ``fn`` on ``event``; see ``tradeguard.events.EVENTS``. Sync or async."""
@@ -1209,6 +1219,8 @@ class Guard:
         return stored
 
     def _publish(self, change: StateChange) -> None:
+        if change.scope.kind is ScopeKind.PORTFOLIO and change.after == PortfolioState.NORMAL:
+            self._normal_version = change.version  # a new halt episode may begin
         if change.scope.kind is ScopeKind.STRATEGY and change.after != StrategyState.RECOVERING:
             self._set_rung(change.scope.id, None)  # off the ladder: full size, or halted
         self._react(change)
