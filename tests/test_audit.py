@@ -22,11 +22,12 @@ from tradeguard.audit import Verification
 from tradeguard.store import SqliteStore
 
 CLI = Path(sys.executable).parent / "tradeguard"
-RECORDS = 5
+RECORDS = 6
 
 
 def _write_log(make_guard: MakeGuard) -> None:
-    """Five state changes through a real guard, then close it so the file is all that's left."""
+    """Five state changes through a real guard (the emergency also opens its incident: a sixth
+    record), then close it so the file is all that's left."""
     guard = make_guard()
     guard.halt_strategy("alpha", "trader1", "alpha misbehaves")
     guard.halt_strategy("beta", "trader1", "beta misbehaves")
@@ -87,7 +88,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 class TestVerifyChain:
     def test_verify_when_log_intact_then_ok_with_every_record_counted(self, log_path: Path) -> None:
-        """An untouched log verifies and counts all five records."""
+        """An untouched log verifies and counts every record."""
         result = _verify(log_path)
         assert (result.ok, result.checked, result.first_bad_seq) == (True, RECORDS, None)
 
@@ -238,8 +239,9 @@ class TestAuditShowCommand:
             "slow down",
             "flatten",
             "lock it all",
+            "lock it all",  # the emergency's incident, opened with the same reason
         ]
-        assert records[-1]["after"] == "emergency"
+        assert records[-2]["after"] == "emergency" and records[-1]["action"] == "incident:opened"
         assert records[0]["prev_hash"] == audit.GENESIS
         assert all(b["prev_hash"] == a["hash"] for a, b in itertools.pairwise(records))
 

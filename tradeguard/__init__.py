@@ -9,6 +9,7 @@ from tradeguard.config import Config, load_config
 from tradeguard.errors import (
     ApprovalRefused,
     ConfigError,
+    GenomeBlacklisted,
     InvalidInput,
     InvalidTransition,
     PermissionDenied,
@@ -41,6 +42,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "Decision",
+    "GenomeBlacklisted",
     "Guard",
     "InvalidInput",
     "InvalidTransition",
