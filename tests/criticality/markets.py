@@ -1,10 +1,12 @@
-"""Synthetic markets for the monitor's tests: calm, then a crash that moves everything together."""
+"""Synthetic markets for the monitor's tests (calm, then a crash that moves everything
+together), and windows built from given returns for the indicators' tests."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from tradeguard.criticality.monitor import Bar
+from tradeguard.criticality.window import Matrix, Window
 
 
 def market(calm: int, crash: int, assets: int = 12, seed: int = 3) -> list[dict[str, Bar]]:
@@ -35,3 +37,12 @@ def market(calm: int, crash: int, assets: int = 12, seed: int = 3) -> list[dict[
             }
         )
     return rows
+
+
+def window_from_returns(returns: Matrix, short: int = 20) -> Window:
+    """A window whose log returns are exactly ``returns`` (closes start at 100)."""
+    n = returns.shape[1]
+    log_prices = np.vstack([np.zeros((1, n)), np.cumsum(returns, axis=0)])
+    close = 100.0 * np.exp(log_prices)
+    nan = np.full_like(close, np.nan)
+    return Window(close, nan, nan, nan, nan, nan, tuple(f"A{i}" for i in range(n)), short)

@@ -15,24 +15,15 @@ from numpy.typing import NDArray
 from statsmodels.tsa.api import VAR
 from statsmodels.tsa.vector_ar.var_model import ma_rep
 
+from tests.criticality.markets import window_from_returns
 from tradeguard.criticality.indicators.contagion import (
     Contagion,
     spillover_table,
     total_spillover,
     var1,
 )
-from tradeguard.criticality.window import Window
 
 Matrix = NDArray[np.float64]
-
-
-def window_from_returns(returns: Matrix) -> Window:
-    """A window whose log returns are exactly ``returns`` (closes start at 100)."""
-    n = returns.shape[1]
-    log_prices = np.vstack([np.zeros((1, n)), np.cumsum(returns, axis=0)])
-    close = 100.0 * np.exp(log_prices)
-    nan = np.full_like(close, np.nan)
-    return Window(close, nan, nan, nan, nan, nan, tuple(f"A{i}" for i in range(n)), short=20)
 
 
 def driven(length: int, assets: int, seed: int) -> Matrix:

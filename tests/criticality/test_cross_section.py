@@ -15,24 +15,15 @@ from numpy.typing import NDArray
 from scipy import stats
 from scipy.spatial.distance import mahalanobis
 
+from tests.criticality.markets import window_from_returns
 from tradeguard.criticality.indicators.cross_section import (
     AbsorptionRatio,
     CorrelationConvergence,
     Turbulence,
     mean_off_diagonal,
 )
-from tradeguard.criticality.window import Window
 
 Matrix = NDArray[np.float64]
-
-
-def window_from_returns(returns: Matrix, short: int = 20) -> Window:
-    """A window whose log returns are exactly ``returns`` (closes start at 100)."""
-    n = returns.shape[1]
-    log_prices = np.vstack([np.zeros((1, n)), np.cumsum(returns, axis=0)])
-    close = 100.0 * np.exp(log_prices)
-    nan = np.full_like(close, np.nan)
-    return Window(close, nan, nan, nan, nan, nan, tuple(f"A{i}" for i in range(n)), short)
 
 
 def equicorrelated(length: int, assets: int, rho: float, rng: np.random.Generator) -> Matrix:

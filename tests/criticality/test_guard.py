@@ -12,6 +12,7 @@ from tests.criticality.markets import market
 from tradeguard import Guard, InvalidInput
 from tradeguard.config import parse_config
 from tradeguard.criticality.indicators.base import Indicator
+from tradeguard.criticality.names import INDICATOR_NAMES
 from tradeguard.criticality.window import Window
 from tradeguard.errors import ConfigError
 from tradeguard.testing import FakeClock
@@ -145,28 +146,7 @@ class TestConfig:
             ({"weights": {"vpn": 1.0}}, "unknown indicators ['vpn']"),
             ({"weights": {"vpin": -1.0}}, "weights must be >= 0"),
             (
-                {
-                    "weights": dict.fromkeys(
-                        (
-                            "correlation_convergence",
-                            "contagion",
-                            "hurst",
-                            "two_scale_volatility",
-                            "permutation_entropy",
-                            "transfer_entropy",
-                            "vpin",
-                            "liquidity",
-                            "spread_widening",
-                            "amihud",
-                            "bocpd",
-                            "cusum",
-                            "absorption_ratio",
-                            "turbulence",
-                            "critical_slowing_down",
-                        ),
-                        0.0,
-                    )
-                },
+                {"weights": dict.fromkeys(INDICATOR_NAMES, 0.0)},
                 "at least one",
             ),
             ({"short_window": 300}, "short_window < long_window <= window"),

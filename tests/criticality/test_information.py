@@ -17,26 +17,17 @@ import pytest
 import statsmodels.api as sm
 from numpy.typing import NDArray
 
+from tests.criticality.markets import window_from_returns
 from tradeguard.criticality.indicators.information import (
     PermutationEntropy,
     TransferEntropy,
     permutation_entropy,
     transfer_entropy_matrix,
 )
-from tradeguard.criticality.window import Window
 
 Matrix = NDArray[np.float64]
 
 TE_X_TO_Y = -0.5 * math.log(0.36)  # 0.5108 nats: var(y | y_-1) = 1, var(y | y_-1, x_-1) = 0.36
-
-
-def window_from_returns(returns: Matrix, short: int = 20) -> Window:
-    """A window whose log returns are exactly ``returns`` (closes start at 100)."""
-    n = returns.shape[1]
-    log_prices = np.vstack([np.zeros((1, n)), np.cumsum(returns, axis=0)])
-    close = 100.0 * np.exp(log_prices)
-    nan = np.full_like(close, np.nan)
-    return Window(close, nan, nan, nan, nan, nan, tuple(f"A{i}" for i in range(n)), short)
 
 
 def lagged_pair(length: int, seed: int) -> Matrix:

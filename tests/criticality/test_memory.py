@@ -17,6 +17,7 @@ import pytest
 from numpy.typing import NDArray
 from statsmodels.tsa.stattools import acf
 
+from tests.criticality.markets import window_from_returns
 from tradeguard.criticality.indicators.memory import (
     CriticalSlowingDown,
     HurstDfa,
@@ -26,16 +27,6 @@ from tradeguard.criticality.indicators.memory import (
 from tradeguard.criticality.window import Window
 
 Matrix = NDArray[np.float64]
-
-
-def window_from_returns(returns: Matrix) -> Window:
-    """A window whose log returns are exactly ``returns`` (closes start at 100)."""
-    t, n = returns.shape
-    log_prices = np.vstack([np.zeros((1, n)), np.cumsum(returns, axis=0)])
-    close = 100.0 * np.exp(log_prices)
-    nan = np.full_like(close, np.nan)
-    symbols = tuple(f"A{i}" for i in range(n))
-    return Window(close, nan, nan, nan, nan, nan, symbols, short=min(t, 60))
 
 
 def fgn(hurst: float, length: int, columns: int, rng: np.random.Generator) -> Matrix:
@@ -135,7 +126,7 @@ class TestHurstDfaIndicator:
     ) -> None:
         """The indicator averages the assets' exponents: about 0.5 for iid returns."""
         r = 0.01 * np.random.default_rng(21).standard_normal((2000, 6))
-        value = HurstDfa().compute(window_from_returns(r))
+        value = HurstDfa().compute(_window(r))
         assert value is not None
         # 6 series of 2000: per series sd ~0.035, mean sd ~0.015: 0.05 is over 3 sd.
         assert value == pytest.approx(0.5, abs=0.05)
@@ -145,14 +136,12 @@ class TestHurstDfaIndicator:
         rng = np.random.default_rng(22)
         r = 0.01 * rng.standard_normal((1000, 3))
         flat = np.column_stack([r, np.zeros(1000)])
-        assert HurstDfa().compute(window_from_returns(flat)) == pytest.approx(
-            HurstDfa().compute(window_from_returns(r))
-        )
+        assert HurstDfa().compute(_window(flat)) == pytest.approx(HurstDfa().compute(_window(r)))
 
     def test_compute_when_window_too_short_then_none(self) -> None:
         """Fewer than 64 returns cannot be measured."""
         r = np.random.default_rng(23).standard_normal((40, 2)) * 0.01
-        assert HurstDfa().compute(window_from_returns(r)) is None
+        assert HurstDfa().compute(_window(r)) is None
 
 
 class TestLag1Autocorrelation:
@@ -182,7 +171,7 @@ class TestCriticalSlowingDown:
     def test_compute_when_returns_are_ar1_then_mean_autocorrelation_is_phi(self) -> None:
         """On AR(1) returns with phi = 0.6 the indicator reads about 0.6 over its stretch."""
         r = 0.01 * ar1(0.6, 600, 20, np.random.default_rng(41))
-        value = CriticalSlowingDown(stretch=250).compute(window_from_returns(r))
+        value = CriticalSlowingDown(stretch=250).compute(_window(r))
         assert value is not None
         # Over 250 returns the sd per asset is sqrt(0.64 / 250) = 0.05, the mean of 20 assets
         # has a sd of 0.011, and the small-sample bias is -(1 + 3 phi) / 250 = -0.011: 0.05.
@@ -196,7 +185,7 @@ class TestCriticalSlowingDown:
         calm = rng.standard_normal((1000, 10))
         slow = ar1(0.7, 250, 10, rng)
         r = 0.01 * np.vstack([calm, slow])
-        value = CriticalSlowingDown(stretch=250).compute(window_from_returns(r))
+        value = CriticalSlowingDown(stretch=250).compute(_window(r))
         whole = lag1_autocorrelation(r).mean()
         assert value is not None
         assert value == pytest.approx(0.7, abs=0.06)  # as above, for phi = 0.7
@@ -205,7 +194,11 @@ class TestCriticalSlowingDown:
     def test_compute_when_white_noise_then_near_zero(self) -> None:
         """On iid returns the indicator reads about 0."""
         r = 0.01 * np.random.default_rng(43).standard_normal((600, 20))
-        value = CriticalSlowingDown(stretch=250).compute(window_from_returns(r))
+        value = CriticalSlowingDown(stretch=250).compute(_window(r))
         assert value is not None
         # Mean of 20 series of 250: sd 0.014, bias -0.004: 0.05.
         assert value == pytest.approx(0.0, abs=0.05)
+
+
+def _window(returns: Matrix) -> Window:
+    return window_from_returns(returns, short=min(len(returns), 60))
