@@ -302,8 +302,9 @@ class TestSharedStore:
     @pytest.mark.parametrize(
         ("a_halt", "b_action", "expected"),
         [
-            ("emergency", "soft_halt", (P.EMERGENCY, 1, "risk1", 1)),
-            ("emergency", "hard_halt", (P.EMERGENCY, 1, "risk1", 1)),
+            # an emergency's records: its state change and its incident's opening
+            ("emergency", "soft_halt", (P.EMERGENCY, 1, "risk1", 2)),
+            ("emergency", "hard_halt", (P.EMERGENCY, 1, "risk1", 2)),
             ("portfolio_close", "soft_halt", (P.HARD_HALT, 1, "risk1", 1)),
             ("portfolio_halt", "soft_halt", (P.SOFT_HALT, 1, "risk1", 1)),
             ("portfolio_halt", "hard_halt", (P.HARD_HALT, 2, "rule:margin_utilization", 2)),
@@ -356,7 +357,7 @@ class TestSharedStore:
         b.emergency("risk1", "B emergency")
         a.halt_strategy("gamma", "trader1")
         result = b.verify_audit()
-        assert (result.ok, result.checked) == (True, 6)
+        assert (result.ok, result.checked) == (True, 7)  # six changes, and the incident opened
         stored = _stored(db_path)
         assert (stored["portfolio"].state, stored["portfolio"].version) == (P.EMERGENCY, 3)
         assert {k for k, v in stored.items() if v.state == S.HALTED} == {
