@@ -304,7 +304,7 @@ class TestIncidentsAtTheConsole:
         guard = Guard(load_config(desk.config))
         guard.register_strategy("mom", genome={"kind": "momentum", "v": 1})
         guard.record_trade("mom", -75.0)
-        incident = guard.start_incident("console drill", "trader1")
+        incident = guard.start_incident("console drill", "risk1")
         assert guard.wait_incidents(30)
         guard.close()
         listed = json.loads(desk.cli("incidents", "list", "--json").stdout)

@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import MakeGuard
 from tradeguard import Guard, Order, PermissionDenied
-from tradeguard.errors import ApprovalRefused, GenomeBlacklisted
+from tradeguard.errors import ApprovalRefused, BadRequest, GenomeBlacklisted
 from tradeguard.killchain import PHASES, Incident
 from tradeguard.testing import FakeClock
 
@@ -70,7 +70,7 @@ class TestPhases:
         self, book: Guard
     ) -> None:
         """Containment halts the innocent too (halted, not disabled) and refuses new risk."""
-        book.start_incident("venue reports odd fills", "trader1")
+        book.start_incident("venue reports odd fills", "risk1")
         only_incident(book)
         assert book.strategy_state("beta") == "halted"
         assert book.portfolio_state == "soft_halt"
@@ -80,14 +80,14 @@ class TestPhases:
         self, book: Guard
     ) -> None:
         """The post-mortem snapshot: states, metrics, recent events, the audit head's hash."""
-        book.start_incident("drill", "trader1")
+        book.start_incident("drill", "risk1")
         snapshot = only_incident(book)["snapshot"]
         assert set(snapshot["status"]["strategies"]) == {"alpha", "beta"}
         assert snapshot["recent_audit"] and len(snapshot["audit_head"]["hash"]) == 64
 
     def test_diagnose_when_one_breached_first_then_named_with_its_rule(self, book: Guard) -> None:
         """The strategy whose rule breached first is responsible; losses are listed."""
-        book.start_incident("drill", "trader1")
+        book.start_incident("drill", "risk1")
         diagnosis = only_incident(book)["diagnosis"]
         assert (diagnosis["responsible"], diagnosis["rule"], diagnosis["method"]) == (
             "alpha",
@@ -103,7 +103,7 @@ class TestPhases:
         guard = make_guard()
         guard.record_trade("alpha", -500.0)
         guard.record_trade("beta", -2_000.0)
-        guard.start_incident("drill", "trader1")
+        guard.start_incident("drill", "risk1")
         diagnosis = only_incident(guard)["diagnosis"]
         assert (diagnosis["responsible"], diagnosis["method"]) == ("beta", "lost most")
 
@@ -126,7 +126,7 @@ class TestPhases:
         guard = make_guard()
         guard.register_strategy("gamma")
         guard.update_portfolio(equity=1.0)
-        guard.start_incident("drill", "viewer1")
+        guard.start_incident("drill", "risk1")
         incident = only_incident(guard)
         assert incident["status"] == "closed" and incident["diagnosis"]["responsible"] is None
         assert guard.strategy_state("gamma") == "halted"
@@ -142,7 +142,7 @@ class TestCallbacks:
         book.on_phase("contain", broken)
         seen: list[str] = []
         book.on_phase("learn", lambda incident: seen.append(incident.id))
-        book.start_incident("drill", "trader1")
+        book.start_incident("drill", "risk1")
         incident = only_incident(book)
         contain = next(p for p in incident["phases"] if p["phase"] == "contain")
         assert any("raised RuntimeError('pager down')" in n for n in contain["notes"])
@@ -153,7 +153,7 @@ class TestCallbacks:
         release = threading.Event()
         book.on_phase("preserve", lambda incident: release.wait())
         try:
-            book.start_incident("drill", "trader1")
+            book.start_incident("drill", "risk1")
             incident = only_incident(book)
         finally:
             release.set()
@@ -169,7 +169,7 @@ class TestCallbacks:
             seen.append(incident.kind or "")
 
         book.on_phase("detect", note)
-        book.start_incident("drill", "trader1")
+        book.start_incident("drill", "risk1")
         only_incident(book)
         assert seen == ["manual"]
 
@@ -185,7 +185,7 @@ CRASHING_CHILD = textwrap.dedent(
     from tradeguard import Guard
     from tradeguard.config import parse_config
     from tradeguard.testing import FakeClock
-    config = parse_config({"users": {"t": "trader"}, "state": {"path": sys.argv[1]},
+    config = parse_config({"users": {"t": "risk_manager"}, "state": {"path": sys.argv[1]},
                            "recovery": {"enabled": False, "cooldown_seconds": 0}})
     guard = Guard(config, clock=FakeClock())
     guard.register_strategy("alpha", genome={"kind": "momentum"})
@@ -214,7 +214,7 @@ class TestCrash:
             env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
         )
         assert child.returncode == 9, child.stderr
-        clock.advance(61)  # the dead process's lease on the incident runs out
+        clock.advance(301)  # the dead process's lease on the incident runs out
         guard = make_guard()
         (before,) = guard.incidents()
         assert before["status"] == "running"
@@ -384,7 +384,7 @@ class TestResumeDuringIncident:
             release.wait()
 
         guard.on_phase("diagnose", slow)
-        incident = guard.start_incident("drill", "trader1")
+        incident = guard.start_incident("drill", "risk1")
         assert entered.wait(30)
         try:
             with pytest.raises(Exception, match=f"incident {incident.id} is still running"):
@@ -394,3 +394,143 @@ class TestResumeDuringIncident:
         assert guard.wait_incidents(30)
         guard.update_portfolio(equity=1_000_000.0)
         guard.resume_strategy("s1", "senior1")
+
+
+class TestReviewFindings:
+    def test_diagnose_when_first_breacher_was_resumed_then_not_blamed(
+        self, book: Guard, clock: FakeClock
+    ) -> None:
+        """A strategy that breached, was reviewed and resumed, is not blamed for what another
+        does twenty minutes later: only strategies still halted count."""
+        clock.advance(300)
+        book.update_portfolio(equity=1_000_000.0)
+        book.update_prices({"BTC": 100.0})
+        book.update_equity(94_000.0, strategy_id="alpha")
+        book.resume_strategy("alpha", "senior1")  # reviewed: back to work
+        clock.advance(1_200)
+        book.update_equity(100_000.0, strategy_id="beta")
+        book.update_equity(90_000.0, strategy_id="beta")  # beta breaches now
+        book.emergency("trader1")
+        diagnosis = only_incident(book)["diagnosis"]
+        assert diagnosis["responsible"] == "beta"
+        assert book.strategy_state("alpha") == "halted"  # contained, not disabled
+
+    def test_blacklist_when_made_in_another_process_then_orders_refused_here_at_once(
+        self, book: Guard, make_guard: MakeGuard
+    ) -> None:
+        """A running guard adopts a blacklisting made elsewhere with the store's next change."""
+        other = make_guard()
+        other.update_prices({"BTC": 100.0})
+        book.emergency("trader1")
+        only_incident(book)
+        assert (
+            "blacklisted" not in other.check_order(Order("alpha", "BTC", "sell", 1.0, 100.0)).reason
+        )
+        other.tick()  # the store changed: adopted
+        assert "blacklisted" in other.check_order(Order("alpha", "BTC", "sell", 1.0, 100.0)).reason
+
+    def test_phase_when_its_work_keeps_failing_then_incident_waits_and_a_tick_finishes_it(
+        self, book: Guard, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A blacklist the store refuses three times leaves the incident open at remediate
+        (not closed with the genome free); the next tick runs the phase again."""
+        store = book._store
+        assert store is not None
+        real = store.update_genome
+        failures = iter(range(3))
+
+        def flaky(*args: Any, **kwargs: Any) -> Any:
+            if next(failures, None) is not None:
+                raise RuntimeError("disk full")
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(store, "update_genome", flaky)
+        book.emergency("trader1")
+        assert book.wait_incidents(30)
+        (waiting,) = book.incidents()
+        assert waiting["status"] == "running" and not book.is_blacklisted(MOMENTUM)
+        assert "will be retried" in waiting["phases"][-1]["notes"][-1]
+        book.tick()
+        incident = only_incident(book)
+        assert incident["status"] == "closed" and book.is_blacklisted(MOMENTUM)
+
+    def test_reserve_when_two_guards_cross_then_released_once(self, make_guard: MakeGuard) -> None:
+        """Two processes seeing the same crossing release the reserve once between them."""
+        a, b = make_guard(), make_guard()
+        a.allocate(1_000_000.0, {"x": 1.0})
+        released: list[Any] = []
+        a.on_reserve_release(released.append)
+        b.on_reserve_release(released.append)
+        a.update_portfolio_metrics(criticality=0.9)
+        b.update_portfolio_metrics(criticality=0.9)
+        assert a.flush(10) and b.flush(10)
+        assert len(released) == 1
+
+    def test_register_when_strategy_belongs_to_blacklisted_genome_then_new_genome_refused(
+        self, book: Guard, make_guard: MakeGuard
+    ) -> None:
+        """A blocked strategy id cannot slip out under a new genome, before or after a restart."""
+        book.emergency("trader1")
+        only_incident(book)
+        with pytest.raises(GenomeBlacklisted, match="new id"):
+            book.register_strategy("alpha", genome={"kind": "momentum", "lookback": 21})
+        restarted = make_guard()
+        restarted.update_prices({"BTC": 100.0})
+        assert (
+            restarted.check_order(Order("alpha", "BTC", "sell", 1.0, 100.0)).check == "kill_switch"
+        )
+
+    def test_fingerprint_when_integral_float_then_same_as_int(self, book: Guard) -> None:
+        """20.0 and 20 are one genome: a float cannot smuggle a blacklisted genome back."""
+        book.emergency("trader1")
+        only_incident(book)
+        assert book.is_blacklisted({"kind": "momentum", "lookback": 20.0, "version": "1.4.2"})
+
+    def test_start_incident_when_trader_then_denied(self, book: Guard) -> None:
+        """Opening an incident (which disables a strategy for good) takes a risk manager."""
+        with pytest.raises(PermissionDenied, match="needs risk_manager"):
+            book.start_incident("drill", "trader1")
+
+    def test_start_incident_when_strategies_is_a_string_then_bad_request(self, book: Guard) -> None:
+        """One id passed as a string is refused, not split into letters."""
+        with pytest.raises(BadRequest, match="not one string"):
+            book.start_incident("drill", "risk1", strategies="alpha")
+
+    def test_user_when_named_like_an_automated_principal_then_refused(
+        self, make_guard: MakeGuard
+    ) -> None:
+        """An agent's name can never become a person's, so it never gets a human's door."""
+        guard = make_guard(autonomy={"principals": {"hive": {"trust": 1}}})
+        with pytest.raises(BadRequest, match="automated principal"):
+            guard.add_user("hive", "risk_manager", by="admin1")
+
+    def test_allocate_when_all_fitness_negative_then_nothing_allocated(
+        self, make_guard: MakeGuard
+    ) -> None:
+        """Negative fitness earns no capital, even when everyone is negative."""
+        assert make_guard().allocate(1_000_000.0, {"a": -1.0, "b": -2.0}) == {"a": 0.0, "b": 0.0}
+
+    def test_unblock_when_genome_blacklisted_again_since_then_old_request_refused(
+        self, book: Guard
+    ) -> None:
+        """A request is tied to the blacklisting it was opened for."""
+        book.emergency("trader1")
+        only_incident(book)
+        fp = next(g["fingerprint"] for g in book.genomes() if g["blacklisted"])
+        first = book.unblock_genome(fp, "risk1", "reviewed")
+        second = book.unblock_genome(fp, "risk1", "again")
+        book.approve(first.id, "risk2")
+        book.register_strategy("alpha_v2", genome=MOMENTUM)
+        book._blacklist(fp, "later-incident", "it did it again")
+        with pytest.raises(ApprovalRefused, match="blacklisting changed"):
+            book.approve(second.id, "risk2")
+        assert book.is_blacklisted(MOMENTUM)
+
+    def test_agent_when_action_not_text_then_refused_and_audited(
+        self, make_guard: MakeGuard
+    ) -> None:
+        """Garbage from an agent layer is refused on record, not raised as a TypeError."""
+        guard = make_guard(autonomy={"principals": {"hive": {"trust": 3}}})
+        with pytest.raises(PermissionDenied, match="action must be text"):
+            guard.agent_request("hive", ["emergency"])  # type: ignore[arg-type]
+        assert guard.audit_records()[-1].entry.action.startswith("refused:")

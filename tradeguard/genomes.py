@@ -37,7 +37,18 @@ def canonical(genome: object) -> str:
             raise ValueError(f"genome{path} is a {type(node).__name__}: not JSON")
 
     check(genome, "")
-    return json.dumps(genome, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(_integral(genome), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _integral(node: Any) -> Any:
+    """20.0 and 20 are one number: written either way, the same fingerprint."""
+    if isinstance(node, float) and node.is_integer():
+        return int(node)
+    if isinstance(node, dict):
+        return {k: _integral(v) for k, v in node.items()}
+    if isinstance(node, list | tuple):
+        return [_integral(v) for v in node]
+    return node
 
 
 def fingerprint(genome: object) -> str:

@@ -105,8 +105,8 @@ KILLCHAIN = Actor(ActorKind.SYSTEM, "killchain")
 AGENT_ACTIONS: dict[str, int] = {
     "halt_strategy": 1,
     "soft_halt": 2,
-    "start_incident": 2,
     "hard_halt": 3,
+    "start_incident": 3,  # its remediation disables a strategy for good
     "emergency": 3,
 }
 NEVER_AUTOMATED = ("resume", "reset", "approve", "unblock_genome", "set_limit")
@@ -181,7 +181,6 @@ class Guard:
         self._criticality_thread: CircuitBreaker | None = None
         self._bars_this_cycle = False  # else the cycle samples the price feed
         self._killchain = KillChain(self, self.config.killchain.callback_timeout_seconds)
-        self._genome_of: dict[str, str] = {}  # strategy -> its genome's fingerprint
         self._blocked: set[str] = set()  # strategies whose genome is blacklisted
         self._running = False  # started: runs incidents (a CLI process only records them)
         self._normal_version = 0  # the portfolio's version at its last reset (see _on_criticality)
@@ -242,7 +241,10 @@ class Guard:
     def _role_of(self, name: str) -> Role | None:
         """A user's role: the store's record where one exists (made by `tradeguard users`),
         else the config's ``users:``. If the store cannot be read, the config still lets
-        people halt (stopping is cheap); lifting needs the store anyway."""
+        people halt (stopping is cheap); lifting needs the store anyway. An automated
+        principal's name never has a human role, whatever the store says."""
+        if name in self.config.autonomy.principals:
+            return None
         if self._store is not None and not self._store_error:
             with contextlib.suppress(StoreUnavailable):
                 record = self._store.users().get(name)
@@ -368,49 +370,65 @@ class Guard:
             fp = fingerprint(genome)
         except ValueError as exc:
             raise BadRequest(str(exc)) from None
-        store = self._require_store()
-        with self._lock:
-            record = self._genome_record(fp, store)
-            if record is not None and record.blacklisted:
-                why = f"genome {fp[:12]} is blacklisted ({record.reason}); {sid} may not register"
-                self._audit_refusal(SYSTEM, "register", Scope.strategy(sid), why)
-                raise GenomeBlacklisted(why, fingerprint=fp)
-            strategies = () if record is None else record.strategies
-            if sid not in strategies:
-                updated = GenomeRecord(fp, genome, (*strategies, sid))
-                entry = AuditEntry(
-                    self._clock.time(),
-                    str(SYSTEM),
-                    "genome:registered",
-                    f"strategy:{sid}",
-                    None,
-                    fp,
-                    f"{sid} registered with genome {fp[:12]}",
-                )
-                store.save_genome(updated.to_row(), [entry])
-            self._genome_of[sid] = fp
+        if sid in self._blocked:
+            why = f"{sid} belongs to a blacklisted genome: register the new one under a new id"
+            self._audit_refusal(SYSTEM, "register", Scope.strategy(sid), why)
+            raise GenomeBlacklisted(why, fingerprint=fp)
+        now = self._clock.time()
 
-    def _genome_record(self, fp: str, store: StateStore | None = None) -> GenomeRecord | None:
-        data = (store or self._require_store()).genomes().get(fp)
+        def add(row: dict[str, Any] | None) -> dict[str, Any] | None:
+            if row is None:
+                return GenomeRecord(fp, genome, (sid,)).to_row()
+            if row["blacklisted"] or sid in row["strategies"]:
+                return None  # refused below, or nothing to add
+            return {**row, "strategies": [*row["strategies"], sid]}
+
+        def registered(row: dict[str, Any]) -> list[AuditEntry]:
+            why = f"{sid} registered with genome {fp[:12]}"
+            return [
+                AuditEntry(now, str(SYSTEM), "genome:registered", f"strategy:{sid}", None, fp, why)
+            ]
+
+        row = self._require_store().update_genome(fp, add, registered)
+        assert row is not None
+        record = GenomeRecord.from_dict(row)
+        if record.blacklisted:
+            why = f"genome {fp[:12]} is blacklisted ({record.reason}); {sid} may not register"
+            self._audit_refusal(SYSTEM, "register", Scope.strategy(sid), why)
+            raise GenomeBlacklisted(why, fingerprint=fp)
+
+    def _genome_record(self, fp: str) -> GenomeRecord | None:
+        data = self._require_store().genomes().get(fp)
         return None if data is None else GenomeRecord.from_dict(data)
 
+    def _genome_of(self, sid: str) -> GenomeRecord | None:
+        """The genome a strategy registered with, from the store (whichever process it was)."""
+        for data in self._require_store().genomes().values():
+            if sid in data["strategies"]:
+                return GenomeRecord.from_dict(data)
+        return None
+
     def _adopt_genomes(self) -> None:
-        """Which strategy has which genome, and which are blacklisted: at start, and when
-        another process blacklisted one."""
+        """Which strategies belong to a blacklisted genome: at start, and whenever the store
+        changed (a blacklisting in another process stops orders here too). A strategy listed
+        by any blacklisted genome is blocked."""
         if self._store is None:
             return
-        for data in self._store.genomes().values():
-            record = GenomeRecord.from_dict(data)
-            for sid in record.strategies:
-                self._genome_of[sid] = record.fingerprint
-                if record.blacklisted:
-                    self._blocked.add(sid)
-                else:
-                    self._blocked.discard(sid)
+        blocked = {
+            sid
+            for data in self._store.genomes().values()
+            if data["blacklisted"]
+            for sid in data["strategies"]
+        }
+        self._blocked = blocked  # one assignment: check_order reads it without the lock
 
     def is_blacklisted(self, genome: object) -> bool:
         """For an evolutionary framework, before it breeds: was this genome blacklisted?"""
-        record = self._genome_record(fingerprint(genome))
+        try:
+            fp = fingerprint(genome)
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+        record = self._genome_record(fp)
         return record is not None and record.blacklisted
 
     def genomes(self) -> list[dict[str, Any]]:
@@ -419,39 +437,42 @@ class Guard:
         ]
 
     def _blacklist(self, fp: str, incident: str, why: str) -> GenomeRecord | None:
-        store = self._require_store()
-        with self._lock:
-            record = self._genome_record(fp, store)
-            if record is None:
+        now = self._clock.time()
+
+        def mark(row: dict[str, Any] | None) -> dict[str, Any] | None:
+            if row is None or row["blacklisted"]:
                 return None
-            if not record.blacklisted:
-                record = dataclasses.replace(
-                    record, blacklisted=True, incident=incident, reason=why, at=self._clock.time()
+            return {
+                **row,
+                "blacklisted": True,
+                "incident": incident,
+                "reason": why,
+                "at_epoch": now,
+            }
+
+        def audit(row: dict[str, Any]) -> list[AuditEntry]:
+            details = {"incident": incident, "strategies": row["strategies"]}
+            scope = f"genome:{fp}"
+            return [
+                AuditEntry(
+                    now, str(KILLCHAIN), "genome:blacklisted", scope, None, None, why, details
                 )
-                entry = AuditEntry(
-                    self._clock.time(),
-                    str(KILLCHAIN),
-                    "genome:blacklisted",
-                    f"genome:{fp}",
-                    None,
-                    None,
-                    why,
-                    {"incident": incident, "strategies": list(record.strategies)},
-                )
-                store.save_genome(record.to_row(), [entry])
-            self._blocked.update(record.strategies)
-            return record
+            ]
+
+        row = self._require_store().update_genome(fp, mark, audit)
+        self._adopt_genomes()
+        return None if row is None else GenomeRecord.from_dict(row)
 
     def unblock_genome(
         self, genome_fingerprint: str, user: str, reason: str = "unblock"
     ) -> Approval:
         """Open a two-person request to lift a genome's blacklist (risk_manager); a second,
         different person completes it with ``approve``. Strategies the KillChain disabled stay
-        disabled: the genome may register again under a new strategy id."""
+        disabled, and their ids stay blocked: the genome may come back under a new id. The
+        request is tied to this blacklisting: a newer one is not lifted by it."""
         actor = self._authorize(user, Command.UNBLOCK, PORTFOLIO)
         fp = str(genome_fingerprint)
         record = self._genome_record(fp)
-        scope = f"genome:{fp}"
         if record is None or not record.blacklisted:
             why = f"genome {fp[:12]} is not blacklisted: nothing to unblock"
             self._audit_refusal(user, Command.UNBLOCK, PORTFOLIO, why)
@@ -460,7 +481,7 @@ class Guard:
         request = Approval(
             id=secrets.token_hex(6),
             action="unblock_genome",
-            scope=scope,
+            scope=f"genome:{fp}:{record.incident}",
             requested_by=str(actor),
             requested_at=now,
             expires_at=now + self.config.guard.approval_ttl_seconds,
@@ -474,29 +495,37 @@ class Guard:
         return request
 
     def _unblock(self, actor: Actor, request: Approval) -> None:
-        fp = request.scope.removeprefix("genome:")
+        fp, incident = _genome_request(request)
+        now = self._clock.time()
+
+        def lift(row: dict[str, Any] | None) -> dict[str, Any] | None:
+            if row is None or not row["blacklisted"] or row.get("incident") != incident:
+                return None
+            return {**row, "blacklisted": False}
+
+        def audit(row: dict[str, Any]) -> list[AuditEntry]:
+            details = {
+                "request": request.id,
+                "requested_by": request.requested_by,
+                "approved_by": str(actor),
+            }
+            return [
+                AuditEntry(
+                    now,
+                    str(actor),
+                    "genome:unblocked",
+                    f"genome:{fp}",
+                    None,
+                    None,
+                    request.reason,
+                    details,
+                )
+            ]
+
         store = self._require_store()
-        with self._lock:
-            record = self._genome_record(fp, store)
-            assert record is not None
-            lifted = dataclasses.replace(record, blacklisted=False)
-            entry = AuditEntry(
-                self._clock.time(),
-                str(actor),
-                "genome:unblocked",
-                request.scope,
-                None,
-                None,
-                request.reason,
-                {
-                    "request": request.id,
-                    "requested_by": request.requested_by,
-                    "approved_by": str(actor),
-                },
-            )
-            store.save_genome(lifted.to_row(), [entry])
-            store.commit(approvals=[request])
-            self._blocked.difference_update(record.strategies)
+        store.update_genome(fp, lift, audit)
+        store.commit(approvals=[request])
+        self._adopt_genomes()  # the strategies it disabled stay disabled: their state says so
 
     # -- incidents: the KillChain ---------------------------------------------------------
 
@@ -509,11 +538,19 @@ class Guard:
     def start_incident(
         self, reason: str, user: str, *, strategies: Sequence[str] | None = None
     ) -> Incident:
-        """Open an incident by hand (any identified user): all six phases then run."""
+        """Open an incident by hand (risk_manager: its remediation disables the responsible
+        strategy for good; anyone may still halt): all six phases then run."""
         actor = self._authorize(user, Command.INCIDENT, PORTFOLIO)
-        affected = (
-            None if strategies is None else [inputs.identifier("strategy", s) for s in strategies]
-        )
+        if isinstance(strategies, str | bytes):
+            raise BadRequest("strategies must be a list of ids, not one string")
+        try:
+            affected = (
+                None
+                if strategies is None
+                else [inputs.identifier("strategy", s) for s in strategies]
+            )
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
         incident = self._open_incident("manual", reason, str(actor), strategies=affected)
         if incident is None:
             raise StoreUnavailable(self._store_error or "no state store")
@@ -634,23 +671,34 @@ class Guard:
         ]
 
     def _diagnose(self, incident: Incident) -> list[str]:
+        """The evidence: if the incident's own breach was a strategy's, that strategy; else
+        the rule halts within ``lookback_seconds`` that still stand (a reset of the portfolio,
+        or a person resuming the strategy, means they were reviewed), else the losses."""
         since = incident.opened_at - self.config.killchain.lookback_seconds
         with self._lock:
             affected = set(incident.strategies or self._registered)
             losses = {sid: _loss(self._ledger.strategy(sid)) for sid in affected}
-        firsts = []
-        for record in self._require_store().audit_records(since=since):
-            e = record.entry
-            kind, _, rule = e.actor.partition(":")
-            if (
-                e.action == "state_change"
-                and e.scope.startswith("strategy:")
-                and e.after == StrategyState.HALTED
-                and kind == ActorKind.RULE
-                and e.ts <= self._clock.time()
-            ):
+        breach = incident.breach or {}
+        own = str(breach.get("scope", ""))
+        firsts: list[tuple[float, str, str]] = []
+        if own.startswith("strategy:") and Scope.parse(own).id in affected:
+            firsts = [
+                (float(breach.get("at", incident.opened_at)), Scope.parse(own).id, breach["rule"])
+            ]
+        else:
+            for record in self._require_store().audit_records(since=since):
+                e = record.entry
+                kind, _, rule = e.actor.partition(":")
+                if e.action != "state_change" or e.ts > incident.opened_at:
+                    continue
+                if e.scope == "portfolio":
+                    if e.after == PortfolioState.NORMAL:
+                        firsts = []  # a reset: what came before was reviewed
+                    continue
                 sid = Scope.parse(e.scope).id
-                if sid in affected:
+                if e.after in (StrategyState.ACTIVE, StrategyState.RECOVERING):
+                    firsts = [f for f in firsts if f[1] != sid]  # resumed: reviewed
+                elif e.after == StrategyState.HALTED and kind == ActorKind.RULE and sid in affected:
                     firsts.append((e.ts, sid, rule))
         incident.diagnosis = diagnose(firsts, losses)
         d = incident.diagnosis
@@ -660,6 +708,8 @@ class Guard:
         return [f"responsible: {d['responsible']} ({d['method']}{rule})"]
 
     def _remediate(self, incident: Incident) -> list[str]:
+        """Disable the responsible strategy and blacklist its genome; raises (and the phase is
+        tried again) when either could not be recorded."""
         d = incident.diagnosis or {}
         sid = d.get("responsible")
         if sid is None:
@@ -667,25 +717,34 @@ class Guard:
             return incident.remediation
         rule = f", rule {d['rule']}" if d.get("rule") else ""
         why = f"incident {incident.id}: responsible ({d.get('method')}{rule})"
-        self._transition_quietly(Scope.strategy(sid), Command.DISABLE, KILLCHAIN, why)
+        self._transition(Scope.strategy(sid), Command.DISABLE, KILLCHAIN, why)
         notes = [
             f"disabled {sid}; its positions are handled by its policy ({self.config.on_halt(sid)})"
         ]
-        fp = self._genome_of.get(sid)
-        if fp is None:
+        record = self._genome_of(sid)
+        if record is None:
             notes.append(f"{sid} registered no genome: nothing to blacklist")
-        elif self._blacklist(fp, incident.id, why) is not None:
-            notes.append(f"blacklisted genome {fp[:12]}")
+        else:
+            marked = self._blacklist(record.fingerprint, incident.id, why)
+            if marked is None or not marked.blacklisted:
+                raise RuntimeError(f"genome {record.fingerprint[:12]} could not be blacklisted")
+            notes.append(f"blacklisted genome {record.fingerprint[:12]}")
         incident.remediation = notes
         return notes
 
     def _learn(self, incident: Incident) -> list[str]:
+        """The root cause, as the store now has it (not as remediation hoped)."""
         d = incident.diagnosis or {}
         sid = d.get("responsible")
         if sid is None:
             return ["recorded: no root cause found in the evidence"]
-        fp = self._genome_of.get(sid)
-        genome = f"; genome {fp[:12]} can never register or trade again" if fp else ""
+        record = self._genome_of(sid)
+        if record is None:
+            genome = "; it registered no genome"
+        elif record.blacklisted:
+            genome = f"; genome {record.fingerprint[:12]} can never register or trade again"
+        else:
+            genome = f"; genome {record.fingerprint[:12]} is not blacklisted (unblocked since?)"
         return [f"root cause: {sid} ({d.get('method')}){genome}"]
 
     # -- automated principals -------------------------------------------------------------
@@ -701,7 +760,9 @@ class Guard:
         agent = self.config.autonomy.principals.get(name)
         actor = Actor(ActorKind.AGENT, name)
         why = ""
-        if agent is None:
+        if not isinstance(action, str):
+            why, action = f"action must be text, got {action!r}", inputs.text(action, 64)
+        elif agent is None:
             why = f"{name} is not a known automated principal"
         elif action in NEVER_AUTOMATED:
             why = f"automated principals may never {action}: that needs a person"
@@ -716,7 +777,11 @@ class Guard:
         if action == "start_incident":
             return self._open_incident("manual", text, str(actor))
         if action == "halt_strategy":
-            sid = inputs.identifier("strategy", target)
+            try:
+                sid = inputs.identifier("strategy", target)
+            except ValueError as exc:
+                self._audit_refusal(str(actor), action, PORTFOLIO, str(exc))
+                raise BadRequest(str(exc)) from None
             with self._lock:
                 self._registered.add(sid)
             return self._transition(Scope.strategy(sid), Command.HALT, actor, text)
@@ -733,30 +798,35 @@ class Guard:
         agent_capital trigger and the pre-trade cap compare against. Audited."""
         from tradeguard.criticality.reserve import allocate
 
-        amount = inputs.positive("capital", capital)
-        scores = {
-            inputs.identifier("strategy", k): inputs.number(f"fitness of {k}", v)
-            for k, v in fitness.items()
-        }
+        try:
+            amount = inputs.positive("capital", capital)
+            if not isinstance(fitness, Mapping):
+                raise ValueError(f"fitness must be a mapping of strategy to score, got {fitness!r}")
+            scores = {
+                inputs.identifier("strategy", k): inputs.number(f"fitness of {k}", v)
+                for k, v in fitness.items()
+            }
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
         r = self.config.reserve
         shares = allocate(amount, scores, reserve_share=r.share, max_share=r.max_agent_share)
-        store = self._require_store()
-        reserve = {"capital": amount, "amount": amount * r.share, "released": False}
-        previous = store.value("avalanche_reserve")
-        if isinstance(previous, dict) and previous.get("released"):
-            reserve = {**previous, "capital": amount}  # released stays released
-        entry = AuditEntry(
-            self._clock.time(),
-            "system:allocator",
-            "allocation",
-            str(PORTFOLIO),
-            None,
-            None,
-            f"capital {amount:,.2f}: reserve {amount * r.share:,.2f}, "
-            + ", ".join(f"{k} {v:,.2f}" for k, v in shares.items()),
-            {"allocations": shares},
-        )
-        store.set_value("avalanche_reserve", reserve, [entry])
+        now = self._clock.time()
+
+        def held_back(current: Any) -> dict[str, Any]:
+            if isinstance(current, dict) and current.get("released"):  # spent stays spent
+                return {**current, "capital": amount}
+            return {"capital": amount, "amount": amount * r.share, "released": False}
+
+        def audit(_value: Any) -> list[AuditEntry]:
+            why = f"capital {amount:,.2f}: reserve {amount * r.share:,.2f}, " + ", ".join(
+                f"{k} {v:,.2f}" for k, v in shares.items()
+            )
+            scope, details = str(PORTFOLIO), {"allocations": shares}
+            return [
+                AuditEntry(now, "system:allocator", "allocation", scope, None, None, why, details)
+            ]
+
+        self._require_store().update_value("avalanche_reserve", held_back, audit)
         with self._lock:
             for sid, value in shares.items():
                 self._registered.add(sid)
@@ -798,16 +868,22 @@ class Guard:
             )
 
     def _release_reserve(self, store: StateStore, breach: Breach, incident: str | None) -> None:
-        reserve = store.value("avalanche_reserve")
-        if not isinstance(reserve, dict) or reserve.get("released"):
-            return
+        """Once, in one transaction: two processes crossing at once release it once."""
         now = self._clock.time()
-        released = {**reserve, "released": True, "at": now, "incident": incident}
-        why = f"avalanche reserve {reserve['amount']:,.2f} released: {breach.message}"
-        entry = AuditEntry(
-            now, f"rule:{breach.rule}", "reserve:released", str(PORTFOLIO), None, None, why
-        )
-        store.set_value("avalanche_reserve", released, [entry])
+
+        def release(current: Any) -> Any:
+            if not isinstance(current, dict) or current.get("released"):
+                return None
+            return {**current, "released": True, "at": now, "incident": incident}
+
+        def audit(value: Any) -> list[AuditEntry]:
+            why = f"avalanche reserve {value['amount']:,.2f} released: {breach.message}"
+            actor, scope = f"rule:{breach.rule}", str(PORTFOLIO)
+            return [AuditEntry(now, actor, "reserve:released", scope, None, None, why)]
+
+        reserve, released = store.update_value("avalanche_reserve", release, audit)
+        if not released:
+            return
         payload = {
             "amount": reserve["amount"],
             "capital": reserve["capital"],
@@ -1403,6 +1479,8 @@ class Guard:
         token: str | None,
         keep: UserRecord | None = None,
     ) -> str:
+        if name in self.config.autonomy.principals:
+            raise BadRequest(f"{name} is an automated principal: it cannot be a user too")
         salt: str | None
         digest: str | None
         issuer: str | None
@@ -1866,9 +1944,12 @@ class Guard:
                 f"the requester {request.requested_by} may no longer reset: open a new request"
             ), "superseded"
         if request.scope.startswith("genome:"):
-            record = self._genome_record(request.scope.removeprefix("genome:"))
-            if record is None or not record.blacklisted:
-                return "the genome is no longer blacklisted", "superseded"
+            fp, incident = _genome_request(request)
+            record = self._genome_record(fp)
+            if record is None or not record.blacklisted or record.incident != incident:
+                return "the genome's blacklisting changed since the request: open a new one", (
+                    "superseded"
+                )
         elif self.status_of(Scope.parse(request.scope)).version != request.target_version:
             return (
                 "the portfolio changed since the request was opened: open a new one",
@@ -2256,7 +2337,7 @@ class Guard:
         breaches = self._evaluate_everything()
         self._climb()
         self._keep_stopping()
-        if self._running:
+        if self._running or self._fed:
             self._resume_incidents()
         self.alerts.pump()
         problem = self.save_baselines()
@@ -2346,6 +2427,12 @@ class Guard:
             return
         try:
             stored = self._store.load_states()
+        except StoreUnavailable as exc:
+            errors.append(f"store: {exc}")
+            self._fail_store(str(exc))
+            return
+        try:
+            self._adopt_genomes()  # a blacklisting elsewhere stops orders here too
         except StoreUnavailable as exc:
             errors.append(f"store: {exc}")
             self._fail_store(str(exc))
@@ -2634,6 +2721,12 @@ def _step_summary(kind: str, details: dict[str, Any]) -> str:
     if kind == "escalated":
         return f"{venue}: not flat after {details['elapsed']:.1f}s; escalated"
     return f"{kind} {venue}".strip()
+
+
+def _genome_request(request: Approval) -> tuple[str, str]:
+    """The fingerprint and the blacklisting incident an unblock request was opened for."""
+    _kind, fp, incident = request.scope.split(":", 2)
+    return fp, incident
 
 
 def _loss(m: StrategyMetrics) -> float:

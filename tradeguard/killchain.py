@@ -6,7 +6,10 @@ remediate (disable the responsible strategy, blacklist its genome, flatten per p
 (record the root cause). Each phase is written to the store when it starts and when it ends,
 so a crash resumes the chain at the phase it cut off (every phase is safe to run twice). Python
 callbacks run after each phase's own work; one that raises or hangs is logged and timed out,
-and the chain goes on. No component can stop or skip a phase: there is no API to do so.
+and the chain goes on. A phase whose own work fails (the store refused the blacklist, say) is tried
+again; if it still fails, the incident stays open at that phase and the guard's next tick (or
+the next process, once this one's lease has run out) runs it again. No component can stop or
+skip a phase: there is no API to do so.
 
 The chain runs on its own thread; the halt that triggered it has already taken effect.
 """
@@ -19,6 +22,7 @@ import functools
 import inspect
 import logging
 import secrets
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -35,7 +39,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tradeguard.killchain")
 
-LEASE_SECONDS = 60.0  # a process that ran an incident and died frees it after this long
+LEASE_SECONDS = 300.0  # a process that ran an incident and died frees it after this long
+ATTEMPTS = 3  # a phase whose work fails is tried again; then the incident waits for a retry
 
 
 class Phase(StrEnum):
@@ -177,7 +182,8 @@ class KillChain:
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="tradeguard-killchain"
         )
-        self._running: dict[str, concurrent.futures.Future[Incident]] = {}
+        self._running: dict[str, concurrent.futures.Future[Incident | None]] = {}
+        self._lock = threading.Lock()
         self.owner = secrets.token_hex(8)  # this process, for the store's lease
 
     def on_phase(self, phase: str, fn: PhaseCallback) -> None:
@@ -189,19 +195,17 @@ class KillChain:
             raise TypeError("callback must be callable")
         self._callbacks.setdefault(chosen, []).append(fn)
 
-    def launch(self, incident: Incident) -> concurrent.futures.Future[Incident] | None:
-        """Run the incident here unless it already runs here; None when another process
-        holds it (its lease then decides who resumes it after a crash)."""
-        running = self._running.get(incident.id)
-        if running is not None and not running.done():
-            return running
-        store = self._guard._healthy_store()
-        now = self._guard._clock.time()
-        if store is None or not store.claim_incident(incident.id, self.owner, now, LEASE_SECONDS):
-            return None
-        future = self._executor.submit(self._run, incident)
-        self._running[incident.id] = future
-        return future
+    def launch(self, incident: Incident) -> concurrent.futures.Future[Incident | None]:
+        """Queue the incident here unless it is queued or running here already. It is claimed
+        in the store when it starts, not now: another process may hold it (its lease then
+        decides who resumes it after a crash)."""
+        with self._lock:
+            running = self._running.get(incident.id)
+            if running is not None and not running.done():
+                return running
+            future = self._executor.submit(self._claimed_run, incident.id)
+            self._running[incident.id] = future
+            return future
 
     def wait(self, timeout: float = 30.0) -> bool:
         pending = [f for f in self._running.values() if not f.done()]
@@ -209,6 +213,15 @@ class KillChain:
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def _claimed_run(self, incident_id: str) -> Incident | None:
+        """Claim the incident (a lease in the store), read its latest state, run what is left."""
+        store = self._guard._healthy_store()
+        now = self._guard._clock.time()
+        if store is None or not store.claim_incident(incident_id, self.owner, now, LEASE_SECONDS):
+            return None
+        found = next((d for d in store.incidents(status="running") if d["id"] == incident_id), None)
+        return None if found is None else self._run(Incident.from_dict(found))
 
     def _run(self, incident: Incident) -> Incident:
         work = {
@@ -227,23 +240,37 @@ class KillChain:
                 incident.phases.append(record)
             else:  # cut off by a crash: run again (every phase is idempotent)
                 record.notes.append(f"resumed at {to_iso(clock.time())} after an interruption")
-            self._save(incident, f"incident:{phase}:started", f"{phase} started")
-            try:
-                record.notes += work[phase](incident)
-            except Exception as exc:  # the chain goes on: the next phases still matter
-                log.exception("incident %s: %s failed", incident.id, phase)
-                record.notes.append(f"failed: {exc!r}")
+            if not self._save(incident, f"incident:{phase}:started", f"{phase} started"):
+                return incident  # the lease is lost: another process runs it now
+            failure = None
+            for attempt in range(1, ATTEMPTS + 1):
+                try:
+                    record.notes += work[phase](incident)
+                    failure = None
+                    break
+                except Exception as exc:
+                    log.exception(
+                        "incident %s: %s failed (attempt %d)", incident.id, phase, attempt
+                    )
+                    failure = exc
+            if failure is not None:  # left open at this phase: the next tick runs it again
+                record.notes.append(f"failed {ATTEMPTS} times, will be retried: {failure!r}")
+                self._save(incident, f"incident:{phase}:failed", repr(failure))
+                return incident
             record.notes += self._call_back(phase, incident)
             record.finished = clock.time()
             if phase is Phase.LEARN:
                 incident.status = "closed"
-            self._save(incident, f"incident:{phase}", "; ".join(record.notes) or f"{phase} done")
+            done = "; ".join(record.notes) or f"{phase} done"
+            if not self._save(incident, f"incident:{phase}", done):
+                return incident
         self._guard._actuator.emit("incident", incident)
         return incident
 
     def _detect(self, incident: Incident) -> list[str]:
-        incident.severity = SEVERITY.get(incident.trigger, "high")
         breach = incident.breach or {}
+        critical = breach.get("action") in ("hard_halt", "emergency")
+        incident.severity = "critical" if critical else SEVERITY.get(incident.trigger, "high")
         incident.kind = str(breach.get("rule") or incident.trigger)
         return [f"{incident.kind} incident, severity {incident.severity}: {incident.reason}"]
 
@@ -261,7 +288,9 @@ class KillChain:
                 notes.append(f"callback {name} raised {exc!r}")
         return notes
 
-    def _save(self, incident: Incident, action: str, why: str) -> None:
+    def _save(self, incident: Incident, action: str, why: str) -> bool:
+        """Record progress (and renew the lease); False when this process no longer holds the
+        incident, which then stops here."""
         guard = self._guard
         now = guard._clock.time()
         entry = AuditEntry(
@@ -272,8 +301,12 @@ class KillChain:
             if store is None:
                 raise StoreUnavailable("no healthy store")
             store.save_incident(incident.to_dict(), self.owner, now + LEASE_SECONDS, [entry])
-        except (StoreUnavailable, StateConflict) as exc:  # keep going: the response matters more
+        except StateConflict:
+            log.error("incident %s: lease lost to another process; it goes on there", incident.id)
+            return False
+        except StoreUnavailable as exc:  # keep going: the response matters more than its record
             log.error("incident %s: could not record %s: %s", incident.id, action, exc)
+        return True
 
 
 def _call(fn: PhaseCallback, incident: Incident) -> object:

@@ -27,7 +27,7 @@ def allocate(
     budget = capital * (1 - reserve_share)
     cap = capital * max_share
     weights = {k: max(0.0, v) for k, v in fitness.items()}
-    if not any(weights.values()):
+    if all(v == 0 for v in fitness.values()):  # no information at all: equal shares
         weights = dict.fromkeys(fitness, 1.0)
     out = dict.fromkeys(fitness, 0.0)
     open_ = {k for k, w in weights.items() if w > 0}

@@ -8,7 +8,7 @@ overwrite each other's halts.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -144,13 +144,23 @@ class StateStore(Protocol):
 
     def incidents(self, *, status: str | None = None) -> list[dict[str, Any]]: ...
 
-    def save_genome(self, data: dict[str, Any], audit: Sequence[AuditEntry] = ()) -> None: ...
+    def update_genome(
+        self,
+        fingerprint: str,
+        change: Callable[[dict[str, Any] | None], dict[str, Any] | None],
+        audit: Callable[[dict[str, Any]], Sequence[AuditEntry]] = ...,
+    ) -> dict[str, Any] | None: ...
 
     def genomes(self) -> dict[str, dict[str, Any]]: ...
 
     def value(self, key: str) -> Any: ...
 
-    def set_value(self, key: str, value: Any, audit: Sequence[AuditEntry] = ()) -> None: ...
+    def update_value(
+        self,
+        key: str,
+        change: Callable[[Any], Any],
+        audit: Callable[[Any], Sequence[AuditEntry]] = ...,
+    ) -> tuple[Any, bool]: ...
 
     def approvals(self, *, pending_only: bool = True) -> list[Approval]: ...
 

@@ -11,7 +11,7 @@ import json
 import math
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -291,14 +291,30 @@ class SqliteStore:
             rows = db.execute(query + " ORDER BY opened_at", args).fetchall()
         return [self._json(row[0], "incident") for row in rows]
 
-    def save_genome(self, data: dict[str, Any], audit: Sequence[AuditEntry] = ()) -> None:
+    def update_genome(
+        self,
+        fingerprint: str,
+        change: Callable[[dict[str, Any] | None], dict[str, Any] | None],
+        audit: Callable[[dict[str, Any]], Sequence[AuditEntry]] = lambda _row: (),
+    ) -> dict[str, Any] | None:
+        """Read, change and write one genome row in one transaction (a registration racing a
+        blacklisting can then never write the blacklist away). ``change`` returns the new row,
+        or None to leave it; the row as it stands afterwards is returned."""
         with self._write() as db:
+            found = db.execute(
+                "SELECT data FROM genomes WHERE fingerprint=?", (fingerprint,)
+            ).fetchone()
+            current = None if found is None else self._json(found[0], "genome")
+            updated = change(current)
+            if updated is None:
+                return current
             db.execute(
                 "INSERT OR REPLACE INTO genomes VALUES (?, ?)",
-                (data["fingerprint"], json.dumps(data, allow_nan=False)),
+                (fingerprint, json.dumps(updated, allow_nan=False)),
             )
-            for entry in audit:
+            for entry in audit(updated):
                 self._append(db, entry)
+            return updated
 
     def genomes(self) -> dict[str, dict[str, Any]]:
         with self._read() as db:
@@ -310,13 +326,27 @@ class SqliteStore:
             row = db.execute("SELECT value FROM kv WHERE key=?", (key,)).fetchone()
         return None if row is None else self._json(row[0], key)
 
-    def set_value(self, key: str, value: Any, audit: Sequence[AuditEntry] = ()) -> None:
+    def update_value(
+        self,
+        key: str,
+        change: Callable[[Any], Any],
+        audit: Callable[[Any], Sequence[AuditEntry]] = lambda _value: (),
+    ) -> tuple[Any, bool]:
+        """Read, change and write one value in one transaction; ``change`` returns the new
+        value, or None to leave it. Returns the value afterwards, and whether it changed."""
         with self._write() as db:
+            found = db.execute("SELECT value FROM kv WHERE key=?", (key,)).fetchone()
+            current = None if found is None else self._json(found[0], key)
+            updated = change(current)
+            if updated is None:
+                return current, False
             db.execute(
-                "INSERT OR REPLACE INTO kv VALUES (?, ?)", (key, json.dumps(value, allow_nan=False))
+                "INSERT OR REPLACE INTO kv VALUES (?, ?)",
+                (key, json.dumps(updated, allow_nan=False)),
             )
-            for entry in audit:
+            for entry in audit(updated):
                 self._append(db, entry)
+            return updated, True
 
     def _json(self, text: str, what: str) -> Any:
         try:
