@@ -148,7 +148,8 @@ def criticality_replay(
         "criticality-replay.html"
     ),
     reset_after: Annotated[
-        int, typer.Option(help="The simulated desk lifts a halt after this many quiet days.")
+        int,
+        typer.Option(min=1, help="The simulated desk lifts a halt after this many quiet days."),
     ] = 10,
     config: ConfigOption = None,
     as_json: JsonOption = False,
@@ -179,6 +180,15 @@ def criticality_replay(
     except ValueError as exc:
         raise _fail(str(exc)) from exc
     render(result, report)
+    scored = sum(score is not None for score in result.scores)
+    if scored < len(result.scores):
+        err.print(
+            f"warning: no score on {len(result.scores) - scored} of {len(result.scores)} days "
+            "(warming up, or too few assets with a complete window)",
+            highlight=False,
+        )
+    if not scored:
+        raise _fail("no day had a score: give --from a later date or a longer history")
     if as_json:
         out.print_json(json.dumps(result.to_json()))
         return

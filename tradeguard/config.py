@@ -488,6 +488,14 @@ class RecoveryConfig(Frozen):
         return self
 
 
+def _below_one(value: float) -> float:
+    """A fraction a score can still exceed: 1.0 would never fire."""
+    _fraction(value)
+    if value >= 1:
+        raise ValueError("must be below 1: a score never exceeds 1, so it would never fire")
+    return value
+
+
 def _indicator_weights(value: dict[str, float]) -> dict[str, float]:
     from tradeguard.criticality.names import INDICATOR_NAMES
 
@@ -507,7 +515,7 @@ class CriticalityConfig(Frozen):
 
     enabled: bool = True  # it runs once it has ``min_observations`` of market data
     interval_seconds: Positive = 60.0
-    avalanche_deploy_threshold: Fraction = 0.30
+    avalanche_deploy_threshold: Annotated[float, AfterValidator(_below_one)] = 0.30
     action: LaxAction = Action.SOFT_HALT
     window: PositiveInt = 500  # observations (one per cycle) kept per asset
     short_window: PositiveInt = 20  # the recent stretch: spreads, Amihud, depth, correlation
@@ -515,7 +523,8 @@ class CriticalityConfig(Frozen):
     min_observations: PositiveInt = 120  # before that: warming up, no score
     percentile_window: PositiveInt = 500  # each indicator is ranked in this much of its past
     calm_quantile: Annotated[float, AfterValidator(_stage_fraction)] = 0.8  # below: no stress
-    stale_after_seconds: Positive = 600.0  # no new observation for this long: a breach
+    stale_after_seconds: Positive = 600.0  # no observation, or no finished cycle: a breach
+    carry_cycles: Annotated[int, Field(ge=0)] = 5  # a symbol's missing bars carried forward
     weights: Annotated[dict[str, float], AfterValidator(_indicator_weights)] = {}  # default 1
     recent: PositiveInt = 5  # changepoint, CUSUM and turbulence look back this many
     entropy_order: Annotated[int, Field(ge=3, le=6)] = 4

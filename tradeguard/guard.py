@@ -179,7 +179,7 @@ class Guard:
         self._criticality: CriticalityMonitor | None = None
         self.last_criticality: Reading | None = None
         self._criticality_thread: CircuitBreaker | None = None
-        self._bars_this_cycle = False  # else the cycle samples the price feed
+        self._bars_given = False  # bars, not sampled prices, feed the monitor
         self._killchain = KillChain(self, self.config.killchain.callback_timeout_seconds)
         self._blocked: set[str] = set()  # strategies whose genome is blacklisted
         self._running = False  # started: runs incidents (a CLI process only records them)
@@ -1014,8 +1014,13 @@ class Guard:
         }
         self.update_prices({s: b.close for s, b in clean.items()}, ts)
         at = self._clock.time() if ts is None else from_timestamp(ts)
-        self.criticality.observe(at, clean)
-        self._bars_this_cycle = True
+        self.criticality.add(at, clean)
+        with self._lock:
+            self._bars_given = True
+            p = self._ledger.portfolio
+            p.market_at = at
+            if p.criticality_at is None:  # the monitor owes its first cycle from now on
+                p.criticality_at = at
 
     def heartbeat(self, source: str) -> None:
         """An agent (strategy) is alive; one that has beaten and then goes quiet is stuck."""
@@ -2353,32 +2358,57 @@ class Guard:
         compute the 15 indicators outside the guard's lock, then judge the score like any
         other metric. A failing cycle is a blind spot: it halts like a broken source."""
         now = self._clock.time()
-        if not self._bars_this_cycle:  # no bars given: sample the price feed as closes
+        monitor = self.criticality
+        if not self._bars_given:  # no bars: sample the price feed, when it has moved on
             with self._lock:
                 p = self._ledger.portfolio
                 prices, newest = dict(p.prices), max(p.price_times.values(), default=None)
-            if newest is not None:
+            seen = monitor.last_observation
+            if newest is not None and (seen is None or newest > seen):
                 from tradeguard.criticality.monitor import Bar
 
-                self.criticality.observe(newest, {s: Bar(v) for s, v in prices.items()})
-        self._bars_this_cycle = False
+                monitor.add(newest, {s: Bar(v) for s, v in prices.items()})
+                with self._lock:
+                    p.market_at = newest
+                    p.criticality_at = p.criticality_at or newest
         try:
-            reading = self.criticality.evaluate(now)
+            monitor.close_cycle()
+            reading = monitor.evaluate(now)
         except Exception as exc:
             log.exception("criticality cycle failed")
             self._halt_invalid(PORTFOLIO, f"criticality monitor failed: {exc!r}")
             return None
+        blind = reading.score is None and reading.observations >= monitor.config.min_observations
         with self._applying(PORTFOLIO):
             p = self._ledger.portfolio
-            p.criticality = reading.score
-            p.market_at = self.criticality.last_observation
+            p.criticality = math.inf if blind else reading.score  # warmed up, yet unmeasurable
+            p.criticality_at = now
             p.criticality_drivers = ", ".join(
                 f"{r.name} {r.contribution:.2f}" for r in reading.top() if r.contribution
             )
             self._evaluate_portfolio(Topic.CRITICALITY)
         self.last_criticality = reading
         self._actuator.emit("criticality", reading)
+        store = self._healthy_store()
+        if store is not None and self._running:  # for `status` in other processes (a CLI)
+            try:
+                store.update_value("criticality", lambda _old: reading.to_dict())
+            except (StoreUnavailable, ValueError) as exc:
+                log.error("could not store the criticality reading: %s", exc)
         return reading
+
+    def _criticality_status(self) -> dict[str, Any] | None:
+        """This process's last reading, else the one the running guard stored."""
+        if self.last_criticality is not None:
+            return self.last_criticality.to_dict()
+        store = self._healthy_store()
+        if store is None:
+            return None
+        try:
+            stored = store.value("criticality")
+        except StoreUnavailable:
+            return None
+        return stored if isinstance(stored, dict) else None
 
     def _evaluate_everything(self) -> list[Breach]:
         with self._lock:
@@ -2631,9 +2661,7 @@ class Guard:
                 },
                 "breaker": self._breaker_health(),
                 "rules": self._rules.describe(),
-                "criticality": None
-                if self.last_criticality is None
-                else self.last_criticality.to_dict(),
+                "criticality": self._criticality_status(),
                 "emergency_stop": {
                     "venues": [v.name for v in self._venues],
                     "running": sorted(s for s, f in self._flattens.items() if not f.done()),
@@ -2740,6 +2768,7 @@ def _loss(m: StrategyMetrics) -> float:
 def _bar(name: str, value: object) -> Bar:
     """A bar at the edge: a mapping with a positive ``close``; the other fields, when given,
     finite and positive (volume may be zero), and high >= low."""
+    from tradeguard.criticality.data import bar_problem
     from tradeguard.criticality.monitor import FIELDS, Bar
 
     if not isinstance(value, Mapping):
@@ -2753,10 +2782,10 @@ def _bar(name: str, value: object) -> Bar:
         f: (inputs.non_negative if f == "volume" else inputs.positive)(f"{name}.{f}", v)
         for f, v in value.items()
     }
-    bar = Bar(**fields)
-    if bar.high < bar.low:
-        raise ValueError(f"{name}: high {bar.high:g} is below low {bar.low:g}")
-    return bar
+    problem = bar_problem(fields)
+    if problem:
+        raise ValueError(f"{name}: {problem}")
+    return Bar(**fields)
 
 
 def _actor_of(text: str) -> Actor:

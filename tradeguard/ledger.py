@@ -86,6 +86,7 @@ class PortfolioMetrics:
     equity_at: float | None = None  # when equity was last reported (not across a restart)
     criticality: float | None = None  # the CriticalityMonitor's last score
     market_at: float | None = None  # when the monitor last had a market observation
+    criticality_at: float | None = None  # its last finished cycle (from the first observation)
     criticality_drivers: str = ""  # the indicators that contributed most, for the breach
     prices: dict[str, float] = field(default_factory=dict)
     price_times: dict[str, float] = field(default_factory=dict)

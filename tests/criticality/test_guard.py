@@ -160,3 +160,112 @@ class TestConfig:
         """Every mistake in the section is reported with its key path."""
         with pytest.raises(ConfigError, match=words.replace("[", r"\[").replace("]", r"\]")):
             parse_config({"criticality": section})
+
+
+class TestReviewFindings:
+    def test_bars_when_sent_one_symbol_per_call_then_one_observation_per_cycle(
+        self, monitored: Guard, clock: FakeClock
+    ) -> None:
+        """A feed that calls update_bars per symbol still gives the monitor whole rows."""
+        for row in market(calm=5, crash=0):
+            clock.advance(60)
+            for symbol, bar in bars_of(row).items():
+                monitored.update_bars({symbol: bar})
+            monitored.criticality_tick()
+        window = monitored.criticality.panel.window(2, 1)
+        assert window is not None and len(window.symbols) == 12 and window.close.shape[0] == 5
+
+    def test_bars_when_one_symbol_misses_a_cycle_then_carried_not_dropped(
+        self, monitored: Guard, clock: FakeClock
+    ) -> None:
+        """A missing bar is carried forward (no volume) instead of blinding the cross-section."""
+        rows = market(calm=6, crash=0)
+        del rows[3]["A5"]
+        feed(monitored, clock, rows)
+        window = monitored.criticality.panel.window(2, 1)
+        assert window is not None and "A5" in window.symbols
+        assert window.volume[3, window.symbols.index("A5")] == 0.0
+
+    def test_score_when_warmed_up_but_nothing_measurable_then_blind_breach(
+        self, make_guard: MakeGuard, clock: FakeClock
+    ) -> None:
+        """Weights that leave only VPIN, on a feed without volume: the monitor is blind, and
+        a blind monitor halts like a broken feed."""
+        only_vpin = dict.fromkeys(INDICATOR_NAMES, 0.0) | {"vpin": 1.0}
+        guard = make_guard(criticality={**SMALL, "weights": only_vpin})
+        closes = [
+            {s: {"close": b.close} for s, b in row.items()} for row in market(calm=130, crash=0)
+        ]
+        for row in closes:
+            clock.advance(60)
+            guard.update_bars(row)
+            guard.criticality_tick()
+        assert guard.portfolio_state == "soft_halt"
+        assert "can measure no indicator: blind" in guard.status()["portfolio"]["reason"]
+
+    def test_monitor_when_it_never_finishes_a_cycle_then_stale_breach(
+        self, monitored: Guard, clock: FakeClock
+    ) -> None:
+        """Bars arrive, but no cycle finishes (a hung or dead monitor thread): a breach."""
+        for row in market(calm=12, crash=0):
+            clock.advance(60)
+            monitored.update_bars(bars_of(row))
+        monitored.tick()
+        assert "criticality_stale" in monitored.status()["portfolio"]["breaching"]
+
+    def test_window_when_one_asset_never_moves_then_left_out_and_the_rest_measured(
+        self, monitored: Guard, clock: FakeClock
+    ) -> None:
+        """A pegged coin does not switch off the cross-sectional indicators for everyone."""
+        rows = [
+            {**row, "PEG": row["A0"]._replace(close=1.0, high=1.0, low=1.0)}
+            for row in market(calm=150, crash=0)
+        ]
+        feed(monitored, clock, rows)
+        reading = monitored.status()["criticality"]
+        assert reading["assets"] == 12
+        measured = {r["name"] for r in reading["indicators"] if r["raw"] is not None}
+        assert {"absorption_ratio", "turbulence", "contagion", "bocpd"} <= measured
+
+    def test_prices_when_bars_are_in_use_then_never_sampled_into_extra_rows(
+        self, monitored: Guard, clock: FakeClock
+    ) -> None:
+        """Once bars feed the monitor, a cycle without a bar adds nothing (no zero-return rows
+        from the price feed)."""
+        feed(monitored, clock, market(calm=5, crash=0))
+        monitored.update_prices({"A0": 123.0})
+        monitored.criticality_tick()
+        monitored.criticality_tick()
+        assert monitored.criticality.panel.rows == 5
+
+    @pytest.mark.parametrize(
+        ("bar", "words"),
+        [
+            ({"close": 120.0, "high": 110.0, "low": 100.0}, "outside its range"),
+            ({"close": 100.0, "bid": 100.2, "ask": 100.1}, "bid 100.2 is above ask 100.1"),
+        ],
+    )
+    def test_bars_when_impossible_then_refused(
+        self, guard: Guard, bar: dict[str, float], words: str
+    ) -> None:
+        """A close outside its range or a crossed quote is refused at the edge."""
+        with pytest.raises(InvalidInput, match=words):
+            guard.update_bars({"BTC": bar})
+
+    def test_threshold_when_one_then_refused(self) -> None:
+        """A threshold a score can never exceed is a config error, not a silent off switch."""
+        with pytest.raises(ConfigError, match="would never fire"):
+            parse_config({"criticality": {"avalanche_deploy_threshold": 1.0}})
+
+    def test_status_when_read_from_another_process_then_stored_reading_shown(
+        self, make_guard: MakeGuard, clock: FakeClock
+    ) -> None:
+        """A running guard stores its last reading: `status` elsewhere shows it."""
+        running = make_guard(criticality=SMALL, breaker={"interval_seconds": 3600})
+        running.start()
+        try:
+            feed(running, clock, market(calm=3, crash=0))
+        finally:
+            running.stop()
+        reader = make_guard(criticality=SMALL)
+        assert reader.status()["criticality"]["observations"] == 3

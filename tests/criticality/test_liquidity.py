@@ -14,6 +14,7 @@ from functools import cache
 
 import numpy as np
 import pandas as pd
+import pytest
 from bidask import edge
 from numpy.typing import NDArray
 from scipy.stats import norm
@@ -418,3 +419,23 @@ class TestLiquidityScore:
         dollar = (close[-20:] * volume[-20:]).mean(axis=0)
         expected = np.log(dollar / r.mean(axis=0)).mean()
         assert math.isclose(value or 0.0, float(expected), rel_tol=1e-12)
+
+
+class TestVpinReviewFindings:
+    def test_vpin_when_first_window_has_no_volume_then_waits_instead_of_failing(self) -> None:
+        """An asset that has not traded yet is sized later, not divided by zero."""
+        from tradeguard.criticality.indicators.liquidity import Vpin
+
+        close = np.cumprod(np.full((40, 1), 1.001), axis=0) * 100
+        nan = np.full_like(close, np.nan)
+        zero = np.zeros_like(close)
+        assert Vpin().compute(Window(close, nan, nan, zero, nan, nan, ("A",), 20, 40)) is None
+
+    def test_buckets_when_one_bar_holds_many_buckets_then_filled_at_once(self) -> None:
+        """A bar of a million buckets' volume fills them arithmetically, not one by one."""
+        from tradeguard.criticality.indicators.liquidity import VolumeBuckets
+
+        buckets = VolumeBuckets(1.0, 50)
+        buckets.add(1e6 + 0.5, 0.75)
+        assert len(buckets.imbalances) == 50 and buckets.vpin() == pytest.approx(0.5)
+        assert buckets.buy + buckets.sell == pytest.approx(0.5)

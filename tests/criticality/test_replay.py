@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from datetime import date, timedelta
@@ -119,3 +120,46 @@ class TestRealHistory:
         known = [s for s in history.scores if s is not None]
         assert len(known) > 2_000
         assert all(math.isfinite(s) and 0 <= s <= 1 for s in known)
+
+
+class TestCsvReviewFindings:
+    @pytest.mark.parametrize(
+        ("rows", "words"),
+        [
+            ("2020-01-01,A,100,90,95\n", "line 2: high 90 is below low 95"),
+            ("2020-01-01,A,120,110,100\n", "line 2: close 120 is outside its range [100, 110]"),
+            (
+                "2020-01-01,A,100,,\n2020-01-01,A,101,,\n",
+                "line 3: a second row for A at 2020-01-01",
+            ),
+        ],
+    )
+    def test_csv_when_rows_impossible_or_duplicated_then_named_by_line(
+        self, tmp_path: Path, rows: str, words: str
+    ) -> None:
+        """Impossible bars and duplicate rows are refused with their line, not replayed."""
+        path = tmp_path / "h.csv"
+        path.write_text("date,symbol,close,high,low\n" + rows)
+        with pytest.raises(data.DataUnavailable, match=re.escape(words)):
+            data.load_csv(path)
+
+    def test_csv_when_saved_by_a_spreadsheet_with_a_bom_then_read(self, tmp_path: Path) -> None:
+        """A UTF-8 byte-order mark before the header is not a missing column."""
+        path = tmp_path / "h.csv"
+        path.write_bytes("\ufeffdate,symbol,close\n2020-01-01,A,100\n".encode())
+        assert data.load_csv(path).symbols == ["A"]
+
+    @pytest.mark.parametrize(
+        ("args", "words"),
+        [
+            (("--from", "2010-01-01", "--to", "2009-01-01"), "is after --to"),
+            (("--from", "2030-01-01"), "nothing to replay"),
+        ],
+    )
+    def test_replay_when_range_is_empty_then_error_not_an_empty_report(
+        self, tmp_path: Path, args: tuple[str, ...], words: str
+    ) -> None:
+        """A range with no day in it is a mistake to say, not a quiet zero."""
+        write_csv(tmp_path / "h.csv", calm=30, crash=0)
+        done = cli("--csv", "h.csv", *args, cwd=tmp_path)
+        assert done.returncode == 1 and words in done.stderr

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -129,7 +129,7 @@ def load_csv(path: Path) -> History:
     """Columns ``date, symbol, close`` and optionally ``open, high, low, volume, bid, ask``;
     ``date`` is ISO (a day, or a time with its zone). Every bad line is reported by number."""
     try:
-        handle = path.open(newline="", encoding="utf-8")
+        handle = path.open(newline="", encoding="utf-8-sig")  # a spreadsheet's BOM is fine
     except OSError as exc:
         raise DataUnavailable(f"{path}: cannot read: {exc.strerror or exc}") from exc
     rows: dict[datetime, dict[str, dict[str, float]]] = {}
@@ -155,7 +155,13 @@ def load_csv(path: Path) -> History:
                         values[f] = value
                 if "close" not in values:
                     raise ValueError("close is empty")
-                rows.setdefault(at, {})[symbol] = values
+                problem = bar_problem(values)
+                if problem:
+                    raise ValueError(problem)
+                day = rows.setdefault(at, {})
+                if symbol in day:
+                    raise ValueError(f"a second row for {symbol} at {record['date'].strip()}")
+                day[symbol] = values
             except (ValueError, KeyError) as exc:
                 errors.append(f"line {line}: {exc}")
     if errors:
@@ -174,6 +180,21 @@ def load_csv(path: Path) -> History:
             for f, value in values.items():
                 fields[f][i, column[symbol]] = value
     return History(path.stem, times, symbols, fields)
+
+
+def bar_problem(bar: Mapping[str, float]) -> str | None:
+    """What makes a bar impossible: a high below its low, a close outside its range, a bid
+    above its ask (a crossed quote would read as a negative spread: calm, not stress)."""
+    high, low, close = bar.get("high"), bar.get("low"), bar["close"]
+    if high is not None and low is not None:
+        if high < low:
+            return f"high {high:g} is below low {low:g}"
+        if not low <= close <= high:
+            return f"close {close:g} is outside its range [{low:g}, {high:g}]"
+    bid, ask = bar.get("bid"), bar.get("ask")
+    if bid is not None and ask is not None and bid > ask:
+        return f"bid {bid:g} is above ask {ask:g}"
+    return None
 
 
 def _parse_time(text: str) -> datetime:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -107,13 +107,34 @@ class Panel:
         start = self.rows % self.size if self.rows > self.size else 0
         order = np.r_[start:held, 0:start] if start else slice(0, held)
         planes = self.data[:, order, : len(self.columns)]
-        complete = np.isfinite(planes[0]).all(axis=0) & (planes[0] > 0).all(axis=0)
+        closes = planes[0]
+        complete = np.isfinite(closes).all(axis=0) & (closes > 0).all(axis=0)
+        # a price that never moves (a pegged coin) carries no information: left out, so it
+        # does not make every covariance singular for the others
+        complete &= np.nanmax(closes, axis=0) > np.nanmin(closes, axis=0)
         if not complete.any():
             return None
         planes = planes[:, :, complete]
         symbols = tuple(s for s, c in self.columns.items() if complete[c])
         close, high, low, volume, bid, ask = planes
         return Window(close, high, low, volume, bid, ask, symbols, short, new)
+
+
+def _merge(first: Bar, then: Bar) -> Bar:
+    """Two bars of one symbol within a cycle: the last close and quotes, the range of both,
+    the volume of both."""
+
+    def fold(a: float, b: float, pick: Callable[[float, float], float]) -> float:
+        return b if math.isnan(a) else a if math.isnan(b) else pick(a, b)
+
+    return Bar(
+        then.close,
+        fold(first.high, then.high, max),
+        fold(first.low, then.low, min),
+        fold(first.volume, then.volume, lambda a, b: a + b),
+        fold(first.bid, then.bid, lambda _a, b: b),
+        fold(first.ask, then.ask, lambda _a, b: b),
+    )
 
 
 class CriticalityMonitor:
@@ -127,16 +148,50 @@ class CriticalityMonitor:
         self.panel = Panel(config.window)
         self.last_observation: float | None = None
         self.last: Reading | None = None
+        self._pending: dict[str, Bar] = {}  # this cycle's bars, merged
+        self._carried: dict[str, tuple[Bar, int]] = {}  # last bar, cycles it was carried
         self._evaluated_rows = 0
         self._lock = threading.Lock()  # the panel
         self._evaluating = threading.Lock()  # the indicators' state: one cycle at a time
 
-    def observe(self, at: float, bars: Mapping[str, Bar]) -> None:
-        """One observation of the market (validated by the caller: positive, finite)."""
-        if bars:
-            with self._lock:
-                self.panel.append(bars)
+    def add(self, at: float, bars: Mapping[str, Bar]) -> None:
+        """Bars arriving during a cycle (validated by the caller): one call per symbol or one
+        for all, as the feed delivers them; ``close_cycle`` makes them one observation."""
+        with self._lock:
+            for symbol, bar in bars.items():
+                seen = self._pending.get(symbol)
+                self._pending[symbol] = bar if seen is None else _merge(seen, bar)
+            if bars:
                 self.last_observation = at
+
+    def close_cycle(self) -> bool:
+        """Append this cycle's observation: the bars that came, and for a symbol that sent
+        none, its last close carried forward with no volume (for at most ``carry_cycles``
+        cycles; then it leaves the cross-section until it has a full window again). Nothing
+        is appended when no bar came at all: the market's silence is the guard's
+        ``criticality_stale`` rule. Returns whether a row was appended."""
+        with self._lock:
+            if not self._pending:
+                return False
+            row = dict(self._pending)
+            for symbol, (bar, missed) in list(self._carried.items()):
+                if symbol in row:
+                    continue
+                if missed >= self.config.carry_cycles:
+                    del self._carried[symbol]
+                    continue
+                row[symbol] = Bar(bar.close, bar.close, bar.close, 0.0, bar.bid, bar.ask)
+                self._carried[symbol] = (bar, missed + 1)
+            for symbol, bar in self._pending.items():
+                self._carried[symbol] = (bar, 0)
+            self._pending.clear()
+            self.panel.append(row)
+            return True
+
+    def observe(self, at: float, bars: Mapping[str, Bar]) -> None:
+        """One whole observation at once (a replay's row): ``add`` then ``close_cycle``."""
+        self.add(at, bars)
+        self.close_cycle()
 
     def evaluate(self, at: float) -> Reading:
         """Compute every indicator on the window and combine them. Before

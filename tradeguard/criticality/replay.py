@@ -126,6 +126,13 @@ def replay(
     """Run ``history`` through a fresh guard (its state in a temporary directory)."""
     if not history.times:
         raise ValueError("the history has no rows")
+    if start is not None and end is not None and start > end:
+        raise ValueError(f"--from {start} is after --to {end}")
+    first_day, last_day = history.times[0].date(), history.times[-1].date()
+    if (start is not None and start > last_day) or (end is not None and end < first_day):
+        raise ValueError(f"the history runs from {first_day} to {last_day}: nothing to replay")
+    if reset_after < 1:
+        raise ValueError("reset_after must be at least 1 day")
     c = config.criticality
     warm = c.window + c.percentile_window
     first = 0
@@ -205,8 +212,19 @@ def _run(
                 result.actions.append(
                     Action(at.date(), before, str(status.state), status.actor, status.reason)
                 )
-        if status.state != PortfolioState.NORMAL and quiet >= reset_after:
-            _lift(guard)
+        if status.state != PortfolioState.NORMAL and quiet >= reset_after and _lift(guard):
+            seen = guard.status_of(PORTFOLIO).version  # recorded here, with its re-halt if any
+            if start is None or at.date() >= start:
+                result.actions.append(
+                    Action(
+                        at.date(), str(status.state), "normal", DESK[0], "score below the threshold"
+                    )
+                )
+                after = guard.status_of(PORTFOLIO)
+                if after.state != PortfolioState.NORMAL:  # the cause still stands: halted again
+                    result.actions.append(
+                        Action(at.date(), "normal", str(after.state), after.actor, after.reason)
+                    )
         if start is not None and at.date() < start:
             continue
         result.days.append(at.date())
@@ -217,14 +235,16 @@ def _run(
             result.contributions.setdefault(name, []).append(measured.get(name) or 0.0)
 
 
-def _lift(guard: Guard) -> None:
-    """The simulated desk: one reset, and the second person where an emergency needs one."""
+def _lift(guard: Guard) -> bool:
+    """The simulated desk: one reset, and the second person where an emergency needs one.
+    False when the cool-down has not run out yet (the desk tries again tomorrow)."""
     try:
         request = guard.reset(DESK[0], reason="replay: the score has stayed below the threshold")
-    except ResumeRefused:  # its cool-down has not run out: the desk tries again tomorrow
-        return
+    except ResumeRefused:
+        return False
     if request.status == "pending":
         guard.approve(request.id, DESK[1])
+    return True
 
 
 def render(result: Result, path: Path) -> Path:

@@ -4,6 +4,7 @@ feed it has stopped receiving."""
 from __future__ import annotations
 
 import dataclasses
+import math
 
 from tradeguard.ledger import PortfolioMetrics
 from tradeguard.model import Breach
@@ -20,6 +21,11 @@ class MaxCriticality(PortfolioRule):
     def measure(self, view: PortfolioMetrics, now: float) -> float | None:
         return view.criticality
 
+    def describe(self, value: float) -> str:
+        if value == math.inf:
+            return "criticality monitor is warmed up but can measure no indicator: blind"
+        return super().describe(value)
+
     def evaluate(self, view: PortfolioMetrics, now: float) -> Breach | None:
         breach = super().evaluate(view, now)
         if breach is None or not view.criticality_drivers:
@@ -30,19 +36,21 @@ class MaxCriticality(PortfolioRule):
 
 
 class MaxMarketAge(PortfolioRule):
-    """The monitor judges the market on observations; once it has had some, their stopping
-    is a blind spot and halts too."""
+    """Once the monitor has had market data, two silences are blind spots and halt too: no
+    new observation, and no finished cycle (a monitor thread that hangs or died)."""
 
     name = "criticality_stale"
-    label = "market observation age"
+    label = "criticality monitor silence"
     unit = "s"
     watches = frozenset({Topic.TIME, Topic.CRITICALITY})
 
     def measure(self, view: PortfolioMetrics, now: float) -> float | None:
-        return None if view.market_at is None else now - view.market_at
+        if view.market_at is None:
+            return None
+        return now - min(view.market_at, view.criticality_at or view.market_at)
 
     def describe(self, value: float) -> str:
         return (
-            f"criticality monitor has had no market observation for {fmt(value, 's')} > "
-            f"limit {fmt(self.limit, 's')}"
+            f"criticality monitor has had no market observation or finished no cycle for "
+            f"{fmt(value, 's')} > limit {fmt(self.limit, 's')}"
         )

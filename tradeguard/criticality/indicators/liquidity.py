@@ -24,15 +24,22 @@ class VolumeBuckets:
         self.imbalances: deque[float] = deque(maxlen=buckets)
 
     def add(self, volume: float, buy_share: float) -> None:
-        while volume > 0:
-            room = self.size - self.buy - self.sell
-            part = min(room, volume)
-            self.buy += part * buy_share
-            self.sell += part * (1 - buy_share)
-            volume -= part
-            if self.buy + self.sell >= self.size * (1 - 1e-12):
-                self.imbalances.append(abs(self.buy - self.sell) / self.size)
-                self.buy = self.sell = 0.0
+        """Fill the open bucket, then whole buckets at once (a bar of a hundred buckets'
+        volume costs no more than one), then start the next with what is left."""
+        room = self.size - self.buy - self.sell
+        part = min(room, volume)
+        self.buy += part * buy_share
+        self.sell += part * (1 - buy_share)
+        volume -= part
+        if self.buy + self.sell < self.size * (1 - 1e-12):
+            return
+        self.imbalances.append(abs(self.buy - self.sell) / self.size)
+        self.buy = self.sell = 0.0
+        whole = min(int(volume // self.size), self.imbalances.maxlen or 0)
+        self.imbalances.extend([abs(2 * buy_share - 1)] * whole)
+        volume -= int(volume // self.size) * self.size
+        if volume > self.size * 1e-12:
+            self.buy, self.sell = volume * buy_share, volume * (1 - buy_share)
 
     def vpin(self) -> float | None:
         if not self.imbalances:
@@ -72,7 +79,10 @@ class Vpin(Indicator):
             state = self._state.get(symbol)
             new = min(window.new, len(r))
             if state is None:  # first sight: size the buckets, pour the whole window in
-                state = VolumeBuckets(float(volume[known].mean()), self.buckets)
+                size = float(volume[known].mean())
+                if not size > 0:
+                    continue  # no volume yet: sized once some has traded
+                state = VolumeBuckets(size, self.buckets)
                 self._state[symbol] = state
                 new = len(r)
             for k in range(len(r) - new, len(r)):
