@@ -16,7 +16,7 @@ from typing import Any
 from tradeguard import Guard, StrategyState
 from tradeguard.audit import AuditEntry, AuditRecord
 from tradeguard.config import parse_config
-from tradeguard.store import Approval, SqliteStore, StateWrite
+from tradeguard.store import Approval, Rung, SqliteStore, StateWrite
 
 
 class TimedStore(SqliteStore):
@@ -33,12 +33,13 @@ class TimedStore(SqliteStore):
         states: Sequence[StateWrite] = (),
         audit: Sequence[AuditEntry] = (),
         approvals: Sequence[Approval] = (),
+        rungs: Sequence[Rung] = (),
     ) -> list[AuditRecord]:
         self.commit_started = time.perf_counter()
         if self.guard is not None and self.watched:
             halted = self.guard.strategy_state(self.watched) is StrategyState.HALTED
             self.flipped_before_commit &= halted
-        return super().commit(states=states, audit=audit, approvals=approvals)
+        return super().commit(states=states, audit=audit, approvals=approvals, rungs=rungs)
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -63,6 +64,8 @@ def halt_latency(samples: int) -> dict[str, Any]:
             effective.append(store.commit_started - start)
             durable.append(end - start)
         ok = store.flipped_before_commit
+        if guard.portfolio_state != "normal":  # a failing store: the figures would be noise
+            raise RuntimeError(f"the bench's guard locked down: {guard.status()['portfolio']}")
         guard.close()
     return {
         "effective_p50_ms": percentile(effective, 0.5) * 1e3,
