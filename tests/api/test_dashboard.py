@@ -98,3 +98,16 @@ class TestDashboard:
         row.get_by_role("button", name="Resume").click()
         expect(page.locator("#message")).to_contain_text("needs senior_trader")
         assert server.guard.strategy_state("mom") == "halted"
+
+    def test_incidents_when_one_ran_then_listed_with_who_was_responsible(
+        self, page: Page, server: Server
+    ) -> None:
+        """The incident table shows each incident, its status and the responsible strategy."""
+        server.guard.record_trade("mom", -40.0)
+        incident = server.guard.start_incident("drill in the browser", "risk1")
+        assert server.guard.wait_incidents(30)
+        connect(page, server, "viewer1")
+        table = page.locator("#incidents")
+        expect(table).to_contain_text(incident.id)
+        expect(table).to_contain_text("closed")
+        expect(table).to_contain_text("mom")
