@@ -587,7 +587,7 @@ class Guard:
         )
         try:
             if not store.open_incident(incident.to_dict(), [entry]):
-                found = next((d for d in store.incidents() if d["id"] == incident.id), None)
+                found = store.incident(incident.id)
                 incident = incident if found is None else Incident.from_dict(found)
         except StoreUnavailable as exc:
             log.critical("incident %s not recorded: %s", incident.id, exc)
@@ -614,7 +614,7 @@ class Guard:
         return self._require_store().incidents()
 
     def incident(self, incident_id: str) -> dict[str, Any] | None:
-        return next((d for d in self.incidents() if d["id"] == incident_id), None)
+        return self._require_store().incident(str(incident_id))
 
     def wait_incidents(self, timeout: float = 30.0) -> bool:
         """Wait for the incidents running here to finish all their phases."""

@@ -220,8 +220,10 @@ class KillChain:
         now = self._guard._clock.time()
         if store is None or not store.claim_incident(incident_id, self.owner, now, LEASE_SECONDS):
             return None
-        found = next((d for d in store.incidents(status="running") if d["id"] == incident_id), None)
-        return None if found is None else self._run(Incident.from_dict(found))
+        found = store.incident(incident_id)
+        if found is None or found["status"] != "running":
+            return None
+        return self._run(Incident.from_dict(found))
 
     def _run(self, incident: Incident) -> Incident:
         work = {

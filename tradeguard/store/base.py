@@ -144,6 +144,8 @@ class StateStore(Protocol):
 
     def incidents(self, *, status: str | None = None) -> list[dict[str, Any]]: ...
 
+    def incident(self, incident_id: str) -> dict[str, Any] | None: ...
+
     def update_genome(
         self,
         fingerprint: str,

@@ -291,6 +291,11 @@ class SqliteStore:
             rows = db.execute(query + " ORDER BY opened_at", args).fetchall()
         return [self._json(row[0], "incident") for row in rows]
 
+    def incident(self, incident_id: str) -> dict[str, Any] | None:
+        with self._read() as db:
+            row = db.execute("SELECT data FROM incidents WHERE id=?", (incident_id,)).fetchone()
+        return None if row is None else self._json(row[0], "incident")
+
     def update_genome(
         self,
         fingerprint: str,
