@@ -46,18 +46,16 @@ class History:
                 out[symbol] = Bar(*(float(v[j]) for v in values))
         return out
 
-    def between(self, start: date | None, end: date | None) -> History:
-        keep = [
-            i
-            for i, t in enumerate(self.times)
-            if (start is None or t.date() >= start) and (end is None or t.date() <= end)
-        ]
-        return History(
-            self.name,
-            [self.times[i] for i in keep],
-            self.symbols,
-            {k: v[keep] for k, v in self.fields.items()},
+    def equal_weight_index(self) -> Matrix:
+        """1 at the first row, then the mean log move of the assets priced on both days."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            moves = np.diff(np.log(self.fields["close"]), axis=0)
+        known = np.isfinite(moves)
+        count = known.sum(axis=1)
+        mean = np.where(
+            count > 0, np.where(known, moves, 0.0).sum(axis=1) / np.maximum(count, 1), 0
         )
+        return np.asarray(np.exp(np.concatenate([[0.0], np.cumsum(mean)])))
 
 
 def _frame(name: str, frames: dict[str, Any]) -> History:

@@ -186,7 +186,7 @@ def _run(
 ) -> None:
     seen = guard.status_of(PORTFOLIO).version
     quiet = 0  # cycles in a row below the threshold
-    index = 1.0
+    index = history.equal_weight_index()
     for i in rows:
         at: datetime = history.times[i]
         clock.set(max(clock.time(), at.timestamp()))
@@ -195,13 +195,6 @@ def _run(
             {s: {k: v for k, v in b._asdict().items() if math.isfinite(v)} for s, b in bars.items()}
         )
         reading = guard.criticality_tick()
-        if i > 0:
-            moves = [
-                math.log(history.fields["close"][i, j] / history.fields["close"][i - 1, j])
-                for j in range(len(history.symbols))
-                if history.fields["close"][i - 1, j] > 0 and history.fields["close"][i, j] > 0
-            ]
-            index *= math.exp(sum(moves) / len(moves)) if moves else 1.0
         score = None if reading is None else reading.score
         quiet = quiet + 1 if score is not None and score <= result.threshold else 0
         status = guard.status_of(PORTFOLIO)
@@ -229,7 +222,7 @@ def _run(
             continue
         result.days.append(at.date())
         result.scores.append(score)
-        result.prices.append(index)
+        result.prices.append(float(index[i]))
         measured = {} if reading is None else {r.name: r.contribution for r in reading.indicators}
         for name in INDICATOR_NAMES:
             result.contributions.setdefault(name, []).append(measured.get(name) or 0.0)
