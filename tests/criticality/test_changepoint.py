@@ -16,9 +16,7 @@ from numpy.typing import NDArray
 from scipy.special import logsumexp
 
 from tradeguard.criticality.indicators.changepoint import BOCPD, Cusum, RunLength, cusum_step
-from tradeguard.criticality.window import Window
-
-Matrix = NDArray[np.float64]
+from tradeguard.criticality.window import Matrix, Window
 
 
 def closes(returns: Matrix) -> Matrix:

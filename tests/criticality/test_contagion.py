@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from numpy.typing import NDArray
 from statsmodels.tsa.api import VAR
 from statsmodels.tsa.vector_ar.var_model import ma_rep
 
@@ -22,8 +21,7 @@ from tradeguard.criticality.indicators.contagion import (
     total_spillover,
     var1,
 )
-
-Matrix = NDArray[np.float64]
+from tradeguard.criticality.window import Matrix
 
 
 def driven(length: int, assets: int, seed: int) -> Matrix:

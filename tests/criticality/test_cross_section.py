@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from numpy.typing import NDArray
 from scipy import stats
 from scipy.spatial.distance import mahalanobis
 
@@ -22,8 +21,7 @@ from tradeguard.criticality.indicators.cross_section import (
     Turbulence,
     mean_off_diagonal,
 )
-
-Matrix = NDArray[np.float64]
+from tradeguard.criticality.window import Matrix
 
 
 def equicorrelated(length: int, assets: int, rho: float, rng: np.random.Generator) -> Matrix:

@@ -15,7 +15,6 @@ import numpy as np
 import ordpy
 import pytest
 import statsmodels.api as sm
-from numpy.typing import NDArray
 
 from tests.criticality.markets import window_from_returns
 from tradeguard.criticality.indicators.information import (
@@ -24,8 +23,7 @@ from tradeguard.criticality.indicators.information import (
     permutation_entropy,
     transfer_entropy_matrix,
 )
-
-Matrix = NDArray[np.float64]
+from tradeguard.criticality.window import Matrix
 
 TE_X_TO_Y = -0.5 * math.log(0.36)  # 0.5108 nats: var(y | y_-1) = 1, var(y | y_-1, x_-1) = 0.36
 

@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from bidask import edge
-from numpy.typing import NDArray
 from scipy.stats import norm
 
 from tradeguard.criticality.indicators.liquidity import (
@@ -28,9 +27,7 @@ from tradeguard.criticality.indicators.liquidity import (
     buy_share,
     corwin_schultz,
 )
-from tradeguard.criticality.window import Window
-
-Matrix = NDArray[np.float64]
+from tradeguard.criticality.window import Matrix, Window
 
 
 def closes(returns: Matrix) -> Matrix:

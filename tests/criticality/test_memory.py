@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from numpy.typing import NDArray
 from statsmodels.tsa.stattools import acf
 
 from tests.criticality.markets import window_from_returns
@@ -24,9 +23,7 @@ from tradeguard.criticality.indicators.memory import (
     dfa_hurst,
     lag1_autocorrelation,
 )
-from tradeguard.criticality.window import Window
-
-Matrix = NDArray[np.float64]
+from tradeguard.criticality.window import Matrix, Window
 
 
 def fgn(hurst: float, length: int, columns: int, rng: np.random.Generator) -> Matrix:

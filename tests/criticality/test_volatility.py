@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from numpy.typing import NDArray
 
 from tradeguard.criticality.indicators.volatility import TwoScaleVolatility, tsrv
-from tradeguard.criticality.window import Window
-
-Matrix = NDArray[np.float64]
+from tradeguard.criticality.window import Matrix, Window
 
 
 def noisy_paths(
