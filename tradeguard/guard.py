@@ -849,10 +849,9 @@ class Guard:
             return
         incident_id = f"criticality-v{self.status_of(PORTFOLIO).version}"
         try:
-            handled = any(
-                d["trigger"] == "criticality"
-                and int(d["id"].rpartition("-v")[2]) >= self._normal_version
-                for d in store.incidents()
+            handled = any(  # ids are criticality-v<portfolio version>: look them up
+                store.incident(f"criticality-v{version}") is not None
+                for version in range(self._normal_version, self.status_of(PORTFOLIO).version + 1)
             )
             self._release_reserve(store, breach, None if handled else incident_id)
         except StoreUnavailable as exc:
