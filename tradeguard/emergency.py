@@ -106,21 +106,30 @@ class StopPolicy:
 
 
 class RateLimiter:
-    """At most ``rate`` requests in any one-second window (what a venue's 429 counts)."""
+    """At most ``rate`` requests in any one-second window (what a venue's 429 counts). A
+    request occupies the window from when it is sent until a second after it finished: the
+    venue counts it when it arrives, which may be later than we sent it (a busy loop, the
+    network), and never later than its answer."""
 
     def __init__(self, rate: float) -> None:
         self._rate = max(1, int(rate * 0.9))  # a margin for the venue's own clock
-        self._sent: deque[float] = deque()
+        self._finished: deque[float] = deque()
+        self._in_flight = 0
 
     async def wait(self) -> None:
         while True:
             now = time.monotonic()
-            while self._sent and self._sent[0] <= now - 1.0:
-                self._sent.popleft()
-            if len(self._sent) < self._rate:
-                self._sent.append(now)
+            while self._finished and self._finished[0] <= now - 1.0:
+                self._finished.popleft()
+            if len(self._finished) + self._in_flight < self._rate:
+                self._in_flight += 1
                 return
-            await asyncio.sleep(self._sent[0] + 1.0 - now)
+            wake = self._finished[0] + 1.0 - now if self._finished else 0.01
+            await asyncio.sleep(wake)
+
+    def finished(self) -> None:
+        self._in_flight -= 1
+        self._finished.append(time.monotonic())
 
 
 @dataclass
@@ -308,3 +317,5 @@ class EmergencyStop:
             raise VenueTimeout(
                 f"{venue.name}: no answer in {self._policy.call_timeout:g}s"
             ) from None
+        finally:
+            limiter.finished()
