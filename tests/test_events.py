@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import threading
 
@@ -10,6 +11,7 @@ import pytest
 
 from tests.conftest import MakeGuard
 from tradeguard import Breach, Guard, StateChange, StrategyState
+from tradeguard.events import Actuator
 
 
 class TestCallbacks:
@@ -119,3 +121,22 @@ class TestCallbacks:
         """A misspelt event name is an error, not a callback that never fires."""
         with pytest.raises(ValueError, match="unknown event"):
             guard.register_callback("strategy_hault", print)
+
+
+class TestActuatorClose:
+    @pytest.mark.parametrize("kind", ["sync", "async"])
+    def test_close_when_callbacks_still_queued_then_none_left_unawaited(self, kind: str) -> None:
+        """Closing with callbacks queued (emitted after the last flush) cancels them cleanly:
+        no coroutine is left that nobody awaits (a warning, and an error under pytest)."""
+        for _ in range(20):  # the queued task's first step races the loop's stop
+            actuator = Actuator(timeout=1.0)
+
+            async def slow_async(_payload: object) -> None:
+                await asyncio.sleep(60)
+
+            actuator.register("strategy_halt", slow_async if kind == "async" else (lambda _p: None))
+            for n in range(5):
+                actuator.emit("strategy_halt", n)
+            actuator.close()
+            del actuator
+            gc.collect()  # an unawaited coroutine warns when collected

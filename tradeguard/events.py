@@ -56,6 +56,7 @@ class Actuator:
         self._idle = threading.Condition()
         self._pending = 0
         self._tasks: set[asyncio.Future[None]] = set()
+        self._closing = False
 
     def register(self, event: str, fn: Callback) -> None:
         if event not in EVENTS:
@@ -84,6 +85,9 @@ class Actuator:
             log.exception("could not queue %s callbacks; the halt stands", event)
 
     def _schedule(self, event: str, fn: Callback, payload: object) -> None:
+        if self._closing:  # too late to start: close() is cancelling what runs
+            self._done(None)
+            return
         task = asyncio.ensure_future(self._run(event, fn, payload))
         self._tasks.add(task)  # the loop keeps only weak references to tasks
         task.add_done_callback(self._tasks.discard)
@@ -141,7 +145,7 @@ class Actuator:
         future.add_done_callback(self._done)  # after the result is set, not before
         return future
 
-    def _done(self, _future: concurrent.futures.Future[Any]) -> None:
+    def _done(self, _future: concurrent.futures.Future[Any] | None) -> None:
         with self._idle:
             self._pending -= 1
             self._idle.notify_all()
@@ -152,11 +156,28 @@ class Actuator:
             return self._idle.wait_for(lambda: self._pending == 0, timeout)
 
     def close(self) -> None:
+        """Stop the loop. Callbacks emitted after the owner's last flush are cancelled, and
+        each cancellation is awaited: a task the stopped loop never ran would leave its
+        coroutine unawaited (a warning at collection, an error under pytest)."""
         loop, thread = self._loop, self._thread
         if loop is None or thread is None:
             return
+        self._closing = True
+        try:
+            asyncio.run_coroutine_threadsafe(_cancel_others(), loop).result(timeout=5)
+        except Exception:  # a callback that ignores cancellation: stop the loop regardless
+            log.warning("actuator callbacks still running at close; stopping the loop")
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=5)
         if not loop.is_running():
             loop.close()
         self._loop = self._thread = None
+        self._closing = False
+
+
+async def _cancel_others() -> None:
+    current = asyncio.current_task()
+    others = [task for task in asyncio.all_tasks() if task is not current]
+    for task in others:
+        task.cancel()
+    await asyncio.gather(*others, return_exceptions=True)
