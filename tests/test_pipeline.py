@@ -252,6 +252,19 @@ class TestAllocation:
         )
         assert decision.check == "allocation" and "allocated capital" in decision.reason
 
+    def test_stage_when_orders_pending_then_they_count_against_the_scaled_limits(
+        self, clock: FakeClock
+    ) -> None:
+        """At 50% of a 10,000 position cap, two unfilled buys of 30 (6,000) do not both fit."""
+        config = PretradeConfig.model_validate(
+            {"limits": {"max_position_notional": 10_000.0}, "dedup_window_seconds": 0}
+        )
+        pipeline = Pipeline(config, clock.time())
+        context = self.context(0.5)._replace(capital_cap=None)
+        assert pipeline.check(order(quantity=30, cid="a"), context, clock.time()).accepted
+        decision = pipeline.check(order(quantity=30, cid="b"), context, clock.time())
+        assert decision.check == "allocation" and "position 6,000.00" in decision.reason
+
     def test_stage_when_reducing_then_allowed(self, clock: FakeClock) -> None:
         """Getting out is never limited by the stage (except paper, which sends nothing)."""
         pipeline = Pipeline(PretradeConfig(), clock.time())
@@ -271,6 +284,20 @@ class TestCounting:
 
 
 class TestConfiguration:
+    def test_limits_when_no_override_for_the_pair_then_the_global_object(
+        self, clock: FakeClock
+    ) -> None:
+        """Pairs with no strategy or symbol override share the global limits (no per-pair
+        resolution on the hot path); pairs with one resolve once per layer combination."""
+        config = PretradeConfig.model_validate(
+            {"strategies": {"s1": {"max_order_quantity": 5}}, "symbols": {"ETH": {}}}
+        )
+        pipeline = Pipeline(config, clock.time())
+        assert pipeline.limits("s2", "BTC") is config.limits
+        assert pipeline.limits("s1", "BTC").max_order_quantity == 5
+        assert pipeline.limits("s1", "BTC") is pipeline.limits("s1", "SOL") is not config.limits
+        assert pipeline.limits("s1", "ETH").max_order_quantity == 5
+
     def test_limits_when_one_set_then_the_other_defaults_stay(self, priced: Any) -> None:
         """Setting one limit must not switch the others off (the collar still applies)."""
         guard = priced(limits={"max_position_notional": 5_000_000})
@@ -335,6 +362,12 @@ class TestReviewFindings:
         decision = priced().check_order(bad)
         assert (decision.accepted, decision.check) == (False, "bounds")
 
+    def test_client_id_when_not_a_string_then_refused_by_name(self, priced: Any) -> None:
+        """A numeric client order id is refused, saying which field is wrong."""
+        bad = Order("s1", "BTC", "buy", 1.0, 100.0, client_order_id=7)  # type: ignore[arg-type]
+        decision = priced().check_order(bad)
+        assert decision.check == "bounds" and "client_order_id must be a string" in decision.reason
+
     def test_exit_when_symbol_priced_only_by_the_position_then_allowed(self, priced: Any) -> None:
         """A position reported before any market price can still be closed in a soft halt."""
         guard = priced()
@@ -362,6 +395,13 @@ class TestPendingOrders:
         guard = priced(limits={"max_position_notional": 100_000})
         assert guard.check_order(order(quantity=900, cid="a")).accepted
         assert guard.check_order(order(quantity=900, cid="b")).check == "cap"
+
+    def test_gross_when_orders_pending_on_a_symbol_then_they_count(self, priced: Any) -> None:
+        """Unfilled buys grow the gross exposure the next order is judged against."""
+        guard = priced(limits={"max_gross_exposure": 150_000}, dedup_window_seconds=0)
+        assert guard.check_order(order(quantity=900, cid="a")).accepted
+        decision = guard.check_order(order(quantity=900, cid="b"))
+        assert decision.check == "cap" and "gross exposure would be 180,000.00" in decision.reason
 
     def test_soft_halt_when_sells_pending_then_no_flip(self, priced: Any) -> None:
         """Five sells of a +100 position: only the first reduces; the rest would go short."""
