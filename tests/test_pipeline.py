@@ -432,6 +432,19 @@ class TestPendingOrders:
         clock.advance(1.5)
         assert guard.check_order(order(quantity=900, cid="y")).accepted
 
+    def test_client_id_when_forgotten_but_still_open_then_refused_until_closed(
+        self, priced: Any
+    ) -> None:
+        """The dedup memory is bounded (client_ids_remembered), but an id whose order is still
+        open is never reusable: two open orders under one id would make order_closed release
+        the wrong one, and leave the other counting for ever."""
+        guard = priced(client_ids_remembered=1, dedup_window_seconds=0)
+        assert guard.check_order(order(quantity=4, cid="x")).accepted
+        assert guard.check_order(order(quantity=1, price=10.0, symbol="ETH", cid="y")).accepted
+        assert guard.check_order(order(quantity=5, cid="x")).check == "dedup"  # forgotten, open
+        assert guard.order_closed("s1", "x")
+        assert guard.check_order(order(quantity=5, cid="x")).accepted  # forgotten and closed
+
     def test_pending_sell_when_checking_a_buy_then_not_counted_as_smaller(
         self, priced: Any
     ) -> None:

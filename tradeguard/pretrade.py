@@ -348,7 +348,10 @@ class Pipeline:
 
     def _dedup(self, order: Order, fingerprint: Fingerprint, now: float) -> Decision | None:
         cid = order.client_order_id
-        if cid is not None and f"{order.strategy_id}\0{cid}" in self._client_ids:
+        # remembered, or forgotten (client_ids_remembered) but still open: never two open
+        # orders under one id, or order_closed would release one and strand the other
+        key = None if cid is None else f"{order.strategy_id}\0{cid}"
+        if key is not None and (key in self._client_ids or key in self._open):
             return Decision(
                 False, "dedup", f"client order id {cid!r} was already used by {order.strategy_id}"
             )
