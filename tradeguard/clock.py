@@ -22,8 +22,8 @@ class Clock(Protocol):
 class SystemClock:
     """The real clock."""
 
-    def time(self) -> float:
-        return time.time()
+    # time.time itself, not a method that calls it: read on every pre-trade check
+    time = staticmethod(time.time)
 
 
 # Epoch seconds a real clock can show: 2000-01-01 to 2200-01-01. A value past the upper bound

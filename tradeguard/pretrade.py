@@ -227,11 +227,12 @@ class Pipeline:
             refused = self._drawdown(order, lim, ctx, position)
         if refused is None:
             refused = self._rate(order, now)
+        if refused is not None:
+            return refused
         fingerprint = hash(
             (order.strategy_id, order.symbol, order.side, order.quantity, order.price)
         )
-        if refused is None:
-            refused = self._dedup(order, fingerprint, now)
+        refused = self._dedup(order, fingerprint, now)
         if refused is None:
             refused = self._allocation(order, lim, ctx, position, gross)
         if refused is None:
