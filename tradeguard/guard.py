@@ -1031,8 +1031,9 @@ class Guard:
     def update_strategy_metrics(self, strategy_id: str, **metrics: Any) -> None:
         """Report metrics computed elsewhere (the seed's call); see ``STRATEGY_METRICS``."""
         sid = self._strategy_id(strategy_id)
-        values = self._metric_values(Scope.strategy(sid), STRATEGY_METRICS, metrics)
-        with self._applying(Scope.strategy(sid)):
+        scope = Scope.strategy(sid)
+        values = self._metric_values(scope, STRATEGY_METRICS, metrics)
+        with self._applying(scope):
             self._ledger.set_strategy_metrics(sid, values)
             self._evaluate_strategy(sid, Topic.METRICS)
 
@@ -1075,8 +1076,8 @@ class Guard:
     def _metric_values(
         self, scope: Scope, known: Mapping[str, tuple[str, inputs.Validator]], given: dict[str, Any]
     ) -> dict[str, float | int]:
-        unknown = sorted(set(given) - set(known))
-        if unknown:
+        if not given.keys() <= known.keys():
+            unknown = sorted(set(given) - set(known))
             self._reject(scope, f"unknown metrics {unknown}; known: {sorted(known)}")
         return {name: self._valid(scope, known[name][1], name, v) for name, v in given.items()}
 
@@ -1110,7 +1111,9 @@ class Guard:
         """Apply every breach (level-triggered: a halt lifted while the cause persists comes
         straight back); publish ``breach`` only when a rule starts breaching (edge)."""
         now = self._clock.time()
-        active = self._active.setdefault(key, set())
+        active = self._active.get(key)
+        if active is None:
+            active = self._active[key] = set()
         breaches: list[Breach] = []
         rising: list[Breach] = []
         for rule in rules:
@@ -1122,6 +1125,8 @@ class Guard:
             if rule.name not in active:
                 active.add(rule.name)
                 rising.append(breach)
+        if not breaches:  # the common case, on every input
+            return breaches
         # Strictest first: the weaker actions then find their state already in force.
         for breach in sorted(breaches, key=lambda b: _ACTION_SEVERITY[b.action], reverse=True):
             self._act_on(breach)

@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable
 from decimal import Decimal
 from numbers import Integral, Real
+from typing import TypeGuard
 
 # Larger than any real price, quantity or amount of money; beyond it sums can overflow to inf.
 MAX_MAGNITUDE = 1e15
@@ -20,9 +21,13 @@ IDENTIFIER = re.compile(r"[A-Za-z0-9_.:/@-]{1,128}\Z")  # \Z: "$" would let "id\
 
 
 def number(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real | Decimal):
+    # float and int first: the ABC check costs more than the rest of the function
+    if type(value) is float or type(value) is int:
+        result = float(value)
+    elif isinstance(value, bool) or not isinstance(value, Real | Decimal):
         raise ValueError(f"{name} must be a number, got {type(value).__name__} {value!r}")
-    result = float(value)
+    else:
+        result = float(value)
     if not math.isfinite(result):
         raise ValueError(f"{name} must be finite, got {value!r}")
     if abs(result) > MAX_MAGNITUDE:
@@ -59,7 +64,7 @@ def correlation(name: str, value: object) -> float:
 
 
 def count(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral):
+    if type(value) is not int and (isinstance(value, bool) or not isinstance(value, Integral)):
         raise ValueError(f"{name} must be a whole number, got {type(value).__name__} {value!r}")
     result = int(value)
     if result < 0:
@@ -67,8 +72,21 @@ def count(name: str, value: object) -> int:
     return result
 
 
+_KNOWN_IDS: set[str] = set()  # ids already seen to be valid: the regex runs once per id
+
+
+def is_identifier(value: object) -> TypeGuard[str]:
+    if type(value) is str and value in _KNOWN_IDS:
+        return True
+    if isinstance(value, str) and IDENTIFIER.match(value):
+        if len(_KNOWN_IDS) < 100_000:
+            _KNOWN_IDS.add(value)
+        return True
+    return False
+
+
 def identifier(name: str, value: object) -> str:
-    if not isinstance(value, str) or not IDENTIFIER.match(value):
+    if not is_identifier(value):
         raise ValueError(
             f"{name} must be 1-128 characters of letters, digits and _.:/@-, got {value!r}"
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from enum import Enum, IntEnum, StrEnum
@@ -83,6 +84,8 @@ class Scope:
 
     @classmethod
     def strategy(cls, strategy_id: str) -> Scope:
+        if type(strategy_id) is str:  # every input names its strategy: build each scope once
+            return _strategy_scope(strategy_id)
         return cls(ScopeKind.STRATEGY, strategy_id)
 
     @classmethod
@@ -93,6 +96,11 @@ class Scope:
         if kind != "strategy" or not sep or not ident:
             raise ValueError(f"not a scope: {text!r}")
         return cls.strategy(ident)
+
+
+@functools.lru_cache(maxsize=4096)
+def _strategy_scope(strategy_id: str) -> Scope:
+    return Scope(ScopeKind.STRATEGY, strategy_id)
 
 
 PORTFOLIO = Scope(ScopeKind.PORTFOLIO)

@@ -15,7 +15,7 @@ from collections import OrderedDict, deque
 from typing import NamedTuple
 
 from tradeguard.config import OrderLimits, PretradeConfig
-from tradeguard.inputs import IDENTIFIER, MAX_MAGNITUDE
+from tradeguard.inputs import MAX_MAGNITUDE, is_identifier
 from tradeguard.model import ACCEPTED, Decision, Order, PortfolioState, Side, StrategyState
 
 _BLOCKING_PORTFOLIO = {PortfolioState.HARD_HALT, PortfolioState.EMERGENCY}
@@ -43,19 +43,6 @@ class Reservation(NamedTuple):
     open_key: OpenKey | None  # None: no client order id, so only expiry releases it
 
 
-_VALID_IDS: set[str] = set()  # ids already seen to be valid: the regex runs once per id
-
-
-def _valid_id(value: object) -> bool:
-    if type(value) is str and value in _VALID_IDS:
-        return True
-    if isinstance(value, str) and IDENTIFIER.match(value):
-        if len(_VALID_IDS) < 100_000:
-            _VALID_IDS.add(value)
-        return True
-    return False
-
-
 def _positive(v: object) -> bool:
     t = type(v)
     return (t is float or t is int) and 0 < v <= MAX_MAGNITUDE  # type: ignore[operator]
@@ -64,9 +51,9 @@ def _positive(v: object) -> bool:
 def malformed(order: Order) -> Decision | None:
     """What every check needs: whose it is, a side, and a finite positive quantity and price.
     An order that cannot be judged is refused, never waved through."""
-    if not _valid_id(order.strategy_id):
+    if not is_identifier(order.strategy_id):
         return Decision(False, "bounds", f"strategy_id is not a valid id: {order.strategy_id!r}")
-    if not _valid_id(order.symbol):
+    if not is_identifier(order.symbol):
         return Decision(False, "bounds", f"symbol is not a valid id: {order.symbol!r}")
     if order.side not in _SIDES:
         return Decision(False, "bounds", f"side must be 'buy' or 'sell', got {order.side!r}")
