@@ -8,7 +8,7 @@ stop's per-venue report.
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,15 +47,28 @@ def _scale(
     return [out_low + (v - low) / span * (out_high - out_low) for v in values]
 
 
+def _segments(xs: Sequence[float], line: Sequence[float | None]) -> list[list[tuple[float, float]]]:
+    """The runs of consecutive values, split where a value is missing."""
+    runs: list[list[tuple[float, float]]] = [[]]
+    for x, v in zip(xs, line, strict=True):
+        if v is None:
+            if runs[-1]:
+                runs.append([])
+        else:
+            runs[-1].append((x, v))
+    return [run for run in runs if run]
+
+
 def chart(
     title: str,
     times: list[float],
-    series: dict[str, list[float]],
+    series: Mapping[str, Sequence[float | None]],
     markers: Sequence[tuple[float, str, str]] = (),
 ) -> str:
-    if not times or not series:
+    """``None`` in a series is a gap in its line (no value), never drawn as 0."""
+    values = [v for line in series.values() for v in line if v is not None]
+    if not times or not values:
         return ""
-    values = [v for line in series.values() for v in line]
     low, high = min(values), max(values)
     xs = _scale(times, times[0], times[-1], PAD, WIDTH - 10)
     parts = [
@@ -66,12 +79,18 @@ def chart(
         f'<text x="2" y="{HEIGHT - 22}" font-size="10">{low:,.0f}</text>',
     ]
     for i, (name, line) in enumerate(series.items()):
-        ys = _scale(line, low, high, HEIGHT - 25, PAD)
-        points = " ".join(f"{x:.1f},{y:.1f}" for x, y in zip(xs, ys, strict=True))
         colour = COLOURS[i % len(COLOURS)]
-        parts.append(
-            f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{points}"/>'
-        )
+        for segment in _segments(xs, line):
+            (x0, v0), *rest = segment
+            if not rest:  # a lone value between gaps: a dot, since a line needs two
+                (y0,) = _scale([v0], low, high, HEIGHT - 25, PAD)
+                parts.append(f'<circle cx="{x0:.1f}" cy="{y0:.1f}" r="1.5" fill="{colour}"/>')
+                continue
+            ys = _scale([v for _, v in segment], low, high, HEIGHT - 25, PAD)
+            points = " ".join(f"{x:.1f},{y:.1f}" for (x, _), y in zip(segment, ys, strict=True))
+            parts.append(
+                f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{points}"/>'
+            )
         parts.append(
             f'<text x="{WIDTH - 150}" y="{30 + 12 * i}" font-size="11" '
             f'fill="{colour}">{html.escape(name)}</text>'

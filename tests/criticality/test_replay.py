@@ -16,7 +16,7 @@ import pytest
 from tests.criticality.markets import market
 from tradeguard.config import Config
 from tradeguard.criticality import data
-from tradeguard.criticality.replay import Result, replay
+from tradeguard.criticality.replay import Result, render, replay
 
 CLI = Path(sys.executable).parent / "tradeguard"
 SMALL = (
@@ -163,3 +163,22 @@ class TestCsvReviewFindings:
         write_csv(tmp_path / "h.csv", calm=30, crash=0)
         done = cli("--csv", "h.csv", *args, cwd=tmp_path)
         assert done.returncode == 1 and words in done.stderr
+
+
+class TestReport:
+    def test_render_when_days_have_no_score_then_gap_not_zero(self, tmp_path: Path) -> None:
+        """A day the monitor could not score (warming up) is left out of the score line, not
+        drawn as a calm 0 that looks like a measurement."""
+        days = [date(2020, 1, 1) + timedelta(days=i) for i in range(4)]
+        result = Result(
+            name="gaps",
+            threshold=0.5,
+            days=days,
+            prices=[100.0, 101.0, 99.0, 98.0],
+            scores=[None, 0.4, None, 0.6],
+        )
+        page = render(result, tmp_path / "r.html").read_text()
+        score_chart = page.split("criticality score (%) and threshold")[2].split("</svg>")[0]
+        lines = re.findall(r'points="([^"]*)"', score_chart)
+        assert len(lines) == 1 and len(lines[0].split()) == 4  # the threshold, unbroken
+        assert len(re.findall(r"<circle ", score_chart)) == 2  # one dot per lone scored day

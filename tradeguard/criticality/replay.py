@@ -246,7 +246,7 @@ def render(result: Result, path: Path) -> Path:
     t = [float(i) for i in range(len(result.days))]
     position = {d: i for i, d in enumerate(result.days)}
     markers = [(float(position[a.day]), a.after, f"{a.day} {a.reason}") for a in result.actions]
-    score = [100 * (s or 0.0) for s in result.scores]
+    score = [None if s is None else 100 * s for s in result.scores]  # no score: a gap
     top = sorted(result.contributions, key=lambda n: -sum(result.contributions[n]))[:5]
     charts = [
         chart("equal-weight index of the assets", t, {"index": result.prices}, markers),
@@ -272,13 +272,14 @@ def render(result: Result, path: Path) -> Path:
         for a in result.actions
     )
     span = f"{result.days[0]} to {result.days[-1]}" if result.days else "no days"
+    highest = "none" if result.max_score is None else f"{result.max_score:.3f}"
     path.write_text(
         f"""<!doctype html><html><head><meta charset="utf-8">
 <title>tradeguard criticality replay: {html.escape(result.name)}</title>
 <style>body{{font-family:sans-serif;max-width:960px;margin:auto}}td,th{{padding:2px 8px;
 text-align:left}}</style></head><body>
 <h1>Criticality replay: {html.escape(result.name)}</h1>
-<p>{span}; threshold {result.threshold:.2f}; highest score {result.max_score or 0:.3f}.
+<p>{span}; threshold {result.threshold:.2f}; highest score {highest}.
 The x axis counts trading days from the start.</p>
 {"".join(charts)}
 <h2>Crossings</h2><table><tr><th>date</th><th>score</th></tr>{rows}</table>
