@@ -445,6 +445,23 @@ class TestPendingOrders:
         assert guard.order_closed("s1", "x")
         assert guard.check_order(order(quantity=5, cid="x")).accepted  # forgotten and closed
 
+    def test_reservation_when_closed_then_its_reused_id_expires_then_later_order_kept(
+        self, priced: Any, clock: FakeClock
+    ) -> None:
+        """A closed order's expiry must not release the order that reused its id since (the
+        memory forgot it): that order still counts, and order_closed still finds it."""
+        guard = priced(
+            limits={"max_position_notional": 1000}, client_ids_remembered=1, dedup_window_seconds=0
+        )
+        assert guard.check_order(order(quantity=5, cid="x")).accepted
+        assert guard.order_closed("s1", "x")
+        assert guard.check_order(order(quantity=1, price=10.0, symbol="ETH", cid="y")).accepted
+        clock.advance(1)
+        assert guard.check_order(order(quantity=5, cid="x")).accepted  # 500 pending
+        clock.advance(29.5)  # the first "x" expires; the second has 1 s to go
+        assert guard.check_order(order(quantity=6, cid="z")).check == "cap"  # 500 + 600 > 1000
+        assert guard.order_closed("s1", "x")
+
     def test_pending_sell_when_checking_a_buy_then_not_counted_as_smaller(
         self, priced: Any
     ) -> None:

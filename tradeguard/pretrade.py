@@ -426,8 +426,12 @@ class Pipeline:
         while self._expiry and self._expiry[0].at <= now - ttl:
             reservation = self._expiry.popleft()
             key = reservation.open_key
-            if key is None or self._open.pop(key, None) is not None:
+            if key is None:
                 self._release(reservation)
+            elif self._open.get(key) is reservation:  # still open: it expires now
+                del self._open[key]
+                self._release(reservation)
+            # else closed, and released then: the id may belong to a later order by now
 
     def _commit(self, order: Order, fingerprint: Fingerprint, now: float) -> None:
         sid, cid = order.strategy_id, order.client_order_id
