@@ -125,9 +125,11 @@ class TestCallbacks:
 
 class TestActuatorClose:
     @pytest.mark.parametrize("kind", ["sync", "async"])
-    def test_close_when_callbacks_still_queued_then_none_left_unawaited(self, kind: str) -> None:
-        """Closing with callbacks queued (emitted after the last flush) cancels them cleanly:
-        no coroutine is left that nobody awaits (a warning, and an error under pytest)."""
+    def test_close_when_grace_runs_out_then_callbacks_cancelled_none_left_unawaited(
+        self, kind: str
+    ) -> None:
+        """Callbacks still queued when the grace runs out are cancelled cleanly: no coroutine
+        is left that nobody awaits (a warning, and an error under pytest)."""
         for _ in range(20):  # the queued task's first step races the loop's stop
             actuator = Actuator(timeout=1.0)
 
@@ -137,6 +139,44 @@ class TestActuatorClose:
             actuator.register("strategy_halt", slow_async if kind == "async" else (lambda _p: None))
             for n in range(5):
                 actuator.emit("strategy_halt", n)
-            actuator.close()
+            actuator.close(grace=0)
             del actuator
             gc.collect()  # an unawaited coroutine warns when collected
+
+    def test_close_when_callbacks_queued_behind_busy_workers_then_all_run(self) -> None:
+        """More sync callbacks than executor threads, emitted just before close: each still
+        runs (it may be the one that acts on a venue), within the grace."""
+        ran: list[object] = []
+        release = threading.Event()
+        actuator = Actuator(timeout=10.0)
+
+        def blocked(payload: object) -> None:
+            release.wait(5)
+            ran.append(payload)
+
+        actuator.register("strategy_halt", blocked)
+        for n in range(40):  # the default executor has min(32, cores + 4) threads
+            actuator.emit("strategy_halt", n)
+        threading.Timer(0.05, release.set).start()  # the workers are freed during close
+        actuator.close(grace=10)
+        assert sorted(ran) == list(range(40))  # type: ignore[type-var]
+
+    def test_close_when_emit_races_it_then_flush_does_not_hang(self) -> None:
+        """Callbacks emitted while close runs never leave the pending count stuck."""
+        actuator = Actuator(timeout=1.0)
+        actuator.register("strategy_halt", lambda _p: None)
+        stop = threading.Event()
+
+        def keep_emitting() -> None:
+            while not stop.is_set():
+                actuator.emit("strategy_halt", 0)
+
+        emitter = threading.Thread(target=keep_emitting, daemon=True)
+        emitter.start()
+        try:
+            actuator.close(grace=0)
+        finally:
+            stop.set()
+            emitter.join()
+        assert actuator.flush(timeout=2)
+        actuator.close(grace=0)

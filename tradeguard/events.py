@@ -70,6 +70,9 @@ class Actuator:
         callbacks = self._callbacks.get(event)
         if not callbacks:
             return
+        if self._closing:
+            log.warning("%s callbacks not run: the actuator is closing", event)
+            return
         try:
             loop = self._ensure_loop()
             for fn in callbacks:
@@ -86,6 +89,7 @@ class Actuator:
 
     def _schedule(self, event: str, fn: Callback, payload: object) -> None:
         if self._closing:  # too late to start: close() is cancelling what runs
+            log.warning("callback %r for %s not run: the actuator is closing", fn, event)
             self._done(None)
             return
         task = asyncio.ensure_future(self._run(event, fn, payload))
@@ -103,6 +107,9 @@ class Actuator:
                 )
                 if inspect.isawaitable(result):
                     await asyncio.wait_for(result, self._timeout)
+        except asyncio.CancelledError:
+            log.warning("callback %r for %s cancelled: the actuator closed first", fn, event)
+            raise
         except TimeoutError:
             log.error("callback %r for %s timed out after %.1fs", fn, event, self._timeout)
         except Exception:
@@ -155,13 +162,15 @@ class Actuator:
         with self._idle:
             return self._idle.wait_for(lambda: self._pending == 0, timeout)
 
-    def close(self) -> None:
-        """Stop the loop. Callbacks emitted after the owner's last flush are cancelled, and
-        each cancellation is awaited: a task the stopped loop never ran would leave its
-        coroutine unawaited (a warning at collection, an error under pytest)."""
+    def close(self, grace: float = 5.0) -> None:
+        """Stop the loop. Callbacks still queued or running get ``grace`` seconds to finish
+        (one may be what acts on a venue); then each is cancelled, logged, and awaited: a
+        task the stopped loop never ran would leave its coroutine unawaited."""
         loop, thread = self._loop, self._thread
         if loop is None or thread is None:
             return
+        if not self.flush(grace):
+            log.warning("callbacks still running %.1fs into close: cancelling them", grace)
         self._closing = True
         try:
             asyncio.run_coroutine_threadsafe(_cancel_others(), loop).result(timeout=5)
@@ -171,6 +180,9 @@ class Actuator:
         thread.join(timeout=5)
         if not loop.is_running():
             loop.close()
+        with self._idle:  # anything queued behind the stop never runs: nothing to wait for
+            self._pending = 0
+            self._idle.notify_all()
         self._loop = self._thread = None
         self._closing = False
 
