@@ -403,6 +403,15 @@ class TestPendingOrders:
         decision = guard.check_order(order(quantity=900, cid="b"))
         assert decision.check == "cap" and "gross exposure would be 180,000.00" in decision.reason
 
+    def test_soft_halt_when_refused_then_reason_counts_open_orders(self, priced: Any) -> None:
+        """The position a reduce-only refusal quotes includes the open orders, and says so."""
+        guard = priced(dedup_window_seconds=0)
+        guard.update_position("s1", "BTC", 2, 100.0)
+        assert guard.check_order(order(quantity=1, cid="a")).accepted
+        guard.portfolio_halt("trader1")
+        reason = guard.check_order(order(quantity=1, cid="b")).reason
+        assert "(position 3, counting open orders as filled)" in reason
+
     def test_soft_halt_when_sells_pending_then_no_flip(self, priced: Any) -> None:
         """Five sells of a +100 position: only the first reduces; the rest would go short."""
         guard = priced(dedup_window_seconds=0)

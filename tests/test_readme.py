@@ -24,3 +24,36 @@ def test_readme_python_block_when_run_then_succeeds(
 def test_readme_when_read_then_has_python_examples() -> None:
     """The README keeps its runnable examples (this file would test nothing without them)."""
     assert len(BLOCKS) >= 2
+
+
+def _block(marker: str) -> str:
+    (found,) = [b for b in BLOCKS if marker in b]
+    return found
+
+
+@pytest.mark.parametrize(
+    ("marker", "expected"),
+    [
+        ("(fat finger?)", [r"True", r"bounds price 66500 is \+10\.83% .*\(fat finger\?\)"]),
+        (
+            "except GenomeBlacklisted",
+            [r"alpha", r"disabled halted", r"genome e622448cc849 is blacklisted .*", r"True"],
+        ),
+    ],
+)
+def test_readme_block_when_run_then_prints_what_its_comments_say(
+    marker: str,
+    expected: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The examples whose comments quote exact output print that output (a refusal is not an
+    error, so running without one proves nothing)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TRADEGUARD_CONFIG", raising=False)
+    exec(compile(_block(marker), str(README), "exec"), {"__name__": "__readme__"})
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len(expected), lines
+    for line, pattern in zip(lines, expected, strict=True):
+        assert re.fullmatch(pattern, line), (line, pattern)

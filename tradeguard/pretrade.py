@@ -81,7 +81,8 @@ def kill_switch(order: Order, portfolio: str, strategy: str, position: float) ->
             False,
             "kill_switch",
             f"portfolio is in soft_halt (reduce-only): this {order.side} of "
-            f"{order.quantity:g} {order.symbol} would add exposure (position {position:g})",
+            f"{order.quantity:g} {order.symbol} would add exposure (position {position:g}, "
+            "counting open orders as filled)",
         )
     return None
 

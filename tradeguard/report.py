@@ -47,6 +47,12 @@ def _scale(
     return [out_low + (v - low) / span * (out_high - out_low) for v in values]
 
 
+def _label(value: float) -> str:
+    """An axis end: whole numbers for prices and money, three figures for small values (an
+    index near 1 must not read 1 at both ends)."""
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
 def _segments(xs: Sequence[float], line: Sequence[float | None]) -> list[list[tuple[float, float]]]:
     """The runs of consecutive values, split where a value is missing."""
     runs: list[list[tuple[float, float]]] = [[]]
@@ -75,8 +81,8 @@ def chart(
         f'<svg viewBox="0 0 {WIDTH} {HEIGHT}" width="100%" role="img" '
         f'aria-label="{html.escape(title)}">',
         f'<text x="{PAD}" y="16" font-weight="bold">{html.escape(title)}</text>',
-        f'<text x="2" y="{PAD}" font-size="10">{high:,.0f}</text>',
-        f'<text x="2" y="{HEIGHT - 22}" font-size="10">{low:,.0f}</text>',
+        f'<text x="2" y="{PAD}" font-size="10">{_label(high)}</text>',
+        f'<text x="2" y="{HEIGHT - 22}" font-size="10">{_label(low)}</text>',
     ]
     for i, (name, line) in enumerate(series.items()):
         colour = COLOURS[i % len(COLOURS)]

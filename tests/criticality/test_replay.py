@@ -182,3 +182,11 @@ class TestReport:
         lines = re.findall(r'points="([^"]*)"', score_chart)
         assert len(lines) == 1 and len(lines[0].split()) == 4  # the threshold, unbroken
         assert len(re.findall(r"<circle ", score_chart)) == 2  # one dot per lone scored day
+
+    def test_render_when_values_are_small_then_axis_ends_differ(self, tmp_path: Path) -> None:
+        """An index that moves between 0.98 and 1.02 is labelled so, not 1 and 1."""
+        days = [date(2020, 1, 1) + timedelta(days=i) for i in range(3)]
+        result = Result("small", 0.5, days, [0.1, 0.2, 0.3], [0.98, 1.0, 1.02])
+        page = render(result, tmp_path / "r.html").read_text()
+        index_chart = page.split("equal-weight index of the assets")[2].split("</svg>")[0]
+        assert ">1.02</text>" in index_chart and ">0.98</text>" in index_chart
