@@ -64,6 +64,14 @@ def desk(tmp_path: Path) -> Desk:
 
 
 class TestSeedCommands:
+    def test_halt_when_reason_is_long_and_output_piped_then_one_line(self, desk: Desk) -> None:
+        """Piped output (a log, a grep) keeps each message on one line, however long."""
+        reason = "desk call: " + "fills look wrong on every venue " * 8
+        done = desk.cli("halt-strategy", "mom", "--reason", reason.strip(), user="trader1")
+        assert done.returncode == 0, done.stderr
+        (line,) = [x for x in done.stdout.splitlines() if "active -> halted" in x]
+        assert line.endswith(f"({reason.strip()})")
+
     def test_halt_strategy_when_authenticated_trader_then_halted_and_audited(
         self, desk: Desk
     ) -> None:

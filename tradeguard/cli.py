@@ -61,8 +61,11 @@ app.add_typer(genomes_app, name="genomes")
 # Not a terminal (CI, a pipe): wide enough that tables stay readable.
 # markup=False: reasons, names and ids are data, never Rich markup ("[/x]" in a halt reason
 # must not break the operator's screen); styles are applied explicitly with Text.
-out = Console(width=None if os.isatty(1) else 140, markup=False)
-err = Console(stderr=True, width=None if os.isatty(2) else 140, markup=False)
+# Piped (a log, a grep): tables 140 wide, and a message never folded across lines.
+out = Console(width=None if os.isatty(1) else 140, soft_wrap=not os.isatty(1), markup=False)
+err = Console(
+    stderr=True, width=None if os.isatty(2) else 140, soft_wrap=not os.isatty(2), markup=False
+)
 
 ConfigOption = Annotated[
     Path | None,

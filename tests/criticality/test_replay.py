@@ -80,6 +80,17 @@ class TestCsv:
         assert "line 3: close must be a finite positive number" in done.stderr
         assert "line 4: empty symbol" in done.stderr and "line 5" in done.stderr
 
+    def test_csv_when_date_or_number_garbled_then_said_in_plain_words(self, tmp_path: Path) -> None:
+        """A garbled date or number is named with what was expected, not Python's own text."""
+        (tmp_path / "bad.csv").write_text(
+            "date,symbol,close\n2020-01-01,A,100\n2020-01-0x,A,101\n2020-01-03,A,1o2\n"
+        )
+        done = cli("--csv", "bad.csv", cwd=tmp_path)
+        assert done.returncode == 1
+        assert "line 3: date '2020-01-0x' is neither YYYY-MM-DD nor" in done.stderr
+        assert "line 4: close is not a number: '1o2'" in done.stderr
+        assert "isoformat" not in done.stderr and "convert string" not in done.stderr
+
     def test_replay_when_neither_dataset_nor_csv_then_usage_error(self, tmp_path: Path) -> None:
         """One source, and exactly one."""
         assert cli(cwd=tmp_path).returncode == 2

@@ -147,7 +147,10 @@ def load_csv(path: Path) -> History:
                 for f in FIELDS:
                     text = (record.get(f) or "").strip()
                     if text:
-                        value = float(text)
+                        try:
+                            value = float(text)
+                        except ValueError:
+                            raise ValueError(f"{f} is not a number: {text!r}") from None
                         if not math.isfinite(value) or value < 0 or (f != "volume" and value == 0):
                             raise ValueError(f"{f} must be a finite positive number, got {text}")
                         values[f] = value
@@ -197,10 +200,15 @@ def bar_problem(bar: Mapping[str, float]) -> str | None:
 
 def _parse_time(text: str) -> datetime:
     text = text.strip()
-    if len(text) == 10:
-        day = date.fromisoformat(text)
-        return datetime(day.year, day.month, day.day, tzinfo=UTC)
-    at = datetime.fromisoformat(text)
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            return datetime(day.year, day.month, day.day, tzinfo=UTC)
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            f"date {text!r} is neither YYYY-MM-DD nor an ISO time with a zone"
+        ) from None
     if at.tzinfo is None:
         raise ValueError(f"time {text!r} needs a zone (e.g. +00:00), or give a date")
     return at.astimezone(UTC)
