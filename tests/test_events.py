@@ -161,6 +161,25 @@ class TestActuatorClose:
         actuator.close(grace=10)
         assert sorted(ran) == list(range(40))  # type: ignore[type-var]
 
+    @pytest.mark.parametrize(("flushed", "grace"), [(True, 5.0), (False, 0.0)])
+    def test_guard_close_when_its_flush_timed_out_then_no_second_wait(
+        self, make_guard: MakeGuard, monkeypatch: pytest.MonkeyPatch, flushed: bool, grace: float
+    ) -> None:
+        """Guard.close gives late callbacks the actuator's grace, unless its own flush already
+        waited out a hung one: then closing does not wait for it a second time."""
+        guard = make_guard()
+        graces: list[float] = []
+        real_close = guard._actuator.close
+        monkeypatch.setattr(guard._actuator, "flush", lambda timeout=30.0: flushed)
+
+        def close(grace: float = 5.0) -> None:
+            graces.append(grace)
+            real_close(grace=0)
+
+        monkeypatch.setattr(guard._actuator, "close", close)
+        guard.close()
+        assert graces == [grace]
+
     def test_close_when_emit_races_it_then_flush_does_not_hang(self) -> None:
         """Callbacks emitted while close runs never leave the pending count stuck."""
         actuator = Actuator(timeout=1.0)

@@ -192,3 +192,23 @@ class TestStrictStrategies:
         """Without strict mode, strategies appear as they report."""
         guard.heartbeat("agent-7")
         assert "agent-7" in guard.status()["strategies"]
+
+
+class TestHostileStrings:
+    def test_id_when_a_str_subclass_lies_about_equality_then_no_other_id_passes(
+        self, guard: Guard
+    ) -> None:
+        """A str subclass that claims to equal everything is not remembered as a valid id, so
+        a malformed id looked up later is still refused, and the strategy is not created."""
+
+        class Liar(str):
+            def __hash__(self) -> int:
+                return hash("bad id\n")
+
+            def __eq__(self, other: object) -> bool:
+                return True
+
+        guard.update_position("s1", Liar("AAPL"), 1, 100.0)
+        with pytest.raises(InvalidInput, match="1-128 characters"):
+            guard.update_strategy_metrics("bad id\n", max_drawdown=0.0)
+        assert "bad id\n" not in guard.status()["strategies"]

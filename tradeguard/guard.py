@@ -2588,16 +2588,18 @@ class Guard:
         self._closed = True
         self.stop()
         self.save_baselines()
-        self._actuator.flush(5.0)
+        flushed = self._actuator.flush(5.0)
         if self.alerts.channels:
             self._actuator.submit(self.alerts.aclose)
-            self._actuator.flush(5.0)
+            flushed = self._actuator.flush(5.0)
         with self._lock:
             running = list(self._flattens.values())
         for future in running:
             future.cancel()
         self._killchain.close()
-        self._actuator.close()
+        # callbacks emitted since the flush get the actuator's grace; if the flush already
+        # waited out a hung callback, waiting for it again helps nobody
+        self._actuator.close(grace=5.0 if flushed else 0.0)
         if self._store is not None:
             self._store.close()
 

@@ -79,7 +79,9 @@ def is_identifier(value: object) -> TypeGuard[str]:
     if type(value) is str and value in _KNOWN_IDS:
         return True
     if isinstance(value, str) and IDENTIFIER.match(value):
-        if len(_KNOWN_IDS) < 100_000:
+        # only plain strings are remembered: a str subclass can define its own __eq__ and
+        # __hash__, and once in the set would vouch for whatever is looked up next
+        if type(value) is str and len(_KNOWN_IDS) < 100_000:
             _KNOWN_IDS.add(value)
         return True
     return False
@@ -90,7 +92,8 @@ def identifier(name: str, value: object) -> str:
         raise ValueError(
             f"{name} must be 1-128 characters of letters, digits and _.:/@-, got {value!r}"
         )
-    return value
+    # a plain copy of a str subclass: what the guard stores and compares is only the text
+    return value if type(value) is str else str.__str__(value)
 
 
 Validator = Callable[[str, object], float | int]
