@@ -33,6 +33,10 @@ Fingerprint = int
 OpenKey = str  # strategy + NUL + client order id (an id never holds NUL), untracked like ints
 
 
+def _open_key(strategy_id: str, client_order_id: str) -> OpenKey:
+    return f"{strategy_id}\0{client_order_id}"
+
+
 class Reservation(NamedTuple):
     """An accepted order still counted against caps and reduce-only."""
 
@@ -220,11 +224,13 @@ class Pipeline:
         fingerprint = hash(
             (order.strategy_id, order.symbol, order.side, order.quantity, order.price)
         )
-        refused = self._dedup(order, fingerprint, now)
+        cid = order.client_order_id
+        open_key = None if cid is None else _open_key(order.strategy_id, cid)
+        refused = self._dedup(order, open_key, fingerprint, now)
         if refused is None:
             refused = self._allocation(order, lim, ctx, position, gross)
         if refused is None:
-            self._commit(order, fingerprint, now)
+            self._commit(order, open_key, fingerprint, now)
             return ACCEPTED
         return refused
 
@@ -335,14 +341,17 @@ class Pipeline:
             )
         return None
 
-    def _dedup(self, order: Order, fingerprint: Fingerprint, now: float) -> Decision | None:
-        cid = order.client_order_id
+    def _dedup(
+        self, order: Order, open_key: OpenKey | None, fingerprint: Fingerprint, now: float
+    ) -> Decision | None:
         # remembered, or forgotten (client_ids_remembered) but still open: never two open
         # orders under one id, or order_closed would release one and strand the other
-        key = None if cid is None else f"{order.strategy_id}\0{cid}"
-        if key is not None and (key in self._client_ids or key in self._open):
+        if open_key is not None and (open_key in self._client_ids or open_key in self._open):
             return Decision(
-                False, "dedup", f"client order id {cid!r} was already used by {order.strategy_id}"
+                False,
+                "dedup",
+                f"client order id {order.client_order_id!r} was already used by "
+                f"{order.strategy_id}",
             )
         window = self._config.dedup_window_seconds
         horizon, at = now - window, self._recent_at
@@ -403,7 +412,7 @@ class Pipeline:
     def closed(self, strategy_id: str, client_order_id: str) -> bool:
         """An order is done (filled, cancelled, rejected): its fill is in the positions now."""
         with self._lock:
-            found = self._open.pop(f"{strategy_id}\0{client_order_id}", None)
+            found = self._open.pop(_open_key(strategy_id, client_order_id), None)
             if found is None:
                 return False
             self._release(found)
@@ -434,8 +443,10 @@ class Pipeline:
                 self._release(reservation)
             # else closed, and released then: the id may belong to a later order by now
 
-    def _commit(self, order: Order, fingerprint: Fingerprint, now: float) -> None:
-        sid, cid = order.strategy_id, order.client_order_id
+    def _commit(
+        self, order: Order, open_key: OpenKey | None, fingerprint: Fingerprint, now: float
+    ) -> None:
+        sid = order.strategy_id
         self._buckets[sid].tokens -= 1.0
         self._total.tokens -= 1.0
         quantity = float(order.quantity)
@@ -447,7 +458,6 @@ class Pipeline:
         if pending is None:
             pending = held[order.symbol] = [0.0, 0.0]
         pending[0 if buy else 1] += quantity
-        open_key = None if cid is None else f"{sid}\0{cid}"
         reservation = tuple.__new__(  # not Reservation(...): see Guard.check_order's Context
             Reservation, (now, sid, order.symbol, quantity if buy else -quantity, open_key)
         )
