@@ -87,12 +87,11 @@ def chart(
     for i, (name, line) in enumerate(series.items()):
         colour = COLOURS[i % len(COLOURS)]
         for segment in _segments(xs, line):
-            (x0, v0), *rest = segment
-            if not rest:  # a lone value between gaps: a dot, since a line needs two
-                (y0,) = _scale([v0], low, high, HEIGHT - 25, PAD)
-                parts.append(f'<circle cx="{x0:.1f}" cy="{y0:.1f}" r="1.5" fill="{colour}"/>')
-                continue
             ys = _scale([v for _, v in segment], low, high, HEIGHT - 25, PAD)
+            if len(segment) == 1:  # a lone value between gaps: a dot, since a line needs two
+                x, y = segment[0][0], ys[0]
+                parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="1.5" fill="{colour}"/>')
+                continue
             points = " ".join(f"{x:.1f},{y:.1f}" for (x, _), y in zip(segment, ys, strict=True))
             parts.append(
                 f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{points}"/>'
