@@ -18,6 +18,7 @@ lint: install
 	$(BIN)/ruff check tradeguard tests bench examples
 	$(BIN)/ruff format --check tradeguard tests bench examples
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # System packages the tests need, installed when missing (Debian; CI runs as root).
 system-deps:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import MakeGuard
+from tests.conftest import MakeGuard, MakeParts
 from tradeguard import Guard, PortfolioState, StrategyState, TickResult
 from tradeguard.breaker import CircuitBreaker
 from tradeguard.testing import FakeClock
@@ -89,16 +89,18 @@ class TestTick:
         assert guard.status()["breaker"]["last_tick"] is not None
 
     def test_rules_when_evaluated_by_tick_then_same_as_event_path(
-        self, make_guard: MakeGuard, clock: FakeClock, tmp_path: Any
+        self, make_parts: MakeParts, clock: FakeClock, tmp_path: Any
     ) -> None:
         """The tick holds no logic of its own: a breach missed by no event is the same breach."""
-        guard = make_guard()
-        guard.update_strategy_metrics("s1", max_drawdown=0.051)
-        event_reason = guard.status()["strategies"]["s1"]["reason"]
-        guard.resume_strategy("s1", user="senior1")
-        guard._ledger.strategy("s1").drawdown = 0.051  # as if the event had been lost
-        guard.tick()
-        assert guard.status()["strategies"]["s1"]["reason"] == event_reason
+        parts = make_parts()
+        parts.intake.update_strategy_metrics("s1", max_drawdown=0.051)
+        event_reason = parts.status.snapshot()["strategies"]["s1"]["reason"]
+        parts.commands.resume_strategy("s1", "senior1", "manual resume")
+        assert parts.status.snapshot()["strategies"]["s1"]["state"] == "active"
+        with parts.core.book.lock:  # the ledger as the event left it, but never evaluated
+            parts.intake.ledger.strategy("s1").drawdown = 0.051  # as if the event had been lost
+        parts.backstop.tick()
+        assert parts.status.snapshot()["strategies"]["s1"]["reason"] == event_reason
 
 
 class TestThread:

@@ -290,8 +290,10 @@ class TestMetricBaselines:
         assert (saved["peak_equity"], saved["equity"]) == (100_000.0, 99_000.0)
 
 
-def _margin_guard(make_guard: MakeGuard, action: str) -> Guard:
-    return make_guard(triggers={"margin_utilization": {"limit": 0.9, "action": action}})
+def _margin_guard(make_guard: MakeGuard, action: str, store: SqliteStore | None = None) -> Guard:
+    return make_guard(
+        store=store, triggers={"margin_utilization": {"limit": 0.9, "action": action}}
+    )
 
 
 def _fire_margin(guard: Guard) -> None:
@@ -369,11 +371,12 @@ class TestSharedStore:
 
 class TestRuntimeStoreFailure:
     def test_manual_halt_when_store_fails_then_halt_holds_and_portfolio_enters_emergency(
-        self, guard: Guard
+        self, make_guard: MakeGuard, db_path: Path
     ) -> None:
         """A halt whose write fails stays in force; the guard locks down and says why."""
-        assert guard._store is not None
-        guard._store.close()
+        store = SqliteStore(db_path)
+        guard = make_guard(store=store)
+        store.close()
         with pytest.raises(StoreUnavailable):
             guard.halt_strategy("alpha", "trader1", "stop alpha")
         assert guard.strategy_state("alpha") is S.HALTED
@@ -381,32 +384,36 @@ class TestRuntimeStoreFailure:
         assert guard.status_of(PORTFOLIO).reason.startswith("store_unavailable")
 
     def test_rule_halt_when_store_fails_then_no_exception_and_emergency(
-        self, make_guard: MakeGuard
+        self, make_guard: MakeGuard, db_path: Path
     ) -> None:
         """A rule's soft halt that cannot be written escalates to emergency without raising."""
-        guard = _margin_guard(make_guard, "soft_halt")
-        assert guard._store is not None
-        guard._store.close()
+        store = SqliteStore(db_path)
+        guard = _margin_guard(make_guard, "soft_halt", store=store)
+        store.close()
         _fire_margin(guard)
         assert guard.portfolio_state is P.EMERGENCY
         assert guard.status_of(PORTFOLIO).reason.startswith("store_unavailable")
 
-    def test_reset_when_store_failed_then_refused_and_emergency_holds(self, guard: Guard) -> None:
+    def test_reset_when_store_failed_then_refused_and_emergency_holds(
+        self, make_guard: MakeGuard, db_path: Path
+    ) -> None:
         """Nothing can be lifted once the store failed: reset and approve both raise."""
+        store = SqliteStore(db_path)
+        guard = make_guard(store=store)
         guard.portfolio_close("risk1", "flatten")
-        assert guard._store is not None
-        guard._store.close()
+        store.close()
         with suppress(StoreUnavailable):
             guard.halt_strategy("alpha", "trader1")
         _assert_fails_closed(guard)
 
     def test_tick_when_store_fails_then_error_reported_and_emergency(
-        self, guard: Guard, clock: FakeClock
+        self, make_guard: MakeGuard, db_path: Path, clock: FakeClock
     ) -> None:
         """A baseline save that fails in the breaker's tick also locks the guard down."""
+        store = SqliteStore(db_path)
+        guard = make_guard(store=store)
         guard.update_portfolio(equity=100_000.0)
-        assert guard._store is not None
-        guard._store.close()
+        store.close()
         clock.advance(1.0)
         result = guard.tick()
         assert any(e.startswith("store") for e in result.errors)

@@ -6,11 +6,14 @@ import asyncio
 import gc
 import logging
 import threading
+from typing import Any
 
 import pytest
 
+import tradeguard.guard
 from tests.conftest import MakeGuard
 from tradeguard import Breach, Guard, StateChange, StrategyState
+from tradeguard.assembly import Parts, assemble
 from tradeguard.events import Actuator
 
 
@@ -167,17 +170,34 @@ class TestActuatorClose:
     ) -> None:
         """Guard.close gives late callbacks the actuator's grace, unless its own flush already
         waited out a hung one: then closing does not wait for it a second time."""
+        built: list[Parts] = []
+
+        def spy(*args: Any) -> Parts:
+            built.append(assemble(*args))
+            return built[-1]
+
+        monkeypatch.setattr(tradeguard.guard, "assemble", spy)  # to reach the guard's actuator
         guard = make_guard()
+        (parts,) = built
+        actuator = parts.core.actuator
+        release = threading.Event()
+        if not flushed:  # a callback that hangs: the flush in close cannot finish
+            guard.register_callback("strategy_halt", lambda _sid: release.wait(30))
+            guard.halt_strategy("s1", user="trader1")
+        real_flush, real_close = actuator.flush, actuator.close
+        # a hung callback times the flush out at once, not 5 s later
+        monkeypatch.setattr(actuator, "flush", lambda timeout=30.0: real_flush(0))
         graces: list[float] = []
-        real_close = guard._actuator.close
-        monkeypatch.setattr(guard._actuator, "flush", lambda timeout=30.0: flushed)
 
         def close(grace: float = 5.0) -> None:
             graces.append(grace)
-            real_close(grace=0)
+            real_close(grace=grace)
 
-        monkeypatch.setattr(guard._actuator, "close", close)
-        guard.close()
+        monkeypatch.setattr(actuator, "close", close)
+        try:
+            guard.close()
+        finally:
+            release.set()
         assert graces == [grace]
 
     def test_close_when_emit_races_it_then_flush_does_not_hang(self) -> None:

@@ -113,10 +113,10 @@ class TestHaltsThatCannotBeRecorded:
         self, make_guard: MakeGuard, db_path: Path
     ) -> None:
         """Halts made while the store was failing come back as a durable emergency on restart."""
-        first = make_guard()
+        store = SqliteStore(db_path)
+        first = make_guard(store=store)
         first.update_portfolio(equity=100.0)
-        assert first._store is not None
-        first._store.close()
+        store.close()
         first.update_portfolio(equity=80.0)  # the halt's write fails: emergency in memory
         assert first.portfolio_state is PortfolioState.EMERGENCY
         marker = db_path.with_name(db_path.name + ".emergency")

@@ -11,7 +11,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import MakeConfig
+from tests.conftest import MakeConfig, reading
 from tests.emergency_support import book, fake_sleep, never_flipped, venue
 from tradeguard import Guard, PortfolioState, StrategyState
 from tradeguard.emergency import FlattenReport
@@ -146,10 +146,11 @@ CHILD = textwrap.dedent(
     from tradeguard.venues import SimulatedVenue
 
     class Loud(SimulatedVenue):
-        def _fill(self, order, quantity, price):
-            result = super()._fill(order, quantity, price)
-            print("fill", flush=True)
-            return result
+        async def submit_order(self, **order):
+            placed = await super().submit_order(**order)
+            if placed.filled:
+                print("fill", flush=True)
+            return placed
 
     config, journal = sys.argv[1], Path(sys.argv[2])
     venue = Loud("v1", prices={"BTC": 100.0}, latency=0.02, journal=journal)
@@ -195,13 +196,13 @@ class TestCrashMidFlatten:
             child.communicate(timeout=30)
 
         survivor = SimulatedVenue("v1", prices={"BTC": 100.0}, journal=journal)
-        # killed part-way (a fill is printed just before the venue journals it: one may be lost)
+        # killed part-way (a fill is printed once the venue journaled it)
         assert 4 <= len(survivor.fills) < len(initial)
         guard = Guard(_load(config))
         try:
             assert guard.portfolio_state is PortfolioState.HARD_HALT
-            runs = guard._store.flatten_runs() if guard._store else []
-            assert [r.status for r in runs] == ["running"]
+            with reading(guard.config.state.path) as store:
+                assert [r.status for r in store.flatten_runs()] == ["running"]
             guard.add_venue(survivor)
             guard.start()
             assert guard.flush(timeout=60)
@@ -211,7 +212,8 @@ class TestCrashMidFlatten:
             for sid, symbol, qty, _after in survivor.fills:
                 closed[(sid, symbol)] = closed.get((sid, symbol), 0.0) + qty
             assert closed == {k: -q for k, q in initial.items()}
-            statuses = sorted(r.status for r in guard._store.flatten_runs()) if guard._store else []
+            with reading(guard.config.state.path) as store:
+                statuses = sorted(r.status for r in store.flatten_runs())
             assert statuses == ["flat", "interrupted"]
         finally:
             guard.close()

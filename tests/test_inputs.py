@@ -160,10 +160,11 @@ class TestPortfolioInputs:
         self, guard: Guard, clock: FakeClock
     ) -> None:
         """An older tick arriving late does not overwrite a newer price."""
+        guard.update_position("s1", "BTC", 1, 90.0)  # a holder: its mark is the latest price
         now = clock.time()
         guard.update_prices({"BTC": 100.0}, ts=now)
         guard.update_prices({"BTC": 50.0}, ts=now - 10)
-        assert guard._ledger.portfolio.prices["BTC"] == 100.0
+        assert guard.status()["strategies"]["s1"]["metrics"]["positions"]["BTC"]["price"] == 100.0
 
 
 class TestStrictStrategies:

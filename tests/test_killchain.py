@@ -16,7 +16,8 @@ import pytest
 from tests.conftest import MakeGuard
 from tradeguard import Guard, Order, PermissionDenied
 from tradeguard.errors import ApprovalRefused, BadRequest, GenomeBlacklisted
-from tradeguard.killchain import PHASES, Incident
+from tradeguard.incidents.killchain import PHASES, Incident
+from tradeguard.store import SqliteStore
 from tradeguard.testing import FakeClock
 
 MOMENTUM = {"kind": "momentum", "lookback": 20, "version": "1.4.2"}
@@ -24,10 +25,16 @@ MEAN_REV = {"kind": "mean_reversion", "z": 2.0, "version": "0.9.0"}
 
 
 @pytest.fixture
-def book(make_guard: MakeGuard, clock: FakeClock) -> Guard:
+def book_store(db_path: Path) -> SqliteStore:
+    """The store the book runs on, held by the test (the book closes it)."""
+    return SqliteStore(db_path)
+
+
+@pytest.fixture
+def book(make_guard: MakeGuard, clock: FakeClock, book_store: SqliteStore) -> Guard:
     """Two registered strategies with genomes; alpha breaches its drawdown first, beta then
     loses less; the book is priced and fed."""
-    guard = make_guard(killchain={"callback_timeout_seconds": 0.5})
+    guard = make_guard(store=book_store, killchain={"callback_timeout_seconds": 0.5})
     guard.register_strategy("alpha", genome=MOMENTUM)
     guard.register_strategy("beta", genome=MEAN_REV)
     guard.update_portfolio(equity=1_000_000.0)
@@ -430,12 +437,11 @@ class TestReviewFindings:
         assert "blacklisted" in other.check_order(Order("alpha", "BTC", "sell", 1.0, 100.0)).reason
 
     def test_phase_when_its_work_keeps_failing_then_incident_waits_and_a_tick_finishes_it(
-        self, book: Guard, monkeypatch: pytest.MonkeyPatch
+        self, book: Guard, book_store: SqliteStore, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """A blacklist the store refuses three times leaves the incident open at remediate
         (not closed with the genome free); the next tick runs the phase again."""
-        store = book._store
-        assert store is not None
+        store = book_store
         real = store.update_genome
         failures = iter(range(3))
 
@@ -521,7 +527,9 @@ class TestReviewFindings:
         second = book.unblock_genome(fp, "risk1", "again")
         book.approve(first.id, "risk2")
         book.register_strategy("alpha_v2", genome=MOMENTUM)
-        book._blacklist(fp, "later-incident", "it did it again")
+        book.record_trade("alpha_v2", -500.0)  # it did it again: a later incident blames it
+        book.start_incident("it did it again", "risk1", strategies=["alpha_v2"])
+        assert book.wait_incidents(30)
         with pytest.raises(ApprovalRefused, match="blacklisting changed"):
             book.approve(second.id, "risk2")
         assert book.is_blacklisted(MOMENTUM)

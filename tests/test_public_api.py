@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
 
 import tradeguard
-from tradeguard import Guard, PortfolioState, get_kill_switch
-from tradeguard import guard as guard_module
+from tradeguard import Guard
 
 
 class TestSurface:
@@ -34,38 +37,60 @@ class TestSurface:
         assert all(issubclass(e, tradeguard.TradeguardError) for e in errors)
 
 
-class TestGetKillSwitch:
-    @pytest.fixture(autouse=True)
-    def _fresh(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        monkeypatch.setattr(guard_module, "_singleton", None)
+def in_fresh_process(code: str, here: Path, **env: str) -> None:
+    """Run ``code`` in a new interpreter (its own process-wide guard) in ``here``; it passes
+    ``here`` as ``sys.argv[1]`` and fails the test if an assertion in it fails."""
+    environ = {k: v for k, v in os.environ.items() if k != "TRADEGUARD_CONFIG"}
+    environ.update(env, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    child = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), str(here)],
+        check=False,
+        cwd=here,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert child.returncode == 0, child.stderr
 
-    def test_get_kill_switch_when_called_twice_then_same_guard(
-        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
+
+class TestGetKillSwitch:
+    def test_get_kill_switch_when_called_twice_then_same_guard(self, tmp_path: Path) -> None:
         """The seed's get_kill_switch() returns one process-wide guard built from TRADEGUARD_CONFIG."""
         config = tmp_path / "c.yaml"
         config.write_text("users: {ops: admin}\ntriggers: {strategy_drawdown: 0.07}\n")
-        monkeypatch.setenv("TRADEGUARD_CONFIG", str(config))
-        ks = get_kill_switch()
-        try:
-            assert get_kill_switch() is ks
-            assert ks.config.triggers.strategy_drawdown.limit == 0.07
-            assert ks.config.state.path == tmp_path / "tradeguard.db"
-        finally:
-            ks.close()
+        elsewhere = tmp_path / "cwd"
+        elsewhere.mkdir()
+        code = """
+            import sys
+            from pathlib import Path
+            from tradeguard import get_kill_switch
 
-    def test_get_kill_switch_when_no_config_then_defaults_in_cwd(
-        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
+            ks = get_kill_switch()
+            try:
+                assert get_kill_switch() is ks
+                assert ks.config.triggers.strategy_drawdown.limit == 0.07
+                assert ks.config.state.path == Path(sys.argv[1]).parent / "tradeguard.db"
+            finally:
+                ks.close()
+            """
+        in_fresh_process(code, elsewhere, TRADEGUARD_CONFIG=str(config))
+
+    def test_get_kill_switch_when_no_config_then_defaults_in_cwd(self, tmp_path: Path) -> None:
         """Without TRADEGUARD_CONFIG the defaults apply and the DB is tradeguard.db here."""
-        monkeypatch.delenv("TRADEGUARD_CONFIG", raising=False)
-        monkeypatch.chdir(tmp_path)
-        ks = get_kill_switch()
-        try:
-            assert ks.portfolio_state is PortfolioState.NORMAL
-            assert (tmp_path / "tradeguard.db").exists()
-        finally:
-            ks.close()
+        code = """
+            import sys
+            from pathlib import Path
+            from tradeguard import PortfolioState, get_kill_switch
+
+            ks = get_kill_switch()
+            try:
+                assert ks.portfolio_state is PortfolioState.NORMAL
+                assert (Path(sys.argv[1]) / "tradeguard.db").exists()
+            finally:
+                ks.close()
+            """
+        in_fresh_process(code, tmp_path)
 
 
 class TestStatus:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import MakeParts
 from tradeguard import Guard, InvalidTransition, PermissionDenied, PortfolioState, StrategyState
 from tradeguard.model import PORTFOLIO, Actor, ActorKind, ScopeKind
 from tradeguard.state import TIGHTENING, Command, next_state
@@ -84,12 +85,15 @@ class TestStrategyTable:
 
 class TestAutomatedActors:
     @pytest.mark.parametrize("kind", [ActorKind.RULE, ActorKind.SYSTEM])
-    def test_reset_when_automated_actor_then_denied(self, guard: Guard, kind: ActorKind) -> None:
+    def test_reset_when_automated_actor_then_denied(
+        self, make_parts: MakeParts, kind: ActorKind
+    ) -> None:
         """Rules and the guard itself may only tighten: a reset by them is refused."""
-        guard.portfolio_close("trader1")
+        parts = make_parts()
+        parts.commands.manual("trader1", Command.HARD_HALT, PORTFOLIO, "manual hard halt")
         with pytest.raises(PermissionDenied, match="automated"):
-            guard._transition(PORTFOLIO, Command.RESET, Actor(kind, "x"), "sneaky")
-        assert guard.portfolio_state is PortfolioState.HARD_HALT
+            parts.core.transitions.apply(PORTFOLIO, Command.RESET, Actor(kind, "x"), "sneaky")
+        assert parts.core.book.portfolio_state is PortfolioState.HARD_HALT
 
     def test_tightening_set_when_listed_then_only_halts(self) -> None:
         """The commands automated actors may issue are exactly the halts."""

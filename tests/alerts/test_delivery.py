@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.alerts.receivers import HttpReceiver, SmtpReceiver
-from tests.conftest import MakeGuard
+from tests.conftest import MakeGuard, reading
 from tradeguard import Guard, Order, PortfolioState
 from tradeguard.testing import FakeClock
 
@@ -63,8 +63,8 @@ def guard(make_guard: MakeGuard, http: HttpReceiver, smtp: SmtpReceiver) -> Guar
 
 
 def outbox(guard: Guard) -> list[tuple[str, str]]:
-    assert guard._store is not None
-    return [(row.channel, row.status) for row in guard._store.outbox()]
+    with reading(guard.config.state.path) as store:
+        return [(row.channel, row.status) for row in store.outbox()]
 
 
 class TestEveryChannel:
@@ -284,8 +284,8 @@ class TestFoldingAndDurability:
         first = make_guard(alerts=alerts_config(http, smtp))
         first.halt_strategy("s1", user="trader1")
         first.flush(timeout=30)
-        assert first._store is not None
-        pending_id = next(r.id for r in first._store.outbox() if r.channel == "webhook")
+        with reading(first.config.state.path) as store:
+            pending_id = next(r.id for r in store.outbox() if r.channel == "webhook")
         first.close()
         http.start(port)
         second = make_guard(alerts=alerts_config(http, smtp))

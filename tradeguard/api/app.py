@@ -109,8 +109,7 @@ def create_app(  # noqa: PLR0915  # one statement per route
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
         """Liveness for load balancers and probes; no authentication, no detail."""
-        status = guard.status()
-        return {"ok": status["store"]["ok"], "portfolio": status["portfolio"]["state"]}
+        return guard.health()
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def dashboard() -> str:
@@ -128,7 +127,7 @@ def create_app(  # noqa: PLR0915  # one statement per route
 
     @app.post("/api/strategies/{strategy_id}/halt")
     def halt_strategy(strategy_id: str, body: HaltRequest, user: User) -> dict[str, Any]:
-        if not body.force and strategy_id not in guard.status()["strategies"]:
+        if not body.force and not guard.has_strategy(strategy_id):
             guard.refuse(user, "halt", f"unknown strategy {strategy_id!r}")
             raise UnknownRequest(
                 f"unknown strategy {strategy_id!r}; send force=true to halt it "
@@ -138,7 +137,7 @@ def create_app(  # noqa: PLR0915  # one statement per route
 
     @app.post("/api/strategies/{strategy_id}/resume")
     def resume_strategy(strategy_id: str, body: Reason, user: User) -> dict[str, Any]:
-        if strategy_id not in guard.status()["strategies"]:
+        if not guard.has_strategy(strategy_id):
             guard.refuse(user, "resume", f"unknown strategy {strategy_id!r}")
             raise UnknownRequest(f"unknown strategy {strategy_id!r}")
         return _change(guard.resume_strategy(strategy_id, user, body.reason or "resumed via API"))
@@ -176,7 +175,7 @@ def create_app(  # noqa: PLR0915  # one statement per route
 
     @app.get("/api/incidents")
     def incidents(user: User) -> list[dict[str, Any]]:
-        return [{k: v for k, v in i.items() if k != "snapshot"} for i in guard.incidents()]
+        return guard.incidents(snapshots=False)
 
     @app.get("/api/incidents/{incident_id}")
     def incident(incident_id: str, user: User) -> dict[str, Any]:

@@ -26,18 +26,15 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from tradeguard.audit import AuditEntry
 from tradeguard.breaker import SourceTimeout, call_with_timeout
-from tradeguard.clock import to_iso
+from tradeguard.clock import Clock, to_iso
 from tradeguard.errors import StoreUnavailable
-from tradeguard.store.base import StateConflict
+from tradeguard.store import StateConflict, StateStore
 
-if TYPE_CHECKING:
-    from tradeguard.guard import Guard
-
-log = logging.getLogger("tradeguard.killchain")
+log = logging.getLogger("tradeguard.incidents.killchain")
 
 LEASE_SECONDS = 300.0  # a process that ran an incident and died frees it after this long
 ATTEMPTS = 3  # a phase whose work fails is tried again; then the incident waits for a retry
@@ -172,11 +169,28 @@ def diagnose(
     return {"responsible": None, "rule": None, "method": "no evidence", "losses": []}
 
 
+PhaseWork = Callable[["Incident"], list[str]]
+
+
+class Ports(Protocol):
+    """What the chain needs from the guard, and nothing more: it never imports the Guard."""
+
+    clock: Clock
+
+    def healthy_store(self) -> StateStore | None: ...
+
+    def emit(self, event: str, payload: object) -> None: ...
+
+    def work(self) -> Mapping[Phase, PhaseWork]:
+        """The bodies of contain, preserve, diagnose, remediate and learn."""
+        ...
+
+
 class KillChain:
     """Runs incidents for one guard, one at a time, on its own thread."""
 
-    def __init__(self, guard: Guard, callback_timeout: float) -> None:
-        self._guard = guard
+    def __init__(self, ports: Ports, callback_timeout: float) -> None:
+        self._ports = ports
         self._timeout = callback_timeout
         self._callbacks: dict[Phase, list[PhaseCallback]] = {}
         self._executor = concurrent.futures.ThreadPoolExecutor(
@@ -216,8 +230,8 @@ class KillChain:
 
     def _claimed_run(self, incident_id: str) -> Incident | None:
         """Claim the incident (a lease in the store), read its latest state, run what is left."""
-        store = self._guard._healthy_store()
-        now = self._guard._clock.time()
+        store = self._ports.healthy_store()
+        now = self._ports.clock.time()
         if store is None or not store.claim_incident(incident_id, self.owner, now, LEASE_SECONDS):
             return None
         found = store.incident(incident_id)
@@ -226,16 +240,9 @@ class KillChain:
         return self._run(Incident.from_dict(found))
 
     def _run(self, incident: Incident) -> Incident:
-        work = {
-            Phase.DETECT: self._detect,
-            Phase.CONTAIN: self._guard._contain,
-            Phase.PRESERVE: self._guard._preserve,
-            Phase.DIAGNOSE: self._guard._diagnose,
-            Phase.REMEDIATE: self._guard._remediate,
-            Phase.LEARN: self._guard._learn,
-        }
+        work = {Phase.DETECT: self._detect, **self._ports.work()}
+        clock = self._ports.clock
         while (phase := incident.next_phase()) is not None:
-            clock = self._guard._clock
             record = next((p for p in incident.phases if p.phase == phase), None)
             if record is None:
                 record = PhaseRecord(str(phase), clock.time())
@@ -266,7 +273,7 @@ class KillChain:
             done = "; ".join(record.notes) or f"{phase} done"
             if not self._save(incident, f"incident:{phase}", done):
                 return incident
-        self._guard._actuator.emit("incident", incident)
+        self._ports.emit("incident", incident)
         return incident
 
     def _detect(self, incident: Incident) -> list[str]:
@@ -293,12 +300,11 @@ class KillChain:
     def _save(self, incident: Incident, action: str, why: str) -> bool:
         """Record progress (and renew the lease); False when this process no longer holds the
         incident, which then stops here."""
-        guard = self._guard
-        now = guard._clock.time()
+        now = self._ports.clock.time()
         entry = AuditEntry(
             now, "system:killchain", action, f"incident:{incident.id}", None, None, why
         )
-        store = guard._healthy_store()
+        store = self._ports.healthy_store()
         try:
             if store is None:
                 raise StoreUnavailable("no healthy store")

@@ -1,0 +1,76 @@
+"""The book: every scope's state and the sets the decision path reads, behind one lock.
+
+One object shared by the engine's parts, so that a halt made by any of them is what the very
+next order check sees. The dicts and sets are mutated in place and never replaced (the
+pre-trade gate holds them directly), except ``blocked`` and ``config``, which are swapped in
+one assignment so the lock-free order check reads either the old or the new whole value.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from tradeguard.config import Config
+from tradeguard.model import (
+    PORTFOLIO,
+    Actor,
+    ActorKind,
+    PortfolioState,
+    Scope,
+    ScopeKind,
+    StateChange,
+    StrategyState,
+)
+from tradeguard.state import ScopeStatus
+
+SYSTEM = Actor(ActorKind.SYSTEM, "guard")
+KILLCHAIN = Actor(ActorKind.SYSTEM, "killchain")
+
+# The states a store that failed may still record: stopping never waits for a healthy store.
+TIGHT_STATES = frozenset(
+    {
+        StrategyState.HALTED,
+        StrategyState.DISABLED,
+        PortfolioState.SOFT_HALT,
+        PortfolioState.HARD_HALT,
+        PortfolioState.EMERGENCY,
+    }
+)
+
+
+class Book:
+    """Scope states, versions, registered and blocked strategies, what is breaching now."""
+
+    def __init__(self, config: Config, now: float) -> None:
+        self.lock = threading.RLock()
+        self.config = config  # replaced whole by a limit change (see control.limits)
+        self.states: dict[str, ScopeStatus] = {
+            "portfolio": ScopeStatus(PortfolioState.NORMAL, "initial", now, str(SYSTEM), 0)
+        }
+        self.registered: set[str] = set(config.strategies)
+        self.blocked: frozenset[str] = frozenset()  # strategies whose genome is blacklisted
+        self.active: dict[str, set[str]] = {}  # scope -> rules currently breaching
+        self.normal_version = 0  # the portfolio's version at its last reset (a halt episode)
+        self.fed = False  # given inputs (and so has loss baselines worth saving)?
+        self.running = False  # started: runs incidents (a CLI process only records them)
+
+    def status_of(self, scope: Scope) -> ScopeStatus:
+        found = self.states.get(str(scope))
+        if found is not None:
+            return found
+        if scope.kind is ScopeKind.PORTFOLIO:
+            raise AssertionError("the portfolio always has a state")
+        return ScopeStatus(StrategyState.ACTIVE, "registered", 0.0, str(SYSTEM), 0)
+
+    @property
+    def portfolio_state(self) -> PortfolioState:
+        return PortfolioState(self.status_of(PORTFOLIO).state)
+
+    def strategy_keys(self) -> list[str]:
+        """Every strategy scope that has a state of its own (halted at least once)."""
+        return [k for k in self.states if k.startswith("strategy:")]
+
+    def on_change(self, change: StateChange) -> None:
+        """A reset ends a halt episode: a new one may begin (see incidents.response)."""
+        if change.scope.kind is ScopeKind.PORTFOLIO and change.after == PortfolioState.NORMAL:
+            self.normal_version = change.version

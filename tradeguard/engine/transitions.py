@@ -1,0 +1,309 @@
+"""Transitions: the only writer of scope states.
+
+A halt takes effect in memory before it is written (the next order check already sees it); a
+resume or reset is written before it takes effect (a failed write lifts nothing). Every change
+is published to the subscribers in the order they subscribed, synchronously and after the state
+is in force, then as events on the actuator. A failure to apply a halt locks the book down
+rather than letting trading go on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from tradeguard import inputs
+from tradeguard.audit import AuditEntry
+from tradeguard.clock import Clock
+from tradeguard.engine.book import SYSTEM, TIGHT_STATES, Book
+from tradeguard.engine.storage import Storage
+from tradeguard.errors import InvalidTransition, PermissionDenied, StoreUnavailable
+from tradeguard.events import Actuator
+from tradeguard.model import (
+    PORTFOLIO,
+    Actor,
+    Breach,
+    PortfolioState,
+    Scope,
+    ScopeKind,
+    StateChange,
+    StrategyState,
+)
+from tradeguard.state import TIGHTENING, Command, ScopeStatus, next_state
+from tradeguard.store import Approval, Rung, StateConflict, StateWrite
+
+log = logging.getLogger("tradeguard")
+
+# Which callback event a transition publishes, by (scope kind, new state).
+_EVENT_FOR: dict[tuple[ScopeKind, str], str] = {
+    (ScopeKind.STRATEGY, StrategyState.HALTED): "strategy_halt",
+    (ScopeKind.STRATEGY, StrategyState.ACTIVE): "strategy_resume",
+    (ScopeKind.STRATEGY, StrategyState.RECOVERING): "strategy_resume",
+    (ScopeKind.PORTFOLIO, PortfolioState.SOFT_HALT): "portfolio_halt",
+    (ScopeKind.PORTFOLIO, PortfolioState.HARD_HALT): "portfolio_close",
+    (ScopeKind.PORTFOLIO, PortfolioState.EMERGENCY): "emergency_stop",
+    (ScopeKind.PORTFOLIO, PortfolioState.NORMAL): "reset",
+}
+
+Subscriber = Callable[[StateChange], None]
+
+
+class Transitions:
+    def __init__(
+        self, book: Book, storage: Storage, clock: Clock, actuator: Actuator, marker: Path
+    ) -> None:
+        self._book = book
+        self._storage = storage
+        self._clock = clock
+        self._actuator = actuator
+        self._marker = marker
+        self._subscribers: list[Subscriber] = []
+
+    def subscribe(self, fn: Subscriber) -> None:
+        """Call ``fn(change)`` on every change, synchronously, once the state is in force."""
+        self._subscribers.append(fn)
+
+    def apply(
+        self,
+        scope: Scope,
+        command: Command,
+        actor: Actor,
+        reason: str,
+        *,
+        breach: Breach | None = None,
+        approvals: Sequence[Approval] = (),
+        details: Mapping[str, Any] | None = None,
+        rungs: Sequence[Rung] = (),
+    ) -> StateChange | None:
+        """Move ``scope`` by ``command``; None when it was already at least as strict. A halt
+        that lost a version race is re-decided on the stored state (it never loosens); a lift
+        that lost one is refused: it was decided on what the person saw."""
+        started = time.perf_counter()
+        reason = inputs.text(reason)
+        tightening = command in TIGHTENING
+        if actor.automated and not tightening:
+            raise PermissionDenied(f"{actor} is automated and may only tighten, not {command}")
+        key = str(scope)
+        states = self._book.states
+        with self._book.lock:
+            current = self._book.status_of(scope)
+            for _attempt in range(5):
+                after = next_state(scope.kind, current.state, command)
+                if after is None:  # already at least as strict (perhaps by another process)
+                    states[key] = current
+                    return None
+                now = self._clock.time()
+                status = ScopeStatus(after, reason, now, str(actor), current.version + 1)
+                change = StateChange(
+                    scope,
+                    str(current.state),
+                    str(after),
+                    actor,
+                    reason,
+                    now,
+                    status.version,
+                    breach,
+                    dict(details or {}),
+                )
+                if tightening:
+                    states[key] = status  # effective now; durable below
+                try:
+                    try:
+                        self._persist(change, current.version, approvals, rungs)
+                    except StateConflict:
+                        stored = self._stored(key)
+                        if not tightening:
+                            states[key] = stored
+                            raise InvalidTransition(
+                                f"{key} changed in another process (now {stored.state}: "
+                                f"{stored.reason}); nothing was lifted: look again"
+                            ) from None
+                        current = stored  # re-decide the halt on the stored truth; memory
+                        continue  # keeps the stricter attempt meanwhile
+                except StoreUnavailable as exc:
+                    if tightening:
+                        self.publish(change)
+                        self.fail_store(str(exc))
+                    raise
+                if not tightening:
+                    states[key] = status
+                break
+            else:
+                message = f"{key} kept changing in another process; could not record {command}"
+                if tightening:
+                    self.fail_store(message)
+                raise StoreUnavailable(message)
+        change = dataclasses.replace(change, durable_seconds=time.perf_counter() - started)
+        self.publish(change)
+        return change
+
+    def quietly(
+        self,
+        scope: Scope,
+        command: Command,
+        actor: Actor,
+        reason: str,
+        breach: Breach | None = None,
+    ) -> StateChange | None:
+        """For automated actors: a store failure is already handled (emergency), not raised; any
+        other failure to apply a halt locks everything down rather than letting trading go on."""
+        try:
+            return self.apply(scope, command, actor, reason, breach=breach)
+        except StoreUnavailable:
+            return None
+        except Exception as exc:
+            log.exception("could not apply %s to %s", command, scope)
+            why = f"internal_error: could not apply {command} to {scope}: {exc!r}"
+            try:  # durably if the store still works, in memory regardless
+                self.apply(PORTFOLIO, Command.EMERGENCY, SYSTEM, why)
+            except Exception:
+                self.lockdown(why)
+            return None
+
+    def lockdown(self, reason: str) -> None:
+        """Emergency in memory, for failures where the normal path cannot be trusted."""
+        log.critical("entering emergency: %s", reason)
+        current = self._book.states["portfolio"]
+        if current.state == PortfolioState.EMERGENCY:
+            return
+        now = self._clock.time()
+        self._book.states["portfolio"] = ScopeStatus(
+            PortfolioState.EMERGENCY, reason, now, str(SYSTEM), current.version
+        )
+        self.publish(
+            StateChange(
+                PORTFOLIO,
+                current.state,
+                PortfolioState.EMERGENCY,
+                SYSTEM,
+                reason,
+                now,
+                current.version,
+            )
+        )
+
+    def fail_store(self, message: str) -> None:
+        """The store cannot be trusted: lock down in memory; nothing can be lifted until fixed.
+        A marker file beside the DB carries the emergency over a restart, should the store
+        come back without it."""
+        self._storage.error = message
+        self.lockdown(f"store_unavailable: {message}")
+        try:
+            if not self._marker.exists():
+                self._marker.write_text(json.dumps({"at": self._clock.time(), "reason": message}))
+        except OSError as exc:
+            log.critical("could not write the emergency marker either: %s", exc)
+
+    def adopt_marker(self) -> None:
+        """A previous run lost its store and locked down: make that emergency durable now."""
+        marker = self._marker
+        if not marker.exists():
+            return
+        try:
+            why = str(json.loads(marker.read_text()).get("reason", "unknown"))
+        except (OSError, ValueError, AttributeError):
+            why = "unreadable marker"
+        self.apply(
+            PORTFOLIO,
+            Command.EMERGENCY,
+            SYSTEM,
+            f"store_unavailable earlier: {why} (marker {marker.name})",
+        )
+        marker.unlink()
+
+    def refresh(self, key: str) -> None:
+        """Before a lift, take the store's word if another process moved the scope on."""
+        store = self._storage.healthy()
+        if store is None:
+            return
+        stored = store.load_states().get(key)
+        mine = self._book.states.get(key)
+        if stored is not None and (mine is None or stored.version > mine.version):
+            self._book.states[key] = stored
+
+    def refuse(self, user: object, command: Command | str, scope: Scope, why: str) -> None:
+        """Record a refused attempt (audit and the ``refused`` event); never raises."""
+        entry = AuditEntry(
+            self._clock.time(),
+            inputs.text(user, 64),
+            f"refused:{command}",
+            str(scope),
+            None,
+            None,
+            inputs.text(why),
+        )
+        self._actuator.emit("refused", dataclasses.asdict(entry))
+        try:
+            self._storage.opened().commit(audit=[entry])  # a failed store takes it if it can
+        except StoreUnavailable as exc:
+            log.error("could not audit a refused %s by %s: %s", command, user, exc)
+
+    def publish(self, change: StateChange) -> None:
+        for subscriber in self._subscribers:
+            subscriber(change)
+        self._actuator.emit("state_change", change)
+        event = _EVENT_FOR.get((change.scope.kind, change.after))
+        if event is None:
+            return
+        self._actuator.emit(
+            event, change.scope.id if change.scope.kind is ScopeKind.STRATEGY else change
+        )
+
+    def _persist(
+        self,
+        change: StateChange,
+        expected: int,
+        approvals: Sequence[Approval],
+        rungs: Sequence[Rung],
+    ) -> None:
+        """Whatever stops the write is a store failure: a halt then stands in memory."""
+        try:
+            self._write(change, expected, approvals, rungs)
+        except (StateConflict, StoreUnavailable):
+            raise
+        except Exception as exc:
+            raise StoreUnavailable(f"could not record {change.after}: {exc!r}") from exc
+
+    def _write(
+        self,
+        change: StateChange,
+        expected: int,
+        approvals: Sequence[Approval],
+        rungs: Sequence[Rung],
+    ) -> None:
+        tight = change.after in TIGHT_STATES  # a halt is written even to a failed store
+        store = self._storage.opened() if tight else self._storage.require()
+        status = ScopeStatus(
+            change.after, change.reason, change.at, str(change.actor), change.version
+        )
+        details = dict(change.details)
+        if change.breach is not None:
+            details["breach"] = change.breach.to_dict()
+        entry = AuditEntry(
+            change.at,
+            str(change.actor),
+            "state_change",
+            str(change.scope),
+            change.before,
+            change.after,
+            change.reason,
+            details,
+        )
+        store.commit(
+            states=[StateWrite(str(change.scope), status, expected)],
+            audit=[entry],
+            approvals=approvals,
+            rungs=rungs,
+        )
+
+    def _stored(self, key: str) -> ScopeStatus:
+        """The store's row for a scope after a conflict; a row that vanished is corruption."""
+        stored = self._storage.opened().load_states().get(key)
+        if stored is None:
+            raise StoreUnavailable(f"the state row for {key} disappeared from the store")
+        return stored
