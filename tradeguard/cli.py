@@ -11,7 +11,7 @@ import os
 import pwd
 import sys
 import time
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from tradeguard.clock import to_iso
+from tradeguard.clock import NaiveTime, parse_iso, to_iso
 from tradeguard.config import Config, config_warnings, load_config
 from tradeguard.errors import (
     BadRequest,
@@ -128,7 +128,7 @@ def _day(value: str | None, option: str) -> date | None:
     if value is None:
         return None
     try:
-        return date.fromisoformat(value)
+        return parse_iso(value, "date").date()
     except ValueError:
         raise _fail(f"{option} {value!r} is not a date (YYYY-MM-DD)", EXIT_USAGE) from None
 
@@ -367,12 +367,11 @@ def _since(value: str | None) -> float | None:
     if value is None:
         return None
     try:
-        parsed = datetime.fromisoformat(value)
+        return parse_iso(value, "time").timestamp()
+    except NaiveTime:
+        raise _fail("--since needs a timezone, e.g. 2026-11-21T09:00+00:00", EXIT_USAGE) from None
     except ValueError as exc:
         raise _fail(f"--since {value!r} is not an ISO date/time", EXIT_USAGE) from exc
-    if parsed.tzinfo is None:
-        raise _fail("--since needs a timezone, e.g. 2026-11-21T09:00+00:00", EXIT_USAGE)
-    return parsed.timestamp()
 
 
 @audit_app.command("show")

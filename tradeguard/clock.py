@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import math
 import time
-from datetime import UTC, datetime
-from typing import Protocol
+from datetime import UTC, date, datetime
+from typing import Literal, Protocol
 
 
 class Clock(Protocol):
@@ -54,3 +54,27 @@ def from_timestamp(value: object) -> float:
             raise ValueError(f"timestamp {value!r} is before 2000: not a real clock time")
         return float(value)
     raise ValueError(f"timestamp must be epoch seconds or an aware datetime, got {value!r}")
+
+
+class NaiveTime(ValueError):
+    """An ISO time without a zone: it names a different instant on every machine."""
+
+
+def parse_iso(text: str, form: Literal["date", "time", "either"] = "either") -> datetime:
+    """Read ISO-8601 text as an aware datetime; raise ValueError for anything else.
+
+    ``form="date"`` takes a date alone (anything ``date.fromisoformat`` reads: ``2026-11-21``,
+    ``20261121``, ``2026-W47-6``) as midnight UTC, and nothing with a time. ``form="time"``
+    takes a date and time with its zone (``2026-11-21T09:00+01:00``, ``...Z``); a date alone is
+    a time without a zone there. ``form="either"`` takes both, told apart by length: ten
+    characters are a date alone (``YYYY-MM-DD``). A time without a zone raises NaiveTime (a
+    ValueError) rather than being guessed. A time keeps the zone it names; the text is taken as
+    given, never stripped.
+    """
+    if form == "date" or (form == "either" and len(text) == 10):
+        day = date.fromisoformat(text)
+        return datetime(day.year, day.month, day.day, tzinfo=UTC)
+    at = datetime.fromisoformat(text)
+    if at.tzinfo is None:
+        raise NaiveTime(f"{text!r} has no zone")
+    return at
