@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tradeguard.audit import AuditEntry, AuditRecord
 from tradeguard.errors import StoreUnavailable
-from tradeguard.store import rows
+from tradeguard.store import codec
 from tradeguard.store.sqlite.schema import SCHEMA, SCHEMA_VERSION
 
 
@@ -107,10 +107,10 @@ class SqliteConnection:
     def _append(self, db: sqlite3.Connection, entry: AuditEntry) -> AuditRecord:
         """Link ``entry`` onto the chain inside the caller's write transaction."""
         head = db.execute("SELECT seq, hash FROM audit_head WHERE id=1").fetchone()
-        row = rows.chain(None if head is None else (head[0], head[1]), entry, self._key)
+        row = codec.chain(None if head is None else (head[0], head[1]), entry, self._key)
         db.execute("INSERT INTO audit VALUES (?, ?, ?, ?, ?)", row)
         db.execute("INSERT OR REPLACE INTO audit_head VALUES (1, ?, ?)", (row.seq, row.hash))
-        return AuditRecord(row.seq, entry, row.prev_hash, row.hash)
+        return row.record(entry)
 
     def data_version(self) -> int:
         """Changes whenever another connection commits: how a guard notices, cheaply, that a

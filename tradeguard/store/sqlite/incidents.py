@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from tradeguard.audit import AuditEntry
-from tradeguard.store import rows
+from tradeguard.store import codec
 from tradeguard.store.base import StateConflict
 from tradeguard.store.sqlite.connection import SqliteConnection
 
@@ -63,12 +63,12 @@ class SqliteIncidents(SqliteConnection):
             query, args = query + " WHERE status=?", (status,)
         with self._read() as db:
             found = db.execute(query + " ORDER BY opened_at", args).fetchall()
-        return [rows.from_json(row[0], str(self.path), "incident") for row in found]
+        return [codec.from_json(row[0], str(self.path), "incident") for row in found]
 
     def incident(self, incident_id: str) -> dict[str, Any] | None:
         with self._read() as db:
             row = db.execute("SELECT data FROM incidents WHERE id=?", (incident_id,)).fetchone()
-        return None if row is None else rows.from_json(row[0], str(self.path), "incident")
+        return None if row is None else codec.from_json(row[0], str(self.path), "incident")
 
 
 class SqliteGenomes(SqliteConnection):
@@ -85,12 +85,13 @@ class SqliteGenomes(SqliteConnection):
             found = db.execute(
                 "SELECT data FROM genomes WHERE fingerprint=?", (fingerprint,)
             ).fetchone()
-            current = None if found is None else rows.from_json(found[0], str(self.path), "genome")
+            current = None if found is None else codec.from_json(found[0], str(self.path), "genome")
             updated = change(current)
             if updated is None:
                 return current
             db.execute(
-                "INSERT OR REPLACE INTO genomes VALUES (?, ?)", (fingerprint, rows.to_json(updated))
+                "INSERT OR REPLACE INTO genomes VALUES (?, ?)",
+                (fingerprint, codec.to_json(updated)),
             )
             for entry in audit(updated):
                 self._append(db, entry)
@@ -99,14 +100,14 @@ class SqliteGenomes(SqliteConnection):
     def genomes(self) -> dict[str, dict[str, Any]]:
         with self._read() as db:
             found = db.execute("SELECT fingerprint, data FROM genomes").fetchall()
-        return {row[0]: rows.from_json(row[1], str(self.path), "genome") for row in found}
+        return {row[0]: codec.from_json(row[1], str(self.path), "genome") for row in found}
 
 
 class SqliteValues(SqliteConnection):
     def value(self, key: str) -> Any:
         with self._read() as db:
             row = db.execute("SELECT value FROM kv WHERE key=?", (key,)).fetchone()
-        return None if row is None else rows.from_json(row[0], str(self.path), key)
+        return None if row is None else codec.from_json(row[0], str(self.path), key)
 
     def update_value(
         self,
@@ -118,11 +119,11 @@ class SqliteValues(SqliteConnection):
         value, or None to leave it. Returns the value afterwards, and whether it changed."""
         with self._write() as db:
             found = db.execute("SELECT value FROM kv WHERE key=?", (key,)).fetchone()
-            current = None if found is None else rows.from_json(found[0], str(self.path), key)
+            current = None if found is None else codec.from_json(found[0], str(self.path), key)
             updated = change(current)
             if updated is None:
                 return current, False
-            db.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (key, rows.to_json(updated)))
+            db.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (key, codec.to_json(updated)))
             for entry in audit(updated):
                 self._append(db, entry)
             return updated, True

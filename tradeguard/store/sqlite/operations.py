@@ -9,16 +9,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from tradeguard.audit import AuditEntry
+from tradeguard.store import codec
 from tradeguard.store.base import FlattenRun, OutboxRow, UserRecord
-from tradeguard.store.rows import (
-    flatten_values,
-    load_flatten_runs,
-    load_metrics,
-    outbox_row,
-    outbox_values,
-    to_json,
-    values,
-)
 from tradeguard.store.sqlite.connection import SqliteConnection
 
 
@@ -27,13 +19,14 @@ class SqliteOutbox(SqliteConnection):
         with self._write() as db:
             db.executemany(
                 "INSERT OR IGNORE INTO outbox VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                [outbox_values(r) for r in rows],
+                [codec.outbox_values(r) for r in rows],
             )
 
     def update_alert(self, row: OutboxRow) -> None:
         with self._write() as db:
             db.execute(
-                "INSERT OR REPLACE INTO outbox VALUES (?,?,?,?,?,?,?,?,?,?,?)", outbox_values(row)
+                "INSERT OR REPLACE INTO outbox VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                codec.outbox_values(row),
             )
 
     def due_alerts(self, now: float, limit: int = 100) -> list[OutboxRow]:
@@ -43,7 +36,7 @@ class SqliteOutbox(SqliteConnection):
                 "ORDER BY created_at LIMIT ?",
                 (now, limit),
             ).fetchall()
-        return [outbox_row(r) for r in found]
+        return [codec.outbox_row(r) for r in found]
 
     def outbox(self, *, status: str | None = None) -> list[OutboxRow]:
         query, args = "SELECT * FROM outbox", tuple[str, ...]()
@@ -51,7 +44,7 @@ class SqliteOutbox(SqliteConnection):
             query, args = query + " WHERE status=?", (status,)
         with self._read() as db:
             found = db.execute(query + " ORDER BY created_at, channel", args).fetchall()
-        return [outbox_row(r) for r in found]
+        return [codec.outbox_row(r) for r in found]
 
 
 class SqliteUsers(SqliteConnection):
@@ -65,7 +58,7 @@ class SqliteUsers(SqliteConnection):
 
     def put_user(self, user: UserRecord, audit: AuditEntry) -> None:
         with self._write() as db:
-            db.execute("INSERT OR REPLACE INTO users VALUES (?, ?, ?, ?, ?, ?)", values(user))
+            db.execute("INSERT OR REPLACE INTO users VALUES (?, ?, ?, ?, ?, ?)", codec.values(user))
             self._append(db, audit)
 
     def remove_user(self, name: str, audit: AuditEntry) -> bool:
@@ -81,18 +74,18 @@ class SqliteMetrics(SqliteConnection):
         with self._write() as db:
             db.executemany(
                 "INSERT OR REPLACE INTO metrics VALUES (?, ?, ?)",
-                [(scope, to_json(data), at) for scope, data in snapshot.items()],
+                [(scope, codec.to_json(data), at) for scope, data in snapshot.items()],
             )
 
     def load_metrics(self) -> dict[str, dict[str, Any]]:
         with self._read() as db:
             found = db.execute("SELECT scope, data FROM metrics").fetchall()
-        return load_metrics(found, str(self.path))
+        return codec.load_metrics(found, str(self.path))
 
 
 class SqliteFlattenRuns(SqliteConnection):
     def record_flatten(self, run: FlattenRun) -> None:
-        row = flatten_values(run)
+        row = codec.flatten_values(run)
         with self._write() as db:
             db.execute("INSERT OR REPLACE INTO flatten_runs VALUES (?, ?, ?, ?, ?, ?)", row)
 
@@ -102,4 +95,4 @@ class SqliteFlattenRuns(SqliteConnection):
             query, args = query + " WHERE status=?", (status,)
         with self._read() as db:
             found = db.execute(query + " ORDER BY started_at", args).fetchall()
-        return load_flatten_runs(found, str(self.path))
+        return codec.load_flatten_runs(found, str(self.path))

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from tradeguard import audit
 from tradeguard.audit import AuditEntry, AuditRecord, Verification
 from tradeguard.state import ScopeStatus
-from tradeguard.store import rows
+from tradeguard.store import codec
 from tradeguard.store.base import Approval, Rung, StateWrite
 from tradeguard.store.sqlite.connection import SqliteConnection
 
@@ -23,7 +23,7 @@ class SqliteScopeStates(SqliteConnection):
         with self._read() as db:
             found = db.execute("SELECT scope, state, reason, since, actor, version FROM states")
             fetched = found.fetchall()
-        return rows.load_states(fetched, str(self.path))
+        return codec.load_states(fetched, str(self.path))
 
     def commit(
         self,
@@ -37,15 +37,15 @@ class SqliteScopeStates(SqliteConnection):
             for write in states:
                 row = db.execute("SELECT version FROM states WHERE scope=?", (write.scope,))
                 found = row.fetchone()
-                rows.check_version(write, 0 if found is None else found[0])
+                codec.check_version(write, 0 if found is None else found[0])
                 db.execute(
                     "INSERT OR REPLACE INTO states VALUES (?, ?, ?, ?, ?, ?)",
-                    rows.state_values(write),
+                    codec.state_values(write),
                 )
             for a in approvals:
                 db.execute(
                     "INSERT OR REPLACE INTO approvals VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                    rows.values(a),
+                    codec.values(a),
                 )
             for r in rungs:
                 state = db.execute(
@@ -54,10 +54,10 @@ class SqliteScopeStates(SqliteConnection):
                 stored = db.execute(
                     "SELECT version, stage FROM recovery WHERE scope=?", (r.scope,)
                 ).fetchone()
-                rows.check_rung(r, state, stored)
+                codec.check_rung(r, state, stored)
                 db.execute(
                     "INSERT OR REPLACE INTO recovery VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    rows.values(r),
+                    codec.values(r),
                 )
             return [self._append(db, entry) for entry in audit]
 
@@ -65,7 +65,7 @@ class SqliteScopeStates(SqliteConnection):
         """Every stored rung, checked like the state rows: anything else is corruption."""
         with self._read() as db:
             fetched = db.execute("SELECT * FROM recovery").fetchall()
-        return rows.load_rungs(fetched, str(self.path))
+        return codec.load_rungs(fetched, str(self.path))
 
     def approvals(self, *, pending_only: bool = True) -> list[Approval]:
         query = "SELECT * FROM approvals"
@@ -94,7 +94,7 @@ class SqliteScopeStates(SqliteConnection):
                     (limit,),
                 )
                 fetched = found.fetchall()[::-1]
-        return rows.load_audit(fetched, since, str(self.path))
+        return codec.load_audit(fetched, since, str(self.path))
 
     def verify_audit(self) -> Verification:
         with self._read() as db:

@@ -136,6 +136,9 @@ class AuditRow(NamedTuple):
     prev_hash: str
     hash: str
 
+    def record(self, entry: AuditEntry) -> AuditRecord:
+        return AuditRecord(self.seq, entry, self.prev_hash, self.hash)
+
 
 def chain(head: tuple[int, str] | None, entry: AuditEntry, key: bytes | None) -> AuditRow:
     """The record that follows ``head`` (its ``(seq, hash)``; None for an empty log)."""
