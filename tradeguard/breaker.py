@@ -12,6 +12,8 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
+from tradeguard.errors import SourceTimeout
+
 T = TypeVar("T")
 
 log = logging.getLogger("tradeguard.breaker")
@@ -52,10 +54,6 @@ class CircuitBreaker:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
-
-
-class SourceTimeout(Exception):
-    """A metrics source did not answer in time."""
 
 
 def call_with_timeout(fn: Callable[[], T], timeout: float) -> T:

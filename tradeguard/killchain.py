@@ -29,9 +29,9 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from tradeguard.audit import AuditEntry
-from tradeguard.breaker import SourceTimeout, call_with_timeout
+from tradeguard.breaker import call_with_timeout
 from tradeguard.clock import to_iso
-from tradeguard.errors import StoreUnavailable
+from tradeguard.errors import SourceTimeout, StoreUnavailable
 from tradeguard.store.base import StateConflict
 
 if TYPE_CHECKING:
