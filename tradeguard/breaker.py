@@ -10,11 +10,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import TypeVar
-
-from tradeguard.errors import SourceTimeout
-
-T = TypeVar("T")
 
 log = logging.getLogger("tradeguard.breaker")
 
@@ -54,26 +49,3 @@ class CircuitBreaker:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
-
-
-def call_with_timeout(fn: Callable[[], T], timeout: float) -> T:
-    """Call ``fn`` on a daemon thread and wait at most ``timeout``: a hung source must not
-    freeze the backstop, and a daemon thread never keeps the process alive."""
-    result: list[T] = []
-    failure: list[BaseException] = []
-    done = threading.Event()
-
-    def run() -> None:
-        try:
-            result.append(fn())
-        except BaseException as exc:
-            failure.append(exc)
-        finally:
-            done.set()
-
-    threading.Thread(target=run, name="tradeguard-source", daemon=True).start()
-    if not done.wait(timeout):
-        raise SourceTimeout(f"no answer within {timeout:g}s")
-    if failure:
-        raise failure[0]
-    return result[0]

@@ -34,7 +34,7 @@ from tradeguard.alerts import message as alert_message
 from tradeguard.alerts.dispatcher import AlertDispatcher
 from tradeguard.audit import AuditEntry, AuditRecord, Verification
 from tradeguard.auth import Authorizer, hash_token, new_token, token_matches
-from tradeguard.breaker import CircuitBreaker, call_with_timeout
+from tradeguard.breaker import CircuitBreaker
 from tradeguard.clock import Clock, SystemClock, from_timestamp, to_iso
 from tradeguard.config import USER_NAME, Config, OnHalt, Trigger, Triggers, load_config
 from tradeguard.emergency import EmergencyStop, FlattenReport, Sleep, StopPolicy
@@ -91,6 +91,7 @@ from tradeguard.store import (
     StateWrite,
     UserRecord,
 )
+from tradeguard.timed_calls import TimedCalls
 from tradeguard.venues.base import Venue
 
 if TYPE_CHECKING:  # imported when first used: numpy and scipy cost a CLI call 0.3 s
@@ -155,6 +156,7 @@ class Guard:
         self._verified: dict[tuple[str, str], str] = {}  # (user, sha256(token)) -> its hash
         self._actuator = Actuator(self.config.guard.callback_timeout_seconds)
         self._sources: dict[str, MetricsSource] = {}
+        self._source_calls = TimedCalls(name="tradeguard-source")
         self._breaker: CircuitBreaker | None = None
         self._watcher: CircuitBreaker | None = None
         self._seen_version = -1
@@ -2344,7 +2346,7 @@ class Guard:
         timeout = self.config.breaker.source_timeout_seconds
         for name, source in list(self._sources.items()):
             try:
-                self._apply_reading(name, call_with_timeout(source, timeout))
+                self._apply_reading(name, self._source_calls.call(source, timeout))
             except InvalidInput as exc:
                 errors.append(f"{name}: {exc}")
             except Exception as exc:  # a broken source is a blind spot: fail closed
@@ -2587,6 +2589,7 @@ class Guard:
             return
         self._closed = True
         self.stop()
+        self._source_calls.close()
         self.save_baselines()
         flushed = self._actuator.flush(5.0)
         if self.alerts.channels:
