@@ -34,7 +34,6 @@ from tradeguard.alerts import message as alert_message
 from tradeguard.alerts.dispatcher import AlertDispatcher
 from tradeguard.audit import AuditEntry, AuditRecord, Verification
 from tradeguard.auth import Authorizer, hash_token, new_token, token_matches
-from tradeguard.breaker import CircuitBreaker
 from tradeguard.clock import Clock, SystemClock, from_timestamp, to_iso
 from tradeguard.config import USER_NAME, Config, OnHalt, Trigger, Triggers, load_config
 from tradeguard.emergency import EmergencyStop, FlattenReport, Sleep, StopPolicy
@@ -70,6 +69,7 @@ from tradeguard.model import (
     StateChange,
     StrategyState,
 )
+from tradeguard.periodic import Periodic
 from tradeguard.recovery import Ladder, cooldown_left, cooldown_seconds, unreconciled
 from tradeguard.rules import PortfolioRule, RuleSet, StrategyRule, Topic
 from tradeguard.state import (
@@ -157,8 +157,8 @@ class Guard:
         self._actuator = Actuator(self.config.guard.callback_timeout_seconds)
         self._sources: dict[str, MetricsSource] = {}
         self._source_calls = TimedCalls(name="tradeguard-source")
-        self._breaker: CircuitBreaker | None = None
-        self._watcher: CircuitBreaker | None = None
+        self._breaker: Periodic | None = None
+        self._watcher: Periodic | None = None
         self._seen_version = -1
         self._active: dict[str, set[str]] = {}  # scope -> rules currently breaching
         self._registered: set[str] = set(self.config.strategies)
@@ -180,7 +180,7 @@ class Guard:
         self._holds: dict[str, str] = {}  # why a rung whose gate passed did not climb
         self._criticality: CriticalityMonitor | None = None
         self.last_criticality: Reading | None = None
-        self._criticality_thread: CircuitBreaker | None = None
+        self._criticality_thread: Periodic | None = None
         self._bars_given = False  # bars, not sampled prices, feed the monitor
         self._killchain = KillChain(self, self.config.killchain.callback_timeout_seconds)
         self._blocked: set[str] = set()  # strategies whose genome is blacklisted
@@ -2556,18 +2556,20 @@ class Guard:
         self._resume_stops()
         self.alerts.pump(everything_pending=True)  # what a crash left pending goes out now
         if self._watcher is None:
-            self._watcher = CircuitBreaker(
+            self._watcher = Periodic(
                 self._watch_store,
                 self.config.guard.watch_interval_seconds,
                 name="tradeguard-watcher",
             )
         self._watcher.start()
         if self._breaker is None:
-            self._breaker = CircuitBreaker(self.tick, self.config.breaker.interval_seconds)
+            self._breaker = Periodic(
+                self.tick, self.config.breaker.interval_seconds, name="tradeguard-breaker"
+            )
         self._breaker.start()
         if self.config.criticality.enabled:
             if self._criticality_thread is None:
-                self._criticality_thread = CircuitBreaker(
+                self._criticality_thread = Periodic(
                     self.criticality_tick,
                     self.config.criticality.interval_seconds,
                     name="tradeguard-criticality",

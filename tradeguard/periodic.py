@@ -1,8 +1,9 @@
-"""The circuit-breaker daemon thread: every few seconds, call the guard's tick. Nothing else.
+"""A daemon thread that calls one function every few seconds, and nothing else.
 
-It holds no rules and no reasoning of its own (the seed's "no LLM" layer): the tick re-reads
-the metric sources and re-applies the same rules the event path uses, which catches what an
-event cannot: a feed that went quiet, an agent that stopped, a missed or blocked update.
+The guard runs three of them: the breaker tick (re-read the metric sources, re-apply every
+rule: what catches a feed that went quiet or an agent that stopped), the store watcher, and the
+criticality cycle. It holds no rules and no reasoning of its own; a tick that raises is logged
+and the next one runs on time, because a backstop that one bad tick can kill is no backstop.
 """
 
 from __future__ import annotations
@@ -11,12 +12,15 @@ import logging
 import threading
 from collections.abc import Callable
 
-log = logging.getLogger("tradeguard.breaker")
+log = logging.getLogger("tradeguard.periodic")
 
 
-class CircuitBreaker:
+class Periodic:
+    """Calls ``tick`` at once, then every ``interval`` seconds, on the daemon thread ``name``
+    (a daemon never keeps a finished trading process alive)."""
+
     def __init__(
-        self, tick: Callable[[], object], interval: float, name: str = "tradeguard-breaker"
+        self, tick: Callable[[], object], interval: float, name: str = "tradeguard-periodic"
     ) -> None:
         self._name = name
         self._tick = tick
@@ -40,7 +44,7 @@ class CircuitBreaker:
             try:
                 self._tick()
             except Exception:  # the backstop must outlive any single bad tick
-                log.exception("breaker tick failed; next tick in %.1fs", self._interval)
+                log.exception("%s: tick failed; next tick in %.1fs", self._name, self._interval)
             if self._stop.wait(self._interval):
                 return
 
