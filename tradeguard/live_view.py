@@ -1,6 +1,6 @@
 """The live terminal view `tradeguard monitor` redraws: the whole status on one screen, colour
-for state. Only the CLI imports it (rich is not needed to run a guard); not to be confused with
-``tradeguard.criticality.monitor``, which computes market indicators."""
+for state. Only the CLI imports it; not to be confused with ``tradeguard.criticality.monitor``,
+which computes market indicators."""
 
 from __future__ import annotations
 
