@@ -176,6 +176,7 @@ def criticality_replay(
         result = replay(
             history,
             settings,
+            Guard,
             start=_day(start, "--from"),
             end=_day(end, "--to"),
             reset_after=reset_after,
