@@ -34,7 +34,6 @@ from tradeguard.alerts import message as alert_message
 from tradeguard.alerts.dispatcher import AlertDispatcher
 from tradeguard.audit import AuditEntry, AuditRecord, Verification
 from tradeguard.auth import Authorizer, hash_token, new_token, token_matches
-from tradeguard.breaker import CircuitBreaker, call_with_timeout
 from tradeguard.clock import Clock, SystemClock, from_timestamp, to_iso
 from tradeguard.config import USER_NAME, Config, OnHalt, Trigger, Triggers, load_config
 from tradeguard.emergency import EmergencyStop, FlattenReport, Sleep, StopPolicy
@@ -70,6 +69,7 @@ from tradeguard.model import (
     StateChange,
     StrategyState,
 )
+from tradeguard.periodic import Periodic
 from tradeguard.recovery import Ladder, cooldown_left, cooldown_seconds, unreconciled
 from tradeguard.rules import PortfolioRule, RuleSet, StrategyRule, Topic
 from tradeguard.state import (
@@ -91,6 +91,7 @@ from tradeguard.store import (
     StateWrite,
     UserRecord,
 )
+from tradeguard.timed_calls import TimedCalls
 from tradeguard.venues.base import Venue
 
 if TYPE_CHECKING:  # imported when first used: numpy and scipy cost a CLI call 0.3 s
@@ -155,8 +156,9 @@ class Guard:
         self._verified: dict[tuple[str, str], str] = {}  # (user, sha256(token)) -> its hash
         self._actuator = Actuator(self.config.guard.callback_timeout_seconds)
         self._sources: dict[str, MetricsSource] = {}
-        self._breaker: CircuitBreaker | None = None
-        self._watcher: CircuitBreaker | None = None
+        self._source_calls = TimedCalls(name="tradeguard-source")
+        self._breaker: Periodic | None = None
+        self._watcher: Periodic | None = None
         self._seen_version = -1
         self._active: dict[str, set[str]] = {}  # scope -> rules currently breaching
         self._registered: set[str] = set(self.config.strategies)
@@ -178,7 +180,7 @@ class Guard:
         self._holds: dict[str, str] = {}  # why a rung whose gate passed did not climb
         self._criticality: CriticalityMonitor | None = None
         self.last_criticality: Reading | None = None
-        self._criticality_thread: CircuitBreaker | None = None
+        self._criticality_thread: Periodic | None = None
         self._bars_given = False  # bars, not sampled prices, feed the monitor
         self._killchain = KillChain(self, self.config.killchain.callback_timeout_seconds)
         self._blocked: set[str] = set()  # strategies whose genome is blacklisted
@@ -2344,7 +2346,7 @@ class Guard:
         timeout = self.config.breaker.source_timeout_seconds
         for name, source in list(self._sources.items()):
             try:
-                self._apply_reading(name, call_with_timeout(source, timeout))
+                self._apply_reading(name, self._source_calls.call(source, timeout))
             except InvalidInput as exc:
                 errors.append(f"{name}: {exc}")
             except Exception as exc:  # a broken source is a blind spot: fail closed
@@ -2554,18 +2556,20 @@ class Guard:
         self._resume_stops()
         self.alerts.pump(everything_pending=True)  # what a crash left pending goes out now
         if self._watcher is None:
-            self._watcher = CircuitBreaker(
+            self._watcher = Periodic(
                 self._watch_store,
                 self.config.guard.watch_interval_seconds,
                 name="tradeguard-watcher",
             )
         self._watcher.start()
         if self._breaker is None:
-            self._breaker = CircuitBreaker(self.tick, self.config.breaker.interval_seconds)
+            self._breaker = Periodic(
+                self.tick, self.config.breaker.interval_seconds, name="tradeguard-breaker"
+            )
         self._breaker.start()
         if self.config.criticality.enabled:
             if self._criticality_thread is None:
-                self._criticality_thread = CircuitBreaker(
+                self._criticality_thread = Periodic(
                     self.criticality_tick,
                     self.config.criticality.interval_seconds,
                     name="tradeguard-criticality",
@@ -2587,6 +2591,7 @@ class Guard:
             return
         self._closed = True
         self.stop()
+        self._source_calls.close()
         self.save_baselines()
         flushed = self._actuator.flush(5.0)
         if self.alerts.channels:

@@ -29,10 +29,10 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from tradeguard.audit import AuditEntry
-from tradeguard.breaker import SourceTimeout, call_with_timeout
 from tradeguard.clock import to_iso
-from tradeguard.errors import StoreUnavailable
+from tradeguard.errors import SourceTimeout, StoreUnavailable
 from tradeguard.store.base import StateConflict
+from tradeguard.timed_calls import TimedCalls
 
 if TYPE_CHECKING:
     from tradeguard.guard import Guard
@@ -178,6 +178,7 @@ class KillChain:
     def __init__(self, guard: Guard, callback_timeout: float) -> None:
         self._guard = guard
         self._timeout = callback_timeout
+        self._calls = TimedCalls(name="tradeguard-callback")
         self._callbacks: dict[Phase, list[PhaseCallback]] = {}
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="tradeguard-killchain"
@@ -213,6 +214,7 @@ class KillChain:
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self._calls.close()
 
     def _claimed_run(self, incident_id: str) -> Incident | None:
         """Claim the incident (a lease in the store), read its latest state, run what is left."""
@@ -281,7 +283,7 @@ class KillChain:
         for fn in self._callbacks.get(phase, []):
             name = getattr(fn, "__qualname__", repr(fn))
             try:
-                call_with_timeout(functools.partial(_call, fn, incident), self._timeout)
+                self._calls.call(functools.partial(_call, fn, incident), self._timeout)
             except SourceTimeout:
                 log.error("incident %s: callback %s on %s timed out", incident.id, name, phase)
                 notes.append(f"callback {name} timed out after {self._timeout:g}s")

@@ -57,6 +57,7 @@ def criticality_replay(
     threshold, what the guard did, and a plot."""
     from tradeguard.criticality import data
     from tradeguard.criticality.replay import render, replay
+    from tradeguard.guard import Guard
 
     if (dataset is None) == (csv is None):
         raise fail("give a DATASET or --csv FILE (one of them)", EXIT_USAGE)
@@ -72,6 +73,7 @@ def criticality_replay(
         result = replay(
             history,
             settings,
+            Guard,
             start=_day(start, "--from"),
             end=_day(end, "--to"),
             reset_after=reset_after,

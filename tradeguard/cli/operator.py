@@ -234,7 +234,7 @@ def monitor(
     """Live full-screen status, refreshed from the store."""
     from rich.live import Live
 
-    from tradeguard.monitor import render_status
+    from tradeguard.live_view import render_status
 
     chosen = read_config(config)
     count = 0

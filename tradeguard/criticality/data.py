@@ -22,10 +22,12 @@ import numpy as np
 from tradeguard.clock import NaiveTime, parse_iso
 from tradeguard.criticality.monitor import FIELDS, Bar
 from tradeguard.criticality.window import Matrix
+from tradeguard.errors import TradeguardError
 
 
-class DataUnavailable(Exception):
-    """A dataset's package is not installed, or a file cannot be read; the message says which."""
+class DataUnavailable(TradeguardError):
+    """A dataset's package is not installed, or a file cannot be read; the message says which.
+    Nothing was replayed."""
 
 
 @dataclass(frozen=True)
