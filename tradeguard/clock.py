@@ -12,6 +12,8 @@ import time
 from datetime import UTC, date, datetime
 from typing import Literal, Protocol
 
+from tradeguard.errors import TradeguardError
+
 
 class Clock(Protocol):
     def time(self) -> float:
@@ -56,8 +58,9 @@ def from_timestamp(value: object) -> float:
     raise ValueError(f"timestamp must be epoch seconds or an aware datetime, got {value!r}")
 
 
-class NaiveTime(ValueError):
-    """An ISO time without a zone: it names a different instant on every machine."""
+class NaiveTime(ValueError, TradeguardError):
+    """An ISO time without a zone: it names a different instant on every machine. Nothing
+    was read; each caller words its own refusal."""
 
 
 def parse_iso(text: str, form: Literal["date", "time", "either"] = "either") -> datetime:

@@ -21,6 +21,7 @@
     ├── DeliveryFailed         an alert was not delivered; the outbox retries it unless permanent
     ├── DataUnavailable        a replay history cannot be loaded; nothing was replayed
     │                          (tradeguard.criticality.data, which callers catch it from)
+    ├── NaiveTime              an ISO time without a zone; also a ValueError (tradeguard.clock)
     └── VenueError             a venue call failed; the emergency stop retries it with backoff
         ├── VenueTimeout       no answer in time: the request may or may not have been applied
         ├── OrderRejected      the venue refused the order; nothing was applied

@@ -14,6 +14,7 @@ from tradeguard.cli.common import EXIT_USAGE, ConfigOption, JsonOption, err, fai
 from tradeguard.clock import parse_iso
 from tradeguard.config import Config, load_config
 from tradeguard.errors import ConfigError
+from tradeguard.guard import Guard
 
 criticality_app = typer.Typer(
     help="The CriticalityMonitor: 15 systemic-risk indicators.", no_args_is_help=True
@@ -57,7 +58,6 @@ def criticality_replay(
     threshold, what the guard did, and a plot."""
     from tradeguard.criticality import data
     from tradeguard.criticality.replay import render, replay
-    from tradeguard.guard import Guard
 
     if (dataset is None) == (csv is None):
         raise fail("give a DATASET or --csv FILE (one of them)", EXIT_USAGE)
