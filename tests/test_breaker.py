@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import MakeGuard, MakeParts
 from tradeguard import Guard, PortfolioState, StrategyState, TickResult
-from tradeguard.breaker import CircuitBreaker
+from tradeguard.periodic import Periodic
 from tradeguard.testing import FakeClock
 
 
@@ -126,7 +126,7 @@ class TestThread:
                 raise RuntimeError("boom")
             second.set()
 
-        breaker = CircuitBreaker(tick, interval=0.01)
+        breaker = Periodic(tick, interval=0.01)
         breaker.start()
         try:
             assert second.wait(timeout=10)

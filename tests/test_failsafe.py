@@ -182,6 +182,24 @@ class TestBackstop:
         assert "no answer within" in guard.status()["portfolio"]["reason"]
         assert result.errors
 
+    def test_tick_when_source_hangs_every_tick_then_threads_bounded(
+        self, make_guard: MakeGuard
+    ) -> None:
+        """A source that never answers, ticked again and again, ties up a few threads and
+        then fails at once: it used to leak one thread per tick."""
+        guard = make_guard(breaker={"source_timeout_seconds": 0.01})
+        release = threading.Event()
+        guard.register_metrics_source("engine", lambda: release.wait(timeout=30) and {})
+        before = set(threading.enumerate())
+        try:
+            for _ in range(20):
+                assert guard.tick().errors
+            hung = [t for t in set(threading.enumerate()) - before if t.name == "tradeguard-source"]
+        finally:
+            release.set()
+        assert 1 <= len(hung) <= 4
+        assert guard.portfolio_state is PortfolioState.SOFT_HALT
+
     def test_breaker_health_when_never_ticked_then_unhealthy(self, guard: Guard) -> None:
         """Health comes from the last tick's age, not from a thread merely existing."""
         assert guard.status()["breaker"]["healthy"] is False

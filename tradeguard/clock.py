@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import math
 import time
-from datetime import UTC, datetime
-from typing import Protocol
+from datetime import UTC, date, datetime
+from typing import Literal, Protocol
+
+from tradeguard.errors import TradeguardError
 
 
 class Clock(Protocol):
@@ -54,3 +56,49 @@ def from_timestamp(value: object) -> float:
             raise ValueError(f"timestamp {value!r} is before 2000: not a real clock time")
         return float(value)
     raise ValueError(f"timestamp must be epoch seconds or an aware datetime, got {value!r}")
+
+
+class NaiveTime(ValueError, TradeguardError):
+    """An ISO time without a zone: it names a different instant on every machine. Nothing
+    was read; each caller words its own refusal."""
+
+
+def parse_iso(text: str, form: Literal["date", "time", "either"] = "either") -> datetime:
+    """Read ISO-8601 text as an aware datetime; raise ValueError for anything else.
+
+    ``form="date"`` takes a date alone (anything ``date.fromisoformat`` reads: ``2026-11-21``,
+    ``20261121``, ``2026-W47-6``) as midnight UTC, and nothing with a time. ``form="time"``
+    takes a date and time with its zone (``2026-11-21T09:00+01:00``, ``...Z``); a date alone is
+    a time without a zone there. ``form="either"`` takes both, told apart by length: ten
+    characters are a date alone (``YYYY-MM-DD``). A time without a zone raises NaiveTime (a
+    ValueError) rather than being guessed. A time keeps the zone it names; the text is taken as
+    given, never stripped.
+    """
+    if form == "date" or (form == "either" and len(text) == 10):
+        day = date.fromisoformat(text)
+        return datetime(day.year, day.month, day.day, tzinfo=UTC)
+    at = datetime.fromisoformat(text)
+    if at.tzinfo is None:
+        raise NaiveTime(f"{text!r} has no zone")
+    return at
+
+
+class FakeClock:
+    """A clock that moves only when told to: for tests, replays and simulations (public
+    through ``tradeguard.testing``)."""
+
+    def __init__(self, start: float = 1_767_225_600.0) -> None:  # 2026-01-01T00:00:00Z
+        self._now = start
+
+    def time(self) -> float:
+        return self._now
+
+    def advance(self, seconds: float) -> None:
+        if not math.isfinite(seconds) or seconds < 0:
+            raise ValueError("a clock only moves forward by a finite amount")
+        self._now += seconds
+
+    def set(self, now: float) -> None:
+        if now < self._now:
+            raise ValueError("a clock never moves backwards")
+        self._now = now

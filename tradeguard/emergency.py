@@ -14,7 +14,6 @@ and backoff with a fake clock.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -109,27 +108,36 @@ class RateLimiter:
     """At most ``rate`` requests in any one-second window (what a venue's 429 counts). A
     request occupies the window from when it is sent until a second after it finished: the
     venue counts it when it arrives, which may be later than we sent it (a busy loop, the
-    network), and never later than its answer."""
+    network), and never later than its answer.
 
-    def __init__(self, rate: float) -> None:
+    Time is the stop's injected clock and sleep, so tests pace a whole stop on simulated time.
+    That clock is the wall clock in production, which can be stepped backwards: a request that
+    finished "in the future" is counted as finishing now, so no wait is ever longer than the
+    one second the window lasts."""
+
+    def __init__(self, rate: float, *, clock: Clock, sleep: Sleep) -> None:
         self._rate = max(1, int(rate * 0.9))  # a margin for the venue's own clock
+        self._clock = clock
+        self._sleep = sleep
         self._finished: deque[float] = deque()
         self._in_flight = 0
 
     async def wait(self) -> None:
         while True:
-            now = time.monotonic()
+            now = self._clock.time()
+            if self._finished and self._finished[-1] > now:  # the clock was stepped back
+                self._finished = deque(min(t, now) for t in self._finished)
             while self._finished and self._finished[0] <= now - 1.0:
                 self._finished.popleft()
             if len(self._finished) + self._in_flight < self._rate:
                 self._in_flight += 1
                 return
             wake = self._finished[0] + 1.0 - now if self._finished else 0.01
-            await asyncio.sleep(wake)
+            await self._sleep(wake)
 
     def finished(self) -> None:
         self._in_flight -= 1
-        self._finished.append(time.monotonic())
+        self._finished.append(self._clock.time())
 
 
 @dataclass
@@ -309,7 +317,9 @@ class EmergencyStop:
     async def _call(self, venue: Venue, request: Callable[[], Awaitable[T]]) -> T:
         limiter = self._limiters.get(venue.name)
         if limiter is None:
-            limiter = self._limiters[venue.name] = RateLimiter(venue.rate_limit)
+            limiter = self._limiters[venue.name] = RateLimiter(
+                venue.rate_limit, clock=self._clock, sleep=self._sleep
+            )
         await limiter.wait()
         try:
             return await asyncio.wait_for(request(), self._policy.call_timeout)

@@ -13,7 +13,20 @@
     ├── GenomeBlacklisted      the genome caused an incident: it may not register or trade
     ├── InvalidTransition      the state machine does not allow this move
     │   └── ResumeRefused      the halt may not be lifted yet (cool-down, validation failed)
-    └── StoreUnavailable       the state store cannot be read or written; the guard fails closed
+    ├── StoreUnavailable       the state store cannot be read or written; the guard fails closed
+    ├── StateConflict          another process changed the scope first; reload and decide again
+    │                          (tradeguard.store.base, beside the protocol that raises it)
+    ├── SourceTimeout          a metrics source or callback did not answer in time, or too many
+    │                          of its calls still hang; a source that times out halts the book
+    ├── DeliveryFailed         an alert was not delivered; the outbox retries it unless permanent
+    ├── DataUnavailable        a replay history cannot be loaded; nothing was replayed
+    │                          (tradeguard.criticality.data, which callers catch it from)
+    ├── NaiveTime              an ISO time without a zone; also a ValueError (tradeguard.clock)
+    └── VenueError             a venue call failed; the emergency stop retries it with backoff
+        ├── VenueTimeout       no answer in time: the request may or may not have been applied
+        ├── OrderRejected      the venue refused the order; nothing was applied
+        └── VenueDown          disconnected or unavailable; nothing was applied
+                               (the four venue errors: tradeguard.venues.base, with the protocol)
 
 Each class's docstring states what has already happened when it is raised, because the caller
 of a kill switch needs to know whether trading is stopped, not just that something went wrong.
@@ -88,3 +101,21 @@ class GenomeBlacklisted(TradeguardError):
     def __init__(self, message: str, *, fingerprint: str) -> None:
         self.fingerprint = fingerprint
         super().__init__(message)
+
+
+class SourceTimeout(TradeguardError):
+    """A metrics source or callback did not answer within its timeout, or earlier calls to it
+    still hang and hold every thread allowed for them, so it was not called again. The call
+    may still be running; the guard treats the source as failed and halts the book."""
+
+
+class DeliveryFailed(TradeguardError):
+    """Not delivered. ``permanent``: retrying cannot help (a 4xx); ``retry_after``: the
+    receiver said when to come back (a 429). Unless permanent, the outbox retries it."""
+
+    def __init__(
+        self, message: str, *, permanent: bool = False, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+        self.retry_after = retry_after

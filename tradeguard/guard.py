@@ -336,7 +336,7 @@ class Guard:
         if self._closed:
             return
         self._closed = True
-        self.stop()
+        self._backstop.close()
         self.save_baselines()
         flushed = self._actuator.flush(5.0)
         if self.alerts.channels:

@@ -17,6 +17,7 @@ from tests.criticality.markets import market
 from tradeguard.config import Config
 from tradeguard.criticality import data
 from tradeguard.criticality.replay import Result, render, replay
+from tradeguard.guard import Guard
 
 CLI = Path(sys.executable).parent / "tradeguard"
 SMALL = (
@@ -104,7 +105,7 @@ class TestCsv:
 @pytest.fixture(scope="module")
 def history() -> Result:
     """1999 to mid-2009 of the us-equities panel (S&P 500, NASDAQ and 20 large stocks)."""
-    return replay(data.load("us-equities"), Config(), end=date(2009, 6, 30))
+    return replay(data.load("us-equities"), Config(), Guard, end=date(2009, 6, 30))
 
 
 class TestRealHistory:

@@ -14,18 +14,7 @@ import httpx
 
 from tradeguard.alerts.message import Alert
 from tradeguard.config import AlertsConfig, EmailConfig, WebhookConfig
-
-
-class DeliveryFailed(Exception):
-    """Not delivered. ``permanent``: retrying cannot help (a 4xx); ``retry_after``: the
-    receiver said when to come back (a 429)."""
-
-    def __init__(
-        self, message: str, *, permanent: bool = False, retry_after: float | None = None
-    ) -> None:
-        super().__init__(message)
-        self.permanent = permanent
-        self.retry_after = retry_after
+from tradeguard.errors import DeliveryFailed
 
 
 class Channel(Protocol):

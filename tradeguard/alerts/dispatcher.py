@@ -28,7 +28,7 @@ from tradeguard.alerts import message
 from tradeguard.alerts.message import Alert
 from tradeguard.clock import Clock
 from tradeguard.config import AlertPriority, AlertsConfig
-from tradeguard.errors import StoreUnavailable
+from tradeguard.errors import DeliveryFailed, StoreUnavailable
 from tradeguard.store import OutboxRow, StateStore
 
 log = logging.getLogger("tradeguard.alerts")
@@ -149,8 +149,6 @@ class AlertDispatcher:
 
     async def _try(self, row: OutboxRow, *, record: bool = True) -> Delivery:
         import httpx
-
-        from tradeguard.alerts.channels import DeliveryFailed
 
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=self.config.timeout_seconds)

@@ -13,18 +13,21 @@ import csv
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from tradeguard.clock import NaiveTime, parse_iso
 from tradeguard.criticality.monitor import FIELDS, Bar
 from tradeguard.criticality.window import Matrix
+from tradeguard.errors import TradeguardError
 
 
-class DataUnavailable(Exception):
-    """A dataset's package is not installed, or a file cannot be read; the message says which."""
+class DataUnavailable(TradeguardError):
+    """A dataset's package is not installed, or a file cannot be read; the message says which.
+    Nothing was replayed."""
 
 
 @dataclass(frozen=True)
@@ -201,14 +204,11 @@ def bar_problem(bar: Mapping[str, float]) -> str | None:
 def _parse_time(text: str) -> datetime:
     text = text.strip()
     try:
-        if len(text) == 10:
-            day = date.fromisoformat(text)
-            return datetime(day.year, day.month, day.day, tzinfo=UTC)
-        at = datetime.fromisoformat(text)
+        at = parse_iso(text)
+    except NaiveTime:
+        raise ValueError(f"time {text!r} needs a zone (e.g. +00:00), or give a date") from None
     except ValueError:
         raise ValueError(
             f"date {text!r} is neither YYYY-MM-DD nor an ISO time with a zone"
         ) from None
-    if at.tzinfo is None:
-        raise ValueError(f"time {text!r} needs a zone (e.g. +00:00), or give a date")
     return at.astimezone(UTC)

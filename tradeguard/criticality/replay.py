@@ -9,6 +9,10 @@ guard's clock is set to the row's time, and ``criticality_tick`` runs. What the 
 desk lifts the halt once the score has stayed below the threshold for ``reset_after`` cycles,
 so one replay shows every episode, not only the first. The rows before ``start`` warm the
 indicators up and are not reported.
+
+The guard comes from the caller (the CLI passes ``tradeguard.Guard``): the guard imports this
+package to run the monitor, so this package must not import the guard back. ``ReplayGuard``
+names the little the replay needs of it.
 """
 
 from __future__ import annotations
@@ -16,21 +20,49 @@ from __future__ import annotations
 import html
 import math
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from tradeguard.clock import Clock, FakeClock
 from tradeguard.config import STRATEGY_TRIGGERS, Config, Triggers
 from tradeguard.criticality.data import History
 from tradeguard.criticality.names import INDICATOR_NAMES
 from tradeguard.errors import ResumeRefused
-from tradeguard.guard import Guard
-from tradeguard.model import PORTFOLIO, PortfolioState, Role
+from tradeguard.model import PORTFOLIO, PortfolioState, Role, Scope
 from tradeguard.report import chart
-from tradeguard.testing import FakeClock
+from tradeguard.state import ScopeStatus
+from tradeguard.store.base import Approval
+
+if TYPE_CHECKING:  # numpy and scipy load with the monitor; an annotation needs none of them
+    from tradeguard.criticality.monitor import Reading
 
 DESK = ("replay-desk-1", "replay-desk-2")  # the simulated risk managers who lift halts
+
+
+class ReplayGuard(Protocol):
+    """What the replay does with a guard: feed it bars, run its criticality cycle, read the
+    portfolio's state, and lift a halt as the simulated desk."""
+
+    def update_bars(self, bars: Mapping[str, Mapping[str, float]], ts: object = ...) -> None: ...
+
+    def criticality_tick(self) -> Reading | None: ...
+
+    def status_of(self, scope: Scope) -> ScopeStatus: ...
+
+    def reset(self, user: str, reason: str = ...) -> Approval: ...
+
+    def approve(self, request_id: str, user: str) -> object: ...
+
+    def close(self) -> None: ...
+
+
+class GuardFactory(Protocol):
+    """Builds the replay's guard from its configuration and simulated clock (``Guard`` is one)."""
+
+    def __call__(self, config: Config, *, clock: Clock) -> ReplayGuard: ...
 
 
 @dataclass(frozen=True)
@@ -118,12 +150,14 @@ class Result:
 def replay(
     history: History,
     config: Config,
+    make_guard: GuardFactory,
     *,
     start: date | None = None,
     end: date | None = None,
     reset_after: int = 10,
 ) -> Result:
-    """Run ``history`` through a fresh guard (its state in a temporary directory)."""
+    """Run ``history`` through a fresh guard from ``make_guard`` (its state in a temporary
+    directory)."""
     if not history.times:
         raise ValueError("the history has no rows")
     if start is not None and end is not None and start > end:
@@ -158,7 +192,7 @@ def replay(
             }
         )
         clock = FakeClock(history.times[first].timestamp())
-        guard = Guard(run, clock=clock)
+        guard = make_guard(run, clock=clock)
         try:
             _run(
                 guard,
@@ -175,7 +209,7 @@ def replay(
 
 
 def _run(
-    guard: Guard,
+    guard: ReplayGuard,
     clock: FakeClock,
     history: History,
     rows: range,
@@ -228,7 +262,7 @@ def _run(
             result.contributions.setdefault(name, []).append(measured.get(name) or 0.0)
 
 
-def _lift(guard: Guard) -> bool:
+def _lift(guard: ReplayGuard) -> bool:
     """The simulated desk: one reset, and the second person where an emergency needs one.
     False when the cool-down has not run out yet (the desk tries again tomorrow)."""
     try:

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tradeguard.alerts.dispatcher import AlertDispatcher
-from tradeguard.breaker import CircuitBreaker, call_with_timeout
 from tradeguard.clock import to_iso
 from tradeguard.effects.ladder import Climber
 from tradeguard.effects.stops import Stops
@@ -27,7 +26,9 @@ from tradeguard.engine.sync import StoreSync
 from tradeguard.errors import InvalidInput, StoreUnavailable
 from tradeguard.ledger import Ledger
 from tradeguard.model import PORTFOLIO, Breach
+from tradeguard.periodic import Periodic
 from tradeguard.rules import Topic
+from tradeguard.timed_calls import TimedCalls
 
 if TYPE_CHECKING:
     from tradeguard.criticality.monitor import Reading
@@ -73,7 +74,9 @@ class Backstop:
         self.sources: dict[str, MetricsSource] = {}
         self.last_tick: TickResult | None = None
         self.last_criticality: Reading | None = None
-        self._threads: dict[str, CircuitBreaker] = {}
+        self._threads: dict[str, Periodic] = {}
+        workers = core.book.config.breaker.source_workers
+        self._source_calls = TimedCalls(workers, name="tradeguard-source")
 
     def tick(self) -> TickResult:
         """Re-read every metric source, re-apply every rule (time-based ones included), save
@@ -83,7 +86,7 @@ class Backstop:
         timeout = self._book.config.breaker.source_timeout_seconds
         for name, source in list(self.sources.items()):
             try:
-                self._intake.apply_reading(name, call_with_timeout(source, timeout))
+                self._intake.apply_reading(name, self._source_calls.call(source, timeout))
             except InvalidInput as exc:
                 errors.append(f"{name}: {exc}")
             except Exception as exc:  # a broken source is a blind spot: fail closed
@@ -196,6 +199,11 @@ class Backstop:
         for thread in self._threads.values():
             thread.stop()
 
+    def close(self) -> None:
+        """Stop the threads and release the source readers (a hung one is left to die)."""
+        self.stop()
+        self._source_calls.close()
+
     def health(self) -> dict[str, Any]:
         """Judged by the age of the last tick, not by the thread being alive: a thread that is
         alive but stuck is no backstop."""
@@ -214,5 +222,5 @@ class Backstop:
     def _thread(self, name: str, fn: Callable[[], object], interval: float) -> None:
         thread = self._threads.get(name)
         if thread is None:
-            thread = self._threads[name] = CircuitBreaker(fn, interval, name=name)
+            thread = self._threads[name] = Periodic(fn, interval, name=name)
         thread.start()

@@ -29,12 +29,12 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from tradeguard.audit import AuditEntry
-from tradeguard.breaker import SourceTimeout, call_with_timeout
 from tradeguard.clock import Clock, to_iso
-from tradeguard.errors import StoreUnavailable
+from tradeguard.errors import SourceTimeout, StoreUnavailable
 from tradeguard.store import StateConflict, StateStore
+from tradeguard.timed_calls import TimedCalls
 
-log = logging.getLogger("tradeguard.incidents.killchain")
+log = logging.getLogger("tradeguard.killchain")
 
 LEASE_SECONDS = 300.0  # a process that ran an incident and died frees it after this long
 ATTEMPTS = 3  # a phase whose work fails is tried again; then the incident waits for a retry
@@ -192,6 +192,7 @@ class KillChain:
     def __init__(self, ports: Ports, callback_timeout: float) -> None:
         self._ports = ports
         self._timeout = callback_timeout
+        self._calls = TimedCalls(name="tradeguard-callback")
         self._callbacks: dict[Phase, list[PhaseCallback]] = {}
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="tradeguard-killchain"
@@ -227,6 +228,7 @@ class KillChain:
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self._calls.close()
 
     def _claimed_run(self, incident_id: str) -> Incident | None:
         """Claim the incident (a lease in the store), read its latest state, run what is left."""
@@ -288,7 +290,7 @@ class KillChain:
         for fn in self._callbacks.get(phase, []):
             name = getattr(fn, "__qualname__", repr(fn))
             try:
-                call_with_timeout(functools.partial(_call, fn, incident), self._timeout)
+                self._calls.call(functools.partial(_call, fn, incident), self._timeout)
             except SourceTimeout:
                 log.error("incident %s: callback %s on %s timed out", incident.id, name, phase)
                 notes.append(f"callback {name} timed out after {self._timeout:g}s")

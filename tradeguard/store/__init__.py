@@ -6,20 +6,40 @@ from tradeguard.store.base import (
     OutboxRow,
     Rung,
     StateConflict,
-    StateStore,
     StateWrite,
     UserRecord,
+)
+from tradeguard.store.protocols import (
+    FlattenRunStore,
+    GenomeStore,
+    IncidentStore,
+    MetricStore,
+    OutboxStore,
+    ScopeStateStore,
+    StateStore,
+    StoreLifecycle,
+    UserStore,
+    ValueStore,
 )
 from tradeguard.store.sqlite import SqliteStore
 
 __all__ = [
     "Approval",
     "FlattenRun",
+    "FlattenRunStore",
+    "GenomeStore",
+    "IncidentStore",
+    "MetricStore",
     "OutboxRow",
+    "OutboxStore",
     "Rung",
+    "ScopeStateStore",
     "SqliteStore",
     "StateConflict",
     "StateStore",
     "StateWrite",
+    "StoreLifecycle",
     "UserRecord",
+    "UserStore",
+    "ValueStore",
 ]

@@ -1,18 +1,16 @@
-"""The storage protocol every backend implements (SQLite now; Redis and PostgreSQL later).
+"""The records a store holds, and the conflict it raises; the protocols are in ``protocols``.
 
 A store holds the durable truth: scope states, two-person requests, the audit chain and the
 metric baselines. Writes are transactions: a state change and its audit record land together
 or not at all, and a write carries the version it expects so two processes cannot silently
-overwrite each other's halts.
+overwrite each other's halts. These records are what every backend reads and writes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-from tradeguard.audit import AuditEntry, AuditRecord, Verification
 from tradeguard.clock import to_iso
 from tradeguard.errors import TradeguardError
 from tradeguard.state import ScopeStatus
@@ -114,88 +112,3 @@ class Rung:
     trades_at_start: int
     pnl_at_start: float
     authorized_by: str
-
-
-class StateStore(Protocol):
-    def load_states(self) -> dict[str, ScopeStatus]: ...
-
-    def commit(
-        self,
-        *,
-        states: Sequence[StateWrite] = (),
-        audit: Sequence[AuditEntry] = (),
-        approvals: Sequence[Approval] = (),
-        rungs: Sequence[Rung] = (),
-    ) -> list[AuditRecord]:
-        """Write everything in one transaction; raises StateConflict on a version mismatch,
-        or on a rung whose scope is not recovering at the rung's version or that is not above
-        the stored rung."""
-        ...
-
-    def rungs(self) -> dict[str, Rung]: ...
-
-    def open_incident(self, data: dict[str, Any], audit: Sequence[AuditEntry] = ()) -> bool: ...
-
-    def claim_incident(self, incident_id: str, owner: str, now: float, lease: float) -> bool: ...
-
-    def save_incident(
-        self, data: dict[str, Any], owner: str, lease_until: float, audit: Sequence[AuditEntry]
-    ) -> None: ...
-
-    def incidents(self, *, status: str | None = None) -> list[dict[str, Any]]: ...
-
-    def incident(self, incident_id: str) -> dict[str, Any] | None: ...
-
-    def update_genome(
-        self,
-        fingerprint: str,
-        change: Callable[[dict[str, Any] | None], dict[str, Any] | None],
-        audit: Callable[[dict[str, Any]], Sequence[AuditEntry]] = ...,
-    ) -> dict[str, Any] | None: ...
-
-    def genomes(self) -> dict[str, dict[str, Any]]: ...
-
-    def value(self, key: str) -> Any: ...
-
-    def update_value(
-        self,
-        key: str,
-        change: Callable[[Any], Any],
-        audit: Callable[[Any], Sequence[AuditEntry]] = ...,
-    ) -> tuple[Any, bool]: ...
-
-    def approvals(self, *, pending_only: bool = True) -> list[Approval]: ...
-
-    def approval(self, request_id: str) -> Approval | None: ...
-
-    def audit_records(
-        self, *, since: float | None = None, limit: int | None = None
-    ) -> list[AuditRecord]: ...
-
-    def verify_audit(self) -> Verification: ...
-
-    def record_flatten(self, run: FlattenRun) -> None: ...
-
-    def users(self) -> dict[str, UserRecord]: ...
-
-    def put_user(self, user: UserRecord, audit: AuditEntry) -> None: ...
-
-    def remove_user(self, name: str, audit: AuditEntry) -> bool: ...
-
-    def data_version(self) -> int: ...
-
-    def enqueue_alerts(self, rows: Sequence[OutboxRow]) -> None: ...
-
-    def update_alert(self, row: OutboxRow) -> None: ...
-
-    def due_alerts(self, now: float, limit: int = 100) -> list[OutboxRow]: ...
-
-    def outbox(self, *, status: str | None = None) -> list[OutboxRow]: ...
-
-    def flatten_runs(self, *, status: str | None = None) -> list[FlattenRun]: ...
-
-    def save_metrics(self, snapshot: dict[str, dict[str, Any]], at: float) -> None: ...
-
-    def load_metrics(self) -> dict[str, dict[str, Any]]: ...
-
-    def close(self) -> None: ...

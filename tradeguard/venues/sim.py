@@ -15,7 +15,6 @@ import itertools
 import json
 import os
 import random
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -220,8 +219,8 @@ class SimulatedVenue:
         self.calls += 1
         if self.latency:
             await self._sleep(self.latency)
-        now = time.monotonic()
-        while self._calls and self._calls[0] < now - 1.0:
+        now = self._clock.time()  # its own clock, so a stop paced on simulated time is judged on it
+        while self._calls and self._calls[0] <= now - 1.0:  # a call a second old is out
             self._calls.popleft()
         if len(self._calls) >= self.rate_limit:
             raise VenueError(f"{self.name}: 429 rate limit of {self.rate_limit:g}/s exceeded")

@@ -1,71 +1,36 @@
-"""The YAML configuration, validated by frozen pydantic models.
+"""Every config section other than the triggers, and ``Config``, the whole file.
 
-The seed's file is accepted as it is (``triggers.strategy_drawdown: 0.05`` is shorthand for
-``{limit: 0.05}``), and every trigger also takes a full form with its action and parameters.
-Unknown keys are errors: a typo in a risk limit must never fall back to a default silently.
-Every error is reported with its key path, all at once.
+Each section is its own frozen model so that a component is handed only the part of the
+configuration it acts on (the pre-trade checks their limits, the alert dispatcher its channels).
 """
 
 from __future__ import annotations
 
-import difflib
-import os
 import re
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any
 
-import yaml
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    SecretStr,
-    ValidationError,
-    model_validator,
+from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, model_validator
+
+from tradeguard.config.fields import (
+    PORTFOLIO_ACTIONS,
+    Fraction,
+    Frozen,
+    LaxAction,
+    Positive,
+    PositiveInt,
+    fraction,
+    non_negative,
 )
-
-from tradeguard.errors import ConfigError
+from tradeguard.config.triggers import STRATEGY_TRIGGERS, StrategyTriggerOverrides, Triggers
 from tradeguard.model import Action, Role
-
-
-def _fraction(value: float) -> float:
-    if not 0 < value <= 1:
-        hint = f"; write {value / 100:g} for {value:g}%" if 1 < value <= 100 else ""
-        raise ValueError(f"must be in (0, 1]{hint}")
-    return value
-
-
-def _positive(value: float) -> float:
-    if not value > 0:
-        raise ValueError("must be > 0")
-    return value
 
 
 def _port(value: int) -> int:
     if not 0 < value < 65536:
         raise ValueError("must be a TCP port, 1-65535")
     return value
-
-
-def _non_negative(value: float) -> float:
-    if not value >= 0:
-        raise ValueError("must be >= 0")
-    return value
-
-
-def _correlation(value: float) -> float:
-    if not -1 < value < 1:
-        raise ValueError("must be in (-1, 1)")
-    return value
-
-
-Fraction = Annotated[float, AfterValidator(_fraction)]
-Positive = Annotated[float, AfterValidator(_positive)]
-PositiveInt = Annotated[int, AfterValidator(_positive)]
-LaxAction = Annotated[Action, Field(strict=False)]
 
 
 def _role(value: Any) -> Role:
@@ -77,202 +42,6 @@ def _role(value: Any) -> Role:
 
 
 RoleName = Annotated[Role, BeforeValidator(_role)]
-
-PORTFOLIO_ACTIONS = (Action.SOFT_HALT, Action.HARD_HALT, Action.EMERGENCY)
-
-
-class Frozen(BaseModel):
-    """Base for every config section: immutable, keyword-only, no unknown keys, no NaN."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
-
-
-class Trigger(Frozen):
-    """A trigger's limit and the action taken when it is crossed.
-
-    A bare number in YAML is shorthand for ``{limit: number}`` (the seed's form).
-    """
-
-    portfolio_scope: ClassVar[bool] = False
-
-    enabled: bool = True
-    limit: float
-    action: LaxAction
-    # how long a halt this trigger caused must stand before it may be lifted (None: the
-    # global recovery.cooldown_seconds)
-    cooldown_seconds: Annotated[float, AfterValidator(_non_negative)] | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _shorthand(cls, data: Any) -> Any:
-        if isinstance(data, int | float) and not isinstance(data, bool):
-            return {"limit": data}
-        return data
-
-    @model_validator(mode="after")
-    def _action_fits_scope(self) -> Trigger:
-        if self.portfolio_scope and self.action not in PORTFOLIO_ACTIONS:
-            allowed = ", ".join(a.value for a in PORTFOLIO_ACTIONS)
-            raise ValueError(f"action of a portfolio trigger must be one of {allowed}")
-        return self
-
-
-class StrategyDrawdown(Trigger):
-    limit: Fraction = 0.05
-    action: LaxAction = Action.HALT_STRATEGY
-
-
-class ConsecutiveLosses(Trigger):
-    limit: PositiveInt = 5  # a count: int narrows float
-    action: LaxAction = Action.HALT_STRATEGY
-
-
-class WinRate(Trigger):
-    limit: Fraction = 0.30
-    action: LaxAction = Action.HALT_STRATEGY
-    min_trades: PositiveInt = 20
-
-
-class PositionSize(Trigger):
-    """Largest single position's notional as a fraction of portfolio equity."""
-
-    limit: Positive = 0.20
-    action: LaxAction = Action.HALT_STRATEGY
-
-
-class AgentCapital(Trigger):
-    """Gross notional as a multiple of the strategy's allocated capital."""
-
-    limit: Positive = 1.0
-    action: LaxAction = Action.HALT_STRATEGY
-
-
-class StuckAgent(Trigger):
-    """Seconds without a heartbeat before an agent that has sent one is called stuck."""
-
-    limit: Positive = 300.0
-    action: LaxAction = Action.HALT_STRATEGY
-
-
-class PortfolioDailyLoss(Trigger):
-    portfolio_scope = True
-    limit: Fraction = 0.03
-    action: LaxAction = Action.SOFT_HALT
-
-
-class PortfolioDrawdown(Trigger):
-    portfolio_scope = True
-    limit: Fraction = 0.10
-    action: LaxAction = Action.HARD_HALT
-
-
-class CorrelationSpike(Trigger):
-    """Average pairwise correlation of log returns over the last ``window`` price snapshots."""
-
-    portfolio_scope = True
-    limit: Annotated[float, AfterValidator(_correlation)] = 0.80
-    action: LaxAction = Action.SOFT_HALT
-    window: PositiveInt = 60
-    min_observations: PositiveInt = 20
-
-    @model_validator(mode="after")
-    def _window_holds_minimum(self) -> CorrelationSpike:
-        if self.min_observations > self.window:
-            raise ValueError("min_observations must be <= window")
-        if self.min_observations < 3:
-            raise ValueError("min_observations must be >= 3 for a correlation to mean anything")
-        return self
-
-
-class MarginUtilization(Trigger):
-    """margin_used / (margin_used + margin_available)."""
-
-    portfolio_scope = True
-    limit: Fraction = 0.90
-    action: LaxAction = Action.SOFT_HALT
-
-
-class PnlVelocity(Trigger):
-    """Loss of ``limit`` (fraction of equity) from the highest equity within ``window_seconds``."""
-
-    portfolio_scope = True
-    limit: Fraction = 0.02
-    action: LaxAction = Action.SOFT_HALT
-    window_seconds: Positive = 60.0
-
-
-class Volatility(Trigger):
-    """Realized volatility of the last ``window`` returns as a multiple of the baseline before."""
-
-    portfolio_scope = True
-    limit: Positive = 3.0
-    action: LaxAction = Action.SOFT_HALT
-    window: PositiveInt = 20
-    baseline_window: PositiveInt = 200
-    min_baseline: PositiveInt = 50
-
-    @model_validator(mode="after")
-    def _baseline_fits(self) -> Volatility:
-        if self.min_baseline > self.baseline_window:
-            raise ValueError("min_baseline must be <= baseline_window")
-        if self.window < 2 or self.min_baseline < 2:
-            raise ValueError("window and min_baseline must be >= 2")
-        return self
-
-
-class FeedStale(Trigger):
-    """Seconds since a price symbol's last update."""
-
-    portfolio_scope = True
-    limit: Positive = 30.0
-    action: LaxAction = Action.SOFT_HALT
-
-
-class EquityStale(Trigger):
-    """Seconds since portfolio equity was last reported, once it has been: a silent equity
-    feed hides every loss limit."""
-
-    portfolio_scope = True
-    limit: Positive = 120.0
-    action: LaxAction = Action.SOFT_HALT
-
-
-class Triggers(Frozen):
-    strategy_drawdown: StrategyDrawdown = StrategyDrawdown()
-    consecutive_losses: ConsecutiveLosses = ConsecutiveLosses()
-    win_rate: WinRate = WinRate()
-    position_size: PositionSize = PositionSize()
-    agent_capital: AgentCapital = AgentCapital()
-    stuck_agent: StuckAgent = StuckAgent()
-    portfolio_daily_loss: PortfolioDailyLoss = PortfolioDailyLoss()
-    portfolio_drawdown: PortfolioDrawdown = PortfolioDrawdown()
-    correlation_spike: CorrelationSpike = CorrelationSpike()
-    margin_utilization: MarginUtilization = MarginUtilization()
-    pnl_velocity: PnlVelocity = PnlVelocity()
-    volatility: Volatility = Volatility()
-    feed_stale: FeedStale = FeedStale()
-    equity_stale: EquityStale = EquityStale()
-
-
-STRATEGY_TRIGGERS = (
-    "strategy_drawdown",
-    "consecutive_losses",
-    "win_rate",
-    "position_size",
-    "agent_capital",
-    "stuck_agent",
-)
-
-
-class StrategyTriggerOverrides(Frozen):
-    """Per-strategy replacements for strategy-level triggers; absent keys keep the global one."""
-
-    strategy_drawdown: StrategyDrawdown | None = None
-    consecutive_losses: ConsecutiveLosses | None = None
-    win_rate: WinRate | None = None
-    position_size: PositionSize | None = None
-    agent_capital: AgentCapital | None = None
-    stuck_agent: StuckAgent | None = None
 
 
 class OnHalt(StrEnum):
@@ -343,7 +112,7 @@ class AlertsConfig(Frozen):
     routing: Annotated[
         dict[Annotated[AlertPriority, Field(strict=False)], list[str]], AfterValidator(_routes)
     ] = DEFAULT_ROUTING
-    cooldown_seconds: Annotated[float, AfterValidator(_non_negative)] = 60.0
+    cooldown_seconds: Annotated[float, AfterValidator(non_negative)] = 60.0
     timeout_seconds: Positive = 5.0  # one delivery attempt
     max_attempts: PositiveInt = 12  # then reported as failed
     dashboard_url: str | None = None  # linked from every alert
@@ -393,6 +162,9 @@ class EmergencyConfig(Frozen):
 class BreakerConfig(Frozen):
     interval_seconds: Positive = 2.0
     source_timeout_seconds: Positive = 1.0  # a metrics source slower than this is failed
+    # threads that read metric sources: a source that hangs holds one; when all are held, the
+    # next read fails at once (and halts, like any failed source) instead of leaking a thread
+    source_workers: PositiveInt = 4
 
 
 class OrderLimits(Frozen):
@@ -423,7 +195,7 @@ class PretradeConfig(Frozen):
     symbols: dict[str, OrderLimits] = {}
     require_known_symbol: bool = True  # bounds: a symbol with no price yet is refused
     rate: RateLimit = RateLimit()
-    dedup_window_seconds: Annotated[float, AfterValidator(_non_negative)] = 1.0
+    dedup_window_seconds: Annotated[float, AfterValidator(non_negative)] = 1.0
     # An accepted order counts against caps and reduce-only until order_closed() says it is
     # done, or for this long at most (then its fill shows in the reported position).
     reservation_seconds: Positive = 30.0
@@ -449,8 +221,8 @@ class RecoveryStage(Frozen):
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_%.-]{1,32}$")]
     fraction: Annotated[float, AfterValidator(_stage_fraction)]
-    min_seconds: Annotated[float, AfterValidator(_non_negative)] = 0.0
-    min_trades: Annotated[int, AfterValidator(_non_negative)] = 0
+    min_seconds: Annotated[float, AfterValidator(non_negative)] = 0.0
+    min_trades: Annotated[int, AfterValidator(non_negative)] = 0
     pnl_floor: Annotated[float, AfterValidator(_floor)] | None = None
 
     @model_validator(mode="after")
@@ -468,7 +240,7 @@ class RecoveryConfig(Frozen):
     ``cooldown_seconds`` replaces this one for the halts it caused)."""
 
     enabled: bool = True
-    cooldown_seconds: Annotated[float, AfterValidator(_non_negative)] = 300.0
+    cooldown_seconds: Annotated[float, AfterValidator(non_negative)] = 300.0
     stages: list[RecoveryStage] = [
         RecoveryStage(name="paper", fraction=0.0, min_seconds=300.0),
         RecoveryStage(name="25%", fraction=0.25, min_seconds=900.0, min_trades=5),
@@ -490,7 +262,7 @@ class RecoveryConfig(Frozen):
 
 def _below_one(value: float) -> float:
     """A fraction a score can still exceed: 1.0 would never fire."""
-    _fraction(value)
+    fraction(value)
     if value >= 1:
         raise ValueError("must be below 1: a score never exceeds 1, so it would never fire")
     return value
@@ -648,128 +420,3 @@ class Config(Frozen):
         if both:
             raise ValueError(f"{both} are both users and automated principals: one name, one kind")
         return self
-
-
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
-
-def _expand_env(node: Any, path: str, env: dict[str, str], errors: list[str]) -> Any:
-    """Replace ``${VAR}`` in every string; a missing variable is an error naming it and its key."""
-    if isinstance(node, dict):
-        return {
-            k: _expand_env(v, f"{path}.{k}" if path else str(k), env, errors)
-            for k, v in node.items()
-        }
-    if isinstance(node, list):
-        return [_expand_env(v, f"{path}[{i}]", env, errors) for i, v in enumerate(node)]
-    if isinstance(node, str):
-
-        def substitute(match: re.Match[str]) -> str:
-            name = match.group(1)
-            if name not in env:
-                errors.append(f"{path}: environment variable {name} is not set")
-                return ""
-            return env[name]
-
-        return _ENV_REF.sub(substitute, node)
-    return node
-
-
-def _raw_at(data: Any, loc: tuple[int | str, ...]) -> Any:
-    for key in loc:
-        if not isinstance(data, dict | list):
-            return None
-        try:
-            data = data[key]  # type: ignore[index]  # a wrong key type is caught below
-        except (KeyError, IndexError, TypeError):
-            return None
-    return data
-
-
-def _format_errors(exc: ValidationError, raw: Any) -> list[str]:
-    out = []
-    for err in exc.errors():
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-        # A shorthand trigger (`strategy_drawdown: 0.05`) reports at its own key, not `.limit`.
-        if loc and loc[-1] == "limit" and not isinstance(_raw_at(raw, loc[:-1]), dict):
-            loc = loc[:-1]
-        message = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            message = "unknown key (check the spelling; unknown keys are not ignored)"
-            near = _known_keys_near(loc)
-            if near:
-                message += f"; did you mean {near}?"
-        key = ".".join(str(p) for p in loc) or "(top level)"
-        out.append(f"{key}: {message}")
-    return out
-
-
-def _known_keys_near(loc: tuple[int | str, ...]) -> str | None:
-    """The closest valid key at the same place, for a misspelt one."""
-    model: type[BaseModel] = Config
-    for part in loc[:-1]:
-        field = model.model_fields.get(str(part))
-        annotation = None if field is None else field.annotation
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
-            return None
-        model = annotation
-    close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1)
-    return close[0] if close else None
-
-
-def config_warnings(config: Config) -> list[str]:
-    """Valid, but probably not what the operator wants."""
-    warnings = []
-    if not config.users:
-        warnings.append(
-            "no users: nobody can halt by hand, and no halt can be lifted; "
-            "add `users: {name: role}`"
-        )
-    elif not any(r >= Role.RISK_MANAGER for r in config.users.values()):
-        warnings.append("no risk_manager or admin: a portfolio halt can never be lifted")
-    elif sum(r >= Role.RISK_MANAGER for r in config.users.values()) < 2:
-        warnings.append(
-            "fewer than two risk_manager/admin users: an emergency can never be "
-            "lifted (it needs two different people)"
-        )
-    routed = {c for channels in config.alerts.routing.values() for c in channels}
-    if not config.alerts.configured & routed:
-        warnings.append("alerts: no channel is configured: halts will alert nobody")
-    return warnings
-
-
-def parse_config(
-    data: Any, *, base_dir: Path | None = None, env: dict[str, str] | None = None
-) -> Config:
-    """Validate an already-parsed YAML document; relative state paths resolve against base_dir."""
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(["(top level): must be a mapping of sections"])
-    errors: list[str] = []
-    expanded = _expand_env(data, "", dict(os.environ) if env is None else env, errors)
-    try:
-        config = Config.model_validate(expanded)
-    except ValidationError as exc:
-        errors.extend(_format_errors(exc, expanded))
-        raise ConfigError(errors) from None
-    if errors:
-        raise ConfigError(errors)
-    if base_dir is not None and not config.state.path.is_absolute():
-        state = config.state.model_copy(update={"path": base_dir / config.state.path})
-        config = config.model_copy(update={"state": state})
-    return config
-
-
-def load_config(path: str | os.PathLike[str], *, env: dict[str, str] | None = None) -> Config:
-    """Read and validate a YAML file. The state DB defaults to ``tradeguard.db`` beside it."""
-    file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError([f"{file}: cannot read: {exc.strerror or exc}"]) from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError([f"{file}: not valid YAML: {exc}"]) from exc
-    return parse_config(data, base_dir=file.resolve().parent, env=env)

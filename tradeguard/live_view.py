@@ -1,4 +1,6 @@
-"""What `tradeguard monitor` shows: the whole status on one screen, colour for state."""
+"""The live terminal view `tradeguard monitor` redraws: the whole status on one screen, colour
+for state. Only the CLI imports it; not to be confused with ``tradeguard.criticality.monitor``,
+which computes market indicators."""
 
 from __future__ import annotations
 

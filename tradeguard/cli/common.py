@@ -1,0 +1,94 @@
+"""What every command shares: the consoles, exit codes, common options, and opening a guard.
+
+Commands only read and write through a Guard on an existing store; these helpers find the
+config, refuse to create a store a reading command would mistake for the truth, and
+authenticate the operator before anything is written.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+from tradeguard.config import Config, load_config
+from tradeguard.errors import ConfigError, PermissionDenied
+from tradeguard.guard import Guard
+
+EXIT_ERROR, EXIT_USAGE, EXIT_DENIED, EXIT_UNKNOWN = 1, 2, 3, 4
+
+# Not a terminal (CI, a pipe): wide enough that tables stay readable.
+# markup=False: reasons, names and ids are data, never Rich markup ("[/x]" in a halt reason
+# must not break the operator's screen); styles are applied explicitly with Text.
+# Piped (a log, a grep): tables 140 wide, and a message never folded across lines.
+out = Console(width=None if os.isatty(1) else 140, soft_wrap=not os.isatty(1), markup=False)
+err = Console(
+    stderr=True, width=None if os.isatty(2) else 140, soft_wrap=not os.isatty(2), markup=False
+)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="YAML config; default: $TRADEGUARD_CONFIG or defaults."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+UserOption = Annotated[
+    str,
+    typer.Option("--user", "-u", help="Who is acting (token: $TRADEGUARD_TOKEN, or asked for)."),
+]
+ReasonOption = Annotated[str | None, typer.Option("--reason", "-r", help="Why; goes on record.")]
+
+
+def fail(message: str, code: int = EXIT_ERROR) -> typer.Exit:
+    """Print the error; the caller raises what this returns, so the exit code is visible there."""
+    err.print(Text.assemble(("error:", "red"), f" {message}"), highlight=False)
+    return typer.Exit(code)
+
+
+def read_config(path: Path | None) -> Config:
+    """The config from ``-c``, else $TRADEGUARD_CONFIG; neither is a usage error."""
+    chosen = path or (Path(env) if (env := os.environ.get("TRADEGUARD_CONFIG")) else None)
+    if chosen is None:
+        raise fail("no config: pass -c FILE or set TRADEGUARD_CONFIG", EXIT_USAGE)
+    try:
+        return load_config(chosen)
+    except ConfigError as exc:
+        raise fail("\n".join(exc.errors)) from exc
+
+
+def open_guard(path: Path | None) -> Guard:
+    """A guard on an existing store: reading commands never create one (a fresh, empty store
+    would report "normal" for a book that is in fact halted somewhere else)."""
+    config = read_config(path)
+    if not config.auth.enabled:
+        err.print(
+            Text.assemble(
+                ("warning:", "yellow"),
+                " authentication is off in this config: anyone can act as any user",
+            )
+        )
+    if not config.state.path.exists():
+        raise fail(
+            f"no state database at {config.state.path}: check state.path in the config "
+            "(a guard creates it on first start)"
+        )
+    return Guard(config)
+
+
+def operator_guard(config: Path | None, user: str) -> Guard:
+    """A guard on the store, with ``user`` authenticated (or a warning when auth is off)."""
+    guard = open_guard(config)
+    if not guard.auth_enabled:  # open_guard has said so
+        return guard
+    token = os.environ.get("TRADEGUARD_TOKEN")
+    if token is None and os.isatty(0):
+        token = typer.prompt(f"token for {user}", hide_input=True)
+    try:
+        guard.authenticate(user, token)
+    except PermissionDenied:
+        guard.close()
+        raise
+    return guard

@@ -1,0 +1,206 @@
+"""Rows as every backend keeps them, and the rules every backend applies to them.
+
+SQLite and the in-memory store hold the same column tuples and JSON text, link the audit chain
+the same way and read rows back through the same checks, so one backend cannot drift from
+another in what it accepts, what counts as a conflict, or what counts as corruption. A row
+that is not exactly what this code writes is never guessed at: it is :class:`StoreUnavailable`,
+naming the store it came from.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import astuple
+from typing import Any, NamedTuple
+
+from tradeguard import audit
+from tradeguard.audit import AuditEntry, AuditRecord
+from tradeguard.errors import StoreUnavailable
+from tradeguard.model import PortfolioState, Scope, ScopeKind, StrategyState
+from tradeguard.state import ScopeStatus
+from tradeguard.store.base import (
+    Approval,
+    FlattenRun,
+    OutboxRow,
+    Rung,
+    StateConflict,
+    StateWrite,
+    UserRecord,
+)
+
+
+@contextmanager
+def reading(where: str, what: str) -> Iterator[None]:
+    """A row that does not decode is corruption, reported as the store being unavailable."""
+    try:
+        yield
+    except (ValueError, TypeError) as exc:
+        raise StoreUnavailable(f"{where}: corrupt {what}: {exc}") from exc
+
+
+def to_json(value: Any) -> str:
+    """JSON text for a stored value: NaN and infinity are refused, not written as non-JSON."""
+    return json.dumps(value, allow_nan=False)
+
+
+def from_json(text: str, where: str, what: str) -> Any:
+    with reading(where, f"{what} row"):
+        return json.loads(text)
+
+
+def values(record: Approval | Rung | UserRecord) -> tuple[Any, ...]:
+    """The row of a record whose fields are its table's columns, in order (``approvals``,
+    ``recovery``, ``users``); ``Record(*row)`` reads it back."""
+    return astuple(record)
+
+
+# -- scope states, rungs and the audit chain -------------------------------------------------
+
+
+def state_values(write: StateWrite) -> tuple[Any, ...]:
+    """The ``states`` row: scope, state, reason, since, actor, version."""
+    s = write.status
+    return (write.scope, s.state, s.reason, s.since, s.actor, s.version)
+
+
+def check_version(write: StateWrite, stored: int) -> None:
+    """The optimistic check: a write lands only on the version it was decided against."""
+    if stored != write.expected_version:
+        raise StateConflict(
+            f"{write.scope} is at version {stored}, expected {write.expected_version}"
+        )
+
+
+def state_row(row: tuple[Any, ...]) -> tuple[str, ScopeStatus]:
+    key, state, reason, since, actor, version = row
+    scope = Scope.parse(key)
+    allowed = PortfolioState if scope.kind is ScopeKind.PORTFOLIO else StrategyState
+    if state not in allowed.__members__.values():
+        raise ValueError(f"{key}: unknown state {state!r}")
+    if not (isinstance(reason, str) and isinstance(actor, str)):
+        raise ValueError(f"{key}: reason and actor must be text")
+    if isinstance(since, bool) or not isinstance(since, int | float) or not math.isfinite(since):
+        raise ValueError(f"{key}: since must be a time, got {since!r}")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+        raise ValueError(f"{key}: version must be a whole number, got {version!r}")
+    return key, ScopeStatus(allowed(state), reason, float(since), actor, version)
+
+
+def load_states(rows: Iterable[tuple[Any, ...]], where: str) -> dict[str, ScopeStatus]:
+    """Every state row, checked: a row that is not exactly what this code writes is corruption."""
+    with reading(where, "state row"):
+        return dict(state_row(row) for row in rows)
+
+
+def check_rung(rung: Rung, state: tuple[Any, ...] | None, stored: tuple[Any, ...] | None) -> None:
+    """A rung lands only on its scope recovering at the rung's version (``state`` is the stored
+    ``(state, version)``), and only above the stored rung (``stored`` is its
+    ``(version, stage)``): two guards climbing one ladder never both write a stage."""
+    if state is None or tuple(state) != ("recovering", rung.version):
+        raise StateConflict(f"{rung.scope} is not recovering at version {rung.version}")
+    if stored is not None and (stored[0], stored[1]) >= (rung.version, rung.stage):
+        raise StateConflict(
+            f"{rung.scope} is already at recovery stage {stored[1]} (version {stored[0]})"
+        )
+
+
+def rung_row(row: tuple[Any, ...]) -> Rung:
+    scope, version, stage, since, trades, pnl, by = row
+    Scope.parse(scope)
+    ints, floats = (version, stage, trades), (since, pnl)
+    if any(type(v) is not int or v < 0 for v in ints):
+        raise ValueError(f"{scope}: version, stage and trade count must be integers >= 0")
+    # A REAL column hands back only floats; a memory row may hold the int it was given.
+    if any(type(v) not in (int, float) or not math.isfinite(v) for v in floats):
+        raise ValueError(f"{scope}: since and P&L must be finite numbers")
+    if not isinstance(by, str) or not by:
+        raise ValueError(f"{scope}: authorized_by must be a name")
+    return Rung(scope, version, stage, float(since), trades, float(pnl), by)
+
+
+def load_rungs(rows: Iterable[tuple[Any, ...]], where: str) -> dict[str, Rung]:
+    """Every stored rung, checked like the state rows: anything else is corruption."""
+    with reading(where, "recovery row"):
+        return {row[0]: rung_row(row) for row in rows}
+
+
+class AuditRow(NamedTuple):
+    """The ``audit`` row, in column order."""
+
+    seq: int
+    ts: float
+    entry: str
+    prev_hash: str
+    hash: str
+
+    def record(self, entry: AuditEntry) -> AuditRecord:
+        return AuditRecord(self.seq, entry, self.prev_hash, self.hash)
+
+
+def chain(head: tuple[int, str] | None, entry: AuditEntry, key: bytes | None) -> AuditRow:
+    """The record that follows ``head`` (its ``(seq, hash)``; None for an empty log)."""
+    seq, prev = (1, audit.GENESIS) if head is None else (head[0] + 1, head[1])
+    entry_json = audit.canonical(entry)
+    return AuditRow(seq, entry.ts, entry_json, prev, audit.chain_hash(prev, seq, entry_json, key))
+
+
+def load_audit(
+    rows: Iterable[tuple[Any, ...]], since: float | None, where: str
+) -> list[AuditRecord]:
+    """``(seq, entry, prev_hash, hash)`` rows, oldest first; ``since`` filters on the hashed
+    time in each entry, not the unhashed column."""
+    with reading(where, "audit record"):
+        records = [AuditRecord(r[0], AuditEntry(**json.loads(r[1])), r[2], r[3]) for r in rows]
+    return records if since is None else [r for r in records if r.entry.ts >= since]
+
+
+# -- outbox, flatten runs, metric baselines --------------------------------------------------
+
+
+def outbox_values(r: OutboxRow) -> tuple[Any, ...]:
+    return (
+        r.id,
+        r.channel,
+        r.priority,
+        to_json(r.payload),
+        r.status,
+        r.attempts,
+        r.next_attempt,
+        r.created_at,
+        r.last_error,
+        r.delivered_at,
+        r.latency_ms,
+    )
+
+
+def outbox_row(r: tuple[Any, ...]) -> OutboxRow:
+    try:
+        payload = json.loads(r[3])
+    except ValueError as exc:
+        raise StoreUnavailable(f"corrupt outbox row {r[0]}: {exc}") from exc
+    return OutboxRow(r[0], r[1], r[2], payload, r[4], r[5], r[6], r[7], r[8], r[9], r[10])
+
+
+def flatten_values(run: FlattenRun) -> tuple[Any, ...]:
+    report = None if run.report is None else to_json(run.report)
+    return (run.id, run.scope, run.reason, run.status, run.started_at, report)
+
+
+def load_flatten_runs(rows: Iterable[tuple[Any, ...]], where: str) -> list[FlattenRun]:
+    with reading(where, "flatten run"):
+        return [
+            FlattenRun(r[0], r[1], r[2], r[3], r[4], None if r[5] is None else json.loads(r[5]))
+            for r in rows
+        ]
+
+
+def load_metrics(rows: Iterable[tuple[str, str]], where: str) -> dict[str, dict[str, Any]]:
+    """``(scope, json)`` rows; each baseline must be a JSON object."""
+    with reading(where, "metric baseline"):
+        loaded = {scope: json.loads(data) for scope, data in rows}
+    if not all(isinstance(v, dict) for v in loaded.values()):
+        raise StoreUnavailable(f"{where}: corrupt metric baseline: not an object")
+    return loaded

@@ -1,0 +1,124 @@
+"""The SQLite connection every aggregate shares: WAL, ``synchronous=FULL``, one lock.
+
+Every write is ``BEGIN IMMEDIATE`` so two processes sharing the file serialize their writes and
+never fork the audit chain. Any SQLite failure surfaces as :class:`StoreUnavailable`; the guard
+decides what that means (fail closed), never this module. The per-aggregate classes beside this
+one add their tables' methods on top of :class:`SqliteConnection`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+from tradeguard.audit import AuditEntry, AuditRecord
+from tradeguard.errors import StoreUnavailable
+from tradeguard.store import codec
+from tradeguard.store.sqlite.schema import SCHEMA, SCHEMA_VERSION
+
+
+class SqliteConnection:
+    def __init__(
+        self, path: str | Path, *, timeout: float = 5.0, audit_key: bytes | None = None
+    ) -> None:
+        self.path = Path(path)
+        self._key = audit_key
+        self._lock = threading.Lock()
+        try:
+            self._db = sqlite3.connect(
+                self.path, timeout=timeout, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"{self.path}: {exc}") from exc
+        try:
+            self._open()
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _open(self) -> None:
+        try:
+            if self._db.execute("PRAGMA quick_check").fetchone() != ("ok",):
+                raise StoreUnavailable(f"{self.path}: integrity check failed")
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(SCHEMA)
+            row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+            if row is None:
+                self._db.execute(
+                    "INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,)
+                )
+            elif int(row[0]) != SCHEMA_VERSION:
+                raise StoreUnavailable(f"{self.path}: schema {row[0]}, expected {SCHEMA_VERSION}")
+            self._check_audit_key()
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"{self.path}: {exc}") from exc
+
+    def _check_audit_key(self) -> None:
+        """A chain is keyed or not from its first record on; the key must match that."""
+        row = self._db.execute("SELECT value FROM meta WHERE key='audit_keyed'").fetchone()
+        if row is None:
+            empty = self._db.execute("SELECT COUNT(*) FROM audit").fetchone()[0] == 0
+            keyed = self._key is not None and empty
+            self._db.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('audit_keyed', ?)", ("1" if keyed else "0",)
+            )
+            row = ("1" if keyed else "0",)
+        if row[0] == "1" and self._key is None:
+            raise StoreUnavailable(
+                f"{self.path}: its audit chain is keyed: set state.audit_key "
+                "(e.g. ${TRADEGUARD_AUDIT_KEY})"
+            )
+        if row[0] == "0" and self._key is not None:
+            raise StoreUnavailable(
+                f"{self.path}: its audit chain was started without a key; a "
+                "key cannot be added later: remove state.audit_key or start "
+                "a new store"
+            )
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                yield self._db
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"{self.path}: {exc}") from exc
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"{self.path}: {exc}") from exc
+            try:
+                yield self._db
+                self._db.execute("COMMIT")
+            except BaseException as exc:
+                with suppress(sqlite3.Error):  # SQLite may have rolled back already (disk full)
+                    self._db.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise StoreUnavailable(f"{self.path}: {exc}") from exc
+                raise
+
+    def _append(self, db: sqlite3.Connection, entry: AuditEntry) -> AuditRecord:
+        """Link ``entry`` onto the chain inside the caller's write transaction."""
+        head = db.execute("SELECT seq, hash FROM audit_head WHERE id=1").fetchone()
+        row = codec.chain(None if head is None else (head[0], head[1]), entry, self._key)
+        db.execute("INSERT INTO audit VALUES (?, ?, ?, ?, ?)", row)
+        db.execute("INSERT OR REPLACE INTO audit_head VALUES (1, ?, ?)", (row.seq, row.hash))
+        return row.record(entry)
+
+    def data_version(self) -> int:
+        """Changes whenever another connection commits: how a guard notices, cheaply, that a
+        CLI or another process wrote to the store."""
+        with self._read() as db:
+            row = db.execute("PRAGMA data_version").fetchone()
+        return int(row[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
