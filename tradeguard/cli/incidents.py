@@ -30,9 +30,9 @@ genomes_app = typer.Typer(help="Strategy genomes and the blacklist.", no_args_is
 def incidents_list(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """Every incident, oldest first: trigger, status, who was found responsible."""
     with open_guard(config) as guard:
-        found = guard.incidents()
+        found = guard.incidents(snapshots=False)
     if as_json:
-        out.print_json(json.dumps([{k: v for k, v in i.items() if k != "snapshot"} for i in found]))
+        out.print_json(json.dumps(found))
         return
     table = Table("id", "opened", "trigger", "status", "responsible", "reason")
     for i in found:

@@ -105,10 +105,10 @@ def _report(change: StateChange | None, as_json: bool, nothing: str) -> None:
 
 
 def _known_strategy(guard: Guard, user: str, strategy: str, force: bool) -> None:
-    if force or strategy in guard.status()["strategies"]:
+    if force or guard.has_strategy(strategy):
         return
     guard.refuse(user, "halt-strategy", f"unknown strategy {strategy!r}")
-    known = ", ".join(guard.status()["strategies"]) or "none yet"
+    known = ", ".join(guard.status()["strategies"]) or "none yet"  # the refusal's help only
     raise fail(
         f"unknown strategy {strategy!r} (known: {known}); check the name, or pass "
         "--force to halt it before it first reports",
