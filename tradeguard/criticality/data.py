@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from tradeguard import inputs
 from tradeguard.clock import NaiveTime, parse_iso
 from tradeguard.criticality.monitor import FIELDS, Bar
 from tradeguard.criticality.window import Matrix
@@ -146,22 +147,17 @@ def load_csv(path: Path) -> History:
                 symbol = record["symbol"].strip()
                 if not symbol:
                     raise ValueError("empty symbol")
-                values = {}
+                given = {}
                 for f in FIELDS:
                     text = (record.get(f) or "").strip()
                     if text:
                         try:
-                            value = float(text)
+                            given[f] = float(text)
                         except ValueError:
                             raise ValueError(f"{f} is not a number: {text!r}") from None
-                        if not math.isfinite(value) or value < 0 or (f != "volume" and value == 0):
+                        if not math.isfinite(given[f]):  # text's own words for nan and inf
                             raise ValueError(f"{f} must be a finite positive number, got {text}")
-                        values[f] = value
-                if "close" not in values:
-                    raise ValueError("close is empty")
-                problem = bar_problem(values)
-                if problem:
-                    raise ValueError(problem)
+                values = bar_fields(given)
                 day = rows.setdefault(at, {})
                 if symbol in day:
                     raise ValueError(f"a second row for {symbol} at {record['date'].strip()}")
@@ -184,6 +180,34 @@ def load_csv(path: Path) -> History:
             for f, value in values.items():
                 fields[f][i, column[symbol]] = value
     return History(path.stem, times, symbols, fields)
+
+
+def bar_fields(value: object, name: str = "") -> dict[str, float]:
+    """The one check of a bar, from a live feed (``Guard.update_bars``) or a CSV row: a
+    mapping of known fields with a close, each a finite number above 0 (volume may be 0), and
+    a bar that can exist (see ``bar_problem``). ``name`` prefixes the messages."""
+    where = f"{name}: " if name else ""
+    if not isinstance(value, Mapping):
+        raise ValueError(
+            f"{name or 'a bar'} must be a mapping like {{'close': 101.5}}, got {value!r}"
+        )
+    unknown = sorted(set(value) - set(FIELDS))
+    if unknown:
+        raise ValueError(f"{where}unknown fields {unknown}; known: {list(FIELDS)}")
+    if "close" not in value:
+        raise ValueError(f"{name or 'the row'} needs a close")
+    fields = {}
+    for f, v in value.items():
+        label = f"{name}.{f}" if name else f
+        number = inputs.number(label, v)
+        if number < 0 or (f != "volume" and number == 0):
+            least = "a finite number >= 0" if f == "volume" else "a finite positive number"
+            raise ValueError(f"{label} must be {least}, got {v!r}")
+        fields[f] = number
+    problem = bar_problem(fields)
+    if problem:
+        raise ValueError(where + problem)
+    return fields
 
 
 def bar_problem(bar: Mapping[str, float]) -> str | None:

@@ -341,23 +341,8 @@ class Applying:
 
 
 def _bar(name: str, value: object) -> Bar:
-    """A bar at the edge: a mapping with a positive ``close``; the other fields, when given,
-    finite and positive (volume may be zero), and high >= low."""
-    from tradeguard.criticality.data import bar_problem
-    from tradeguard.criticality.monitor import FIELDS, Bar
+    """A bar at the edge, checked by the one bar check the CSV replay uses too."""
+    from tradeguard.criticality.data import bar_fields
+    from tradeguard.criticality.monitor import Bar
 
-    if not isinstance(value, Mapping):
-        raise ValueError(f"{name} must be a mapping like {{'close': 101.5}}, got {value!r}")
-    unknown = sorted(set(value) - set(FIELDS))
-    if unknown:
-        raise ValueError(f"{name}: unknown fields {unknown}; known: {list(FIELDS)}")
-    if "close" not in value:
-        raise ValueError(f"{name} needs a close")
-    fields = {
-        f: (inputs.non_negative if f == "volume" else inputs.positive)(f"{name}.{f}", v)
-        for f, v in value.items()
-    }
-    problem = bar_problem(fields)
-    if problem:
-        raise ValueError(f"{name}: {problem}")
-    return Bar(**fields)
+    return Bar(**bar_fields(value, name))
