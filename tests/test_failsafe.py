@@ -194,11 +194,37 @@ class TestBackstop:
         try:
             for _ in range(20):
                 assert guard.tick().errors
-            hung = [t for t in set(threading.enumerate()) - before if t.name == "tradeguard-source"]
+            hung = [
+                t
+                for t in set(threading.enumerate()) - before
+                if t.name == "tradeguard-source-engine"
+            ]
         finally:
             release.set()
         assert 1 <= len(hung) <= 4
         assert guard.portfolio_state is PortfolioState.SOFT_HALT
+
+    def test_tick_when_one_source_hangs_then_another_sources_breach_still_applied(
+        self, make_guard: MakeGuard
+    ) -> None:
+        """A hung source uses up only its own readers: a healthy source's hard halt still
+        lands (a shared pool left the book at the hung source's soft halt)."""
+        guard = make_guard(breaker={"source_timeout_seconds": 0.05})
+        release = threading.Event()
+        drawdown = {"value": 0.0}
+        guard.register_metrics_source("hung", lambda: release.wait(timeout=30) and {})
+        guard.register_metrics_source(
+            "healthy", lambda: {"portfolio": {"drawdown": drawdown["value"]}}
+        )
+        try:
+            for _ in range(6):  # more ticks than the hung source has readers
+                guard.tick()
+            assert guard.portfolio_state is PortfolioState.SOFT_HALT
+            drawdown["value"] = 0.5  # portfolio_drawdown (limit 0.10): hard_halt
+            result = guard.tick()
+        finally:
+            release.set()
+        assert guard.portfolio_state is PortfolioState.HARD_HALT, result.errors
 
     def test_breaker_health_when_never_ticked_then_unhealthy(self, guard: Guard) -> None:
         """Health comes from the last tick's age, not from a thread merely existing."""

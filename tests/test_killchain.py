@@ -168,6 +168,20 @@ class TestCallbacks:
         assert any("timed out after 0.5s" in n for n in preserve["notes"])
         assert incident["status"] == "closed"
 
+    def test_callback_when_another_hangs_for_good_then_still_called(self, book: Guard) -> None:
+        """A callback hung since earlier incidents never keeps a healthy one from running."""
+        release = threading.Event()
+        seen: list[str] = []
+        book.on_phase("contain", lambda incident: release.wait())
+        book.on_phase("contain", lambda incident: seen.append(incident.id))
+        try:
+            for n in range(5):  # more incidents than a shared pool of four threads
+                book.start_incident(f"drill {n}", "risk1")
+                assert book.wait_incidents(timeout=30)
+        finally:
+            release.set()
+        assert len(seen) == 5
+
     def test_callback_when_async_then_awaited(self, book: Guard) -> None:
         """Callbacks may be coroutines."""
         seen: list[str] = []

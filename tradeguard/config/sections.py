@@ -162,8 +162,9 @@ class EmergencyConfig(Frozen):
 class BreakerConfig(Frozen):
     interval_seconds: Positive = 2.0
     source_timeout_seconds: Positive = 1.0  # a metrics source slower than this is failed
-    # threads that read metric sources: a source that hangs holds one; when all are held, the
-    # next read fails at once (and halts, like any failed source) instead of leaking a thread
+    # threads that read each metric source: a read that hangs holds one; when all of a source's
+    # are held, its next read fails at once (and halts, like any failed source) instead of
+    # leaking a thread; the other sources keep their own
     source_workers: PositiveInt = 4
 
 

@@ -75,8 +75,9 @@ class Backstop:
         self.last_tick: TickResult | None = None
         self.last_criticality: Reading | None = None
         self._threads: dict[str, Periodic] = {}
-        workers = core.book.config.breaker.source_workers
-        self._source_calls = TimedCalls(workers, name="tradeguard-source")
+        # one pool per source: a source that hangs uses up its own threads, never the ones
+        # the other sources are read on (their breaches must still be applied)
+        self._source_calls: dict[str, TimedCalls] = {}
 
     def tick(self) -> TickResult:
         """Re-read every metric source, re-apply every rule (time-based ones included), save
@@ -86,7 +87,7 @@ class Backstop:
         timeout = self._book.config.breaker.source_timeout_seconds
         for name, source in list(self.sources.items()):
             try:
-                self._intake.apply_reading(name, self._source_calls.call(source, timeout))
+                self._intake.apply_reading(name, self._calls_for(name).call(source, timeout))
             except InvalidInput as exc:
                 errors.append(f"{name}: {exc}")
             except Exception as exc:  # a broken source is a blind spot: fail closed
@@ -202,7 +203,8 @@ class Backstop:
     def close(self) -> None:
         """Stop the threads and release the source readers (a hung one is left to die)."""
         self.stop()
-        self._source_calls.close()
+        for calls in self._source_calls.values():
+            calls.close()
 
     def health(self) -> dict[str, Any]:
         """Judged by the age of the last tick, not by the thread being alive: a thread that is
@@ -218,6 +220,15 @@ class Backstop:
             "last_tick": None if last is None else to_iso(last.at),
             "last_tick_age_seconds": age,
         }
+
+    def _calls_for(self, source: str) -> TimedCalls:
+        calls = self._source_calls.get(source)
+        if calls is None:
+            workers = self._book.config.breaker.source_workers
+            calls = self._source_calls[source] = TimedCalls(
+                workers, name=f"tradeguard-source-{source}"
+            )
+        return calls
 
     def _thread(self, name: str, fn: Callable[[], object], interval: float) -> None:
         thread = self._threads.get(name)

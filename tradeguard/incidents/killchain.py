@@ -192,8 +192,8 @@ class KillChain:
     def __init__(self, ports: Ports, callback_timeout: float) -> None:
         self._ports = ports
         self._timeout = callback_timeout
-        self._calls = TimedCalls(name="tradeguard-callback")
-        self._callbacks: dict[Phase, list[PhaseCallback]] = {}
+        # each callback on threads of its own: one that hangs never keeps the others uncalled
+        self._callbacks: dict[Phase, list[tuple[PhaseCallback, TimedCalls]]] = {}
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="tradeguard-killchain"
         )
@@ -208,7 +208,8 @@ class KillChain:
             raise ValueError(f"unknown phase {phase!r}; expected one of {list(PHASES)}") from None
         if not callable(fn):
             raise TypeError("callback must be callable")
-        self._callbacks.setdefault(chosen, []).append(fn)
+        calls = TimedCalls(2, name="tradeguard-callback")
+        self._callbacks.setdefault(chosen, []).append((fn, calls))
 
     def launch(self, incident: Incident) -> concurrent.futures.Future[Incident | None]:
         """Queue the incident here unless it is queued or running here already. It is claimed
@@ -228,7 +229,9 @@ class KillChain:
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
-        self._calls.close()
+        for registered in self._callbacks.values():
+            for _fn, calls in registered:
+                calls.close()
 
     def _claimed_run(self, incident_id: str) -> Incident | None:
         """Claim the incident (a lease in the store), read its latest state, run what is left."""
@@ -287,13 +290,13 @@ class KillChain:
 
     def _call_back(self, phase: Phase, incident: Incident) -> list[str]:
         notes = []
-        for fn in self._callbacks.get(phase, []):
+        for fn, calls in self._callbacks.get(phase, []):
             name = getattr(fn, "__qualname__", repr(fn))
             try:
-                self._calls.call(functools.partial(_call, fn, incident), self._timeout)
-            except SourceTimeout:
-                log.error("incident %s: callback %s on %s timed out", incident.id, name, phase)
-                notes.append(f"callback {name} timed out after {self._timeout:g}s")
+                calls.call(functools.partial(_call, fn, incident), self._timeout)
+            except SourceTimeout as exc:  # no answer in time, or still hung from before
+                log.error("incident %s: callback %s on %s: %s", incident.id, name, phase, exc)
+                notes.append(f"callback {name} timed out after {self._timeout:g}s ({exc})")
             except Exception as exc:
                 log.exception("incident %s: callback %s on %s raised", incident.id, name, phase)
                 notes.append(f"callback {name} raised {exc!r}")
