@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
@@ -48,15 +49,45 @@ class TestStopping:
         asyncio.run(guard.emergency_stop(initiator=user))
         assert guard.portfolio_state is PortfolioState.EMERGENCY
 
-    @pytest.mark.parametrize("user", ["mallory", "", None, 7])
-    def test_halt_when_unknown_user_then_denied_and_audited(
-        self, guard: Guard, user: object
+    @pytest.mark.parametrize(
+        ("user", "actor"),
+        [("mallory", "mallory"), ("", "unidentified"), (None, "unidentified"), (7, "unidentified")],
+    )
+    def test_halt_when_unknown_user_then_carried_out_and_recorded_as_such(
+        self, guard: Guard, user: object, actor: str
     ) -> None:
-        """An unidentified operator is refused, and the refusal is in the audit log."""
-        with pytest.raises(PermissionDenied):
-            guard.halt_strategy("s1", user=user)  # type: ignore[arg-type]
-        assert guard.strategy_state("s1") is StrategyState.ACTIVE
-        assert refusals(guard) == [(str(user), "refused:halt")]
+        """Stopping is never refused: an unknown initiator halts, and the audit says the
+        initiator was neither known nor authenticated (a name that is no user name is not
+        taken as the actor's)."""
+        change = guard.halt_strategy("s1", user=user)  # type: ignore[arg-type]
+        assert change is not None and guard.strategy_state("s1") is StrategyState.HALTED
+        assert refusals(guard) == []
+        (record,) = [r.entry for r in guard.audit_records() if r.entry.action == "state_change"]
+        assert record.actor == actor
+        assert record.details["initiator"] == {
+            "authenticated": False,
+            "known": False,
+            "claimed": str(user),
+        }
+
+    def test_seed_emergency_stop_when_no_config_then_book_locked_down(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The seed's integration, with no config at all, locks the book down."""
+        monkeypatch.chdir(tmp_path)
+        guard = Guard()
+        try:
+            asyncio.run(guard.emergency_stop(initiator="trader1", reason="venue acting up"))
+            assert guard.portfolio_state is PortfolioState.EMERGENCY
+        finally:
+            guard.close()
+
+    def test_halt_when_known_user_then_recorded_as_not_authenticated(self, guard: Guard) -> None:
+        """An in-process call has no token: its halt is on record as not authenticated."""
+        guard.halt_strategy("s1", user="trader1")
+        (record,) = [r.entry for r in guard.audit_records() if r.entry.action == "state_change"]
+        assert record.actor == "trader1"
+        assert record.details["initiator"] == {"authenticated": False}
 
     def test_halt_when_already_halted_then_no_second_change_but_on_record(
         self, guard: Guard

@@ -120,8 +120,8 @@ class TestSeedCommands:
     @pytest.mark.parametrize(
         ("args", "user", "token", "code", "message"),
         [
-            (["halt-strategy", "mom"], "trader1", "wrong", 3, "wrong token"),
-            (["halt-strategy", "mom"], "mallory", "x", 3, "unknown user"),
+            (["resume", "mom"], "senior1", "wrong", 3, "wrong token"),
+            (["reset"], "mallory", "x", 3, "unknown user"),
             (["halt-strategy", "mmo"], "trader1", None, 4, "unknown strategy 'mmo'"),
             (["approve", "nope"], "boss", None, 4, "no two-person request"),
             (["reset"], "senior1", None, 3, "needs risk_manager"),
@@ -135,6 +135,31 @@ class TestSeedCommands:
         done = desk.cli(*args, user=user, token=token)
         assert done.returncode == code, (done.stdout, done.stderr)
         assert message in done.stderr
+
+    @pytest.mark.parametrize(
+        ("user", "token", "why"),
+        [("trader1", "wrong", "wrong token for trader1"), ("mallory", "x", "unknown user")],
+    )
+    def test_halt_when_not_authenticated_then_carried_out_and_on_record_as_such(
+        self, desk: Desk, user: str, token: str, why: str
+    ) -> None:
+        """Stopping is never refused: a halt whose token fails goes through, says so, and is
+        recorded as not authenticated; the failed authentication is on record too."""
+        done = desk.cli("halt-strategy", "mom", user=user, token=token)
+        assert done.returncode == 0, done.stderr
+        assert f"not authenticated ({why}" in done.stderr
+        records = [json.loads(line) for line in desk.cli("audit", "export").stdout.splitlines()]
+        (halt,) = [r for r in records if r["action"] == "state_change"]
+        assert (halt["actor"], halt["after"]) == (user, "halted")
+        assert halt["details"]["initiator"]["authenticated"] is False
+        assert (user, "refused:authenticate") in [(r["actor"], r["action"]) for r in records]
+
+    def test_halt_when_authenticated_then_on_record_as_authenticated(self, desk: Desk) -> None:
+        """A CLI halt with the operator's own token is recorded as authenticated."""
+        assert desk.cli("halt-strategy", "mom", user="trader1").returncode == 0
+        records = [json.loads(line) for line in desk.cli("audit", "export").stdout.splitlines()]
+        (halt,) = [r for r in records if r["action"] == "state_change"]
+        assert halt["details"]["initiator"] == {"authenticated": True}
 
     def test_refusals_when_made_then_all_in_the_audit_log(self, desk: Desk) -> None:
         """Every refused attempt, authentication included, is on record."""
@@ -174,7 +199,8 @@ class TestUsers:
         """A new token replaces the old."""
         old = desk.tokens["trader1"]
         desk.cli("users", "token", "trader1", user="boss")
-        assert desk.cli("portfolio-halt", user="trader1", token=old).returncode == 3
+        halted = desk.cli("portfolio-halt", user="trader1", token=old)
+        assert "not authenticated (wrong token for trader1)" in halted.stderr
 
     def test_list_when_json_then_no_secrets(self, desk: Desk) -> None:
         """Listing shows roles and whether a token exists, never a token or its hash."""

@@ -28,11 +28,13 @@ from tradeguard.inputs import identifier
 from tradeguard.model import (
     PORTFOLIO,
     Decision,
+    Operator,
     Order,
     PortfolioState,
     Scope,
     StateChange,
     StrategyState,
+    User,
 )
 from tradeguard.state import Command, ScopeStatus
 from tradeguard.store import Approval, StateStore
@@ -100,7 +102,7 @@ class Guard:
         return self._genomes.listed()
 
     def unblock_genome(
-        self, genome_fingerprint: str, user: str, reason: str = "unblock"
+        self, genome_fingerprint: str, user: User, reason: str = "unblock"
     ) -> Approval:
         """Open a two-person request to lift a genome's blacklist (risk_manager); a second,
         different person completes it with ``approve``. Disabled strategies stay disabled."""
@@ -112,7 +114,7 @@ class Guard:
         self._incidents.chain.on_phase(phase, fn)
 
     def start_incident(
-        self, reason: str, user: str, *, strategies: Sequence[str] | None = None
+        self, reason: str, user: User, *, strategies: Sequence[str] | None = None
     ) -> Incident:
         """Open an incident by hand (risk_manager): all six phases then run."""
         return self._commands.start_incident(reason, user, strategies)
@@ -199,44 +201,44 @@ class Guard:
     # -- commands (see control) -----------------------------------------------------------
 
     def halt_strategy(
-        self, strategy_id: str, user: str, reason: str = "manual halt"
+        self, strategy_id: str, user: User, reason: str = "manual halt"
     ) -> StateChange | None:
         """Any known user may halt. Returns None when it was already halted."""
         return self._commands.halt_strategy(strategy_id, user, reason)
 
     def resume_strategy(
-        self, strategy_id: str, user: str, reason: str = "manual resume"
+        self, strategy_id: str, user: User, reason: str = "manual resume"
     ) -> StateChange:
         """Needs senior_trader, the cool-down served and the strategy fit to trade
         (``ResumeRefused`` names every failed check); re-enters on the recovery ladder."""
         return self._commands.resume_strategy(strategy_id, user, reason)
 
-    def portfolio_halt(self, user: str, reason: str = "manual soft halt") -> StateChange | None:
+    def portfolio_halt(self, user: User, reason: str = "manual soft halt") -> StateChange | None:
         """Soft halt: no new risk; positions are kept."""
         return self._commands.manual(user, Command.SOFT_HALT, PORTFOLIO, reason)
 
-    def portfolio_close(self, user: str, reason: str = "manual hard halt") -> StateChange | None:
+    def portfolio_close(self, user: User, reason: str = "manual hard halt") -> StateChange | None:
         """Hard halt: no orders; cancel all and close all positions."""
         return self._commands.manual(user, Command.HARD_HALT, PORTFOLIO, reason)
 
-    def emergency(self, user: str, reason: str = "manual emergency stop") -> StateChange | None:
+    def emergency(self, user: User, reason: str = "manual emergency stop") -> StateChange | None:
         """Lockdown; only a two-person reset lifts it."""
         return self._commands.manual(user, Command.EMERGENCY, PORTFOLIO, reason)
 
     async def emergency_stop(
-        self, initiator: str, reason: str = "manual emergency stop"
+        self, initiator: User, reason: str = "manual emergency stop"
     ) -> FlattenReport:
         """The seed's coroutine: lock everything down, then cancel every order and close every
         position on every venue; returns when the book is verified flat or the stop gave up."""
         self.emergency(initiator, reason)
         return await self._stops.emergency_stop(reason)
 
-    def reset(self, user: str, reason: str = "manual reset") -> Approval:
+    def reset(self, user: User, reason: str = "manual reset") -> Approval:
         """Lift a portfolio halt: a soft or hard halt at once (risk_manager); an emergency
         opens a two-person request that another user completes with ``approve``."""
         return self._approvals.reset(user, reason)
 
-    def approve(self, request_id: str, user: str) -> StateChange | Approval:
+    def approve(self, request_id: str, user: User) -> StateChange | Approval:
         """Complete a two-person request as a second, different, authorized user."""
         return self._approvals.approve(request_id, user)
 
@@ -247,7 +249,7 @@ class Guard:
     def set_limit(
         self,
         trigger: str,
-        user: str,
+        user: User,
         *,
         limit: float | None = None,
         action: str | None = None,
@@ -266,9 +268,10 @@ class Guard:
     def auth_enabled(self) -> bool:
         return self._book.config.auth.enabled
 
-    def authenticate(self, user: object, token: str | None) -> None:
-        """Check ``token`` is ``user``'s (CLI and HTTP); refusals are audited."""
-        self._users.authenticate(user, token)
+    def authenticate(self, user: object, token: str | None) -> Operator | None:
+        """Check ``token`` is ``user``'s (CLI and HTTP; refusals are audited); pass the operator
+        it returns to a command to record it as authenticated (None: auth is off)."""
+        return self._users.authenticate(user, token)
 
     def users(self) -> list[dict[str, Any]]:
         return self._users.listed()

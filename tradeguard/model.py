@@ -129,6 +129,21 @@ class Actor:
 
 
 @dataclass(frozen=True, slots=True)
+class Operator:
+    """A user whose token this process has verified (``Guard.authenticate`` returns one). Pass
+    it in place of the bare name and the audit records the act as authenticated; a bare name
+    (an in-process call, which has no token) is recorded as not authenticated."""
+
+    name: str
+
+    def __str__(self) -> str:
+        return self.name
+
+
+User = str | Operator  # who acts on a command: a name, or an authenticated operator
+
+
+@dataclass(frozen=True, slots=True)
 class Breach:
     """A trigger found its limit crossed. ``value`` is None when it could not be measured."""
 

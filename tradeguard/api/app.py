@@ -32,7 +32,7 @@ from tradeguard.errors import (
     UnknownRequest,
 )
 from tradeguard.guard import Guard
-from tradeguard.model import StateChange
+from tradeguard.model import Operator, StateChange
 from tradeguard.store import Approval
 
 _STATUS = {
@@ -76,7 +76,7 @@ def create_app(  # noqa: PLR0915  # one statement per route
 
     def operator(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    ) -> str:
+    ) -> str | Operator:
         """``Bearer <user>.<token>``: the user acting, authenticated (refusals audited)."""
         if credentials is None:
             guard.refuse("(anonymous)", "authenticate", "no Authorization: Bearer header")
@@ -85,10 +85,9 @@ def create_app(  # noqa: PLR0915  # one statement per route
         if not sep or not user:
             guard.refuse("(malformed)", "authenticate", "a bearer token is <user>.<token>")
             raise PermissionDenied("the bearer token is <user>.<token>")
-        guard.authenticate(user, token)
-        return user
+        return guard.authenticate(user, token) or user  # a bare name: auth is off
 
-    User = Annotated[str, Depends(operator)]  # noqa: N806  # a type, for the signatures
+    User = Annotated[str | Operator, Depends(operator)]  # noqa: N806  # a type, for the signatures
 
     @app.exception_handler(RequestValidationError)
     async def malformed(_request: Request, exc: RequestValidationError) -> JSONResponse:

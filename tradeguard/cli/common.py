@@ -18,6 +18,7 @@ from rich.text import Text
 from tradeguard.config import Config, load_config
 from tradeguard.errors import ConfigError, PermissionDenied
 from tradeguard.guard import Guard
+from tradeguard.model import User
 
 EXIT_ERROR, EXIT_USAGE, EXIT_DENIED, EXIT_UNKNOWN = 1, 2, 3, 4
 
@@ -78,17 +79,28 @@ def open_guard(path: Path | None) -> Guard:
     return Guard(config)
 
 
-def operator_guard(config: Path | None, user: str) -> Guard:
-    """A guard on the store, with ``user`` authenticated (or a warning when auth is off)."""
+def operator_guard(config: Path | None, user: str, *, stopping: bool = False) -> tuple[Guard, User]:
+    """A guard on the store, and ``user`` authenticated: the operator to pass to commands (the
+    bare name when auth is off). ``stopping``: a halt is never refused, so a failed
+    authentication is said, and recorded, and the halt goes through as not authenticated."""
     guard = open_guard(config)
     if not guard.auth_enabled:  # open_guard has said so
-        return guard
+        return guard, user
     token = os.environ.get("TRADEGUARD_TOKEN")
     if token is None and os.isatty(0):
         token = typer.prompt(f"token for {user}", hide_input=True)
     try:
-        guard.authenticate(user, token)
-    except PermissionDenied:
+        who = guard.authenticate(user, token)
+    except PermissionDenied as exc:
+        if stopping:
+            err.print(
+                Text.assemble(
+                    ("warning:", "yellow"),
+                    f" not authenticated ({exc}): the halt goes through, on record as "
+                    "not authenticated",
+                )
+            )
+            return guard, user
         guard.close()
         raise
-    return guard
+    return guard, user if who is None else who

@@ -117,9 +117,10 @@ def genomes_unblock(
 ) -> None:
     """Open a two-person request to lift a genome's blacklist (risk_manager); a different
     person completes it with `tradeguard approve ID`."""
-    with operator_guard(config, user) as guard:
+    guard, who = operator_guard(config, user)
+    with guard:
         found = _genome(guard, fingerprint)
-        request = guard.unblock_genome(found["fingerprint"], user, reason or "unblock from CLI")
+        request = guard.unblock_genome(found["fingerprint"], who, reason or "unblock from CLI")
     out.print(
         f"unblock request {request.id} opened; a different risk_manager or admin completes "
         f"it with:\n  tradeguard approve {request.id} --user NAME"

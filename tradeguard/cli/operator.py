@@ -125,9 +125,10 @@ def halt_strategy(
     as_json: JsonOption = False,
 ) -> None:
     """Halt one strategy: its orders are cancelled (and, by its policy, its positions closed)."""
-    with operator_guard(config, user) as guard:
+    guard, who = operator_guard(config, user, stopping=True)
+    with guard:
         _known_strategy(guard, user, strategy, force)
-        change = guard.halt_strategy(strategy, user, reason or "halted from the CLI")
+        change = guard.halt_strategy(strategy, who, reason or "halted from the CLI")
     _report(change, as_json, f"strategy {strategy} was already halted (your press is on record)")
 
 
@@ -139,9 +140,10 @@ def resume(
     as_json: JsonOption = False,
 ) -> None:
     """Resume a halted strategy (senior_trader or higher)."""
-    with operator_guard(config, user) as guard:
+    guard, who = operator_guard(config, user)
+    with guard:
         _known_strategy(guard, user, strategy, force=False)
-        change = guard.resume_strategy(strategy, user, reason or "resumed from the CLI")
+        change = guard.resume_strategy(strategy, who, reason or "resumed from the CLI")
     _report(change, as_json, "")
 
 
@@ -156,8 +158,9 @@ def _portfolio_command(
         config: ConfigOption = None,
         as_json: JsonOption = False,
     ) -> None:
-        with operator_guard(config, user) as guard:
-            change = getattr(guard, method)(user, reason or default_reason)
+        guard, who = operator_guard(config, user, stopping=True)
+        with guard:
+            change = getattr(guard, method)(who, reason or default_reason)
         _report(change, as_json, already)
 
     command.__doc__ = doc
@@ -191,8 +194,9 @@ def reset(
     as_json: JsonOption = False,
 ) -> None:
     """Lift a portfolio halt (risk_manager); an emergency needs a second person's approve."""
-    with operator_guard(config, user) as guard:
-        request = guard.reset(user, reason or "reset from the CLI")
+    guard, who = operator_guard(config, user)
+    with guard:
+        request = guard.reset(who, reason or "reset from the CLI")
     if as_json:
         out.print_json(json.dumps(request.to_dict()))
     elif request.status == "pending":
@@ -213,8 +217,9 @@ def approve(
     as_json: JsonOption = False,
 ) -> None:
     """Complete a two-person request as the second, different person."""
-    with operator_guard(config, user) as guard:
-        done = guard.approve(request_id, user)
+    guard, who = operator_guard(config, user)
+    with guard:
+        done = guard.approve(request_id, who)
     if isinstance(done, Approval):  # a genome unblock
         if as_json:
             out.print_json(json.dumps(done.to_dict()))

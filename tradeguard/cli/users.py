@@ -49,7 +49,7 @@ def _admin(config: Path | None, user: str | None) -> tuple[Guard, str]:
         guard.close()
         raise fail("an admin must authenticate: --user NAME with $TRADEGUARD_TOKEN", EXIT_USAGE)
     guard.close()
-    guard = operator_guard(config, user)
+    guard, _who = operator_guard(config, user)
     if user not in {a["name"] for a in admins}:
         guard.refuse(user, "users", f"{user} is not an admin with a token")
         guard.close()

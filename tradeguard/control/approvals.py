@@ -25,7 +25,7 @@ from tradeguard.errors import (
     UnknownRequest,
 )
 from tradeguard.incidents.registry import GenomeRegistry, unblock_target
-from tradeguard.model import PORTFOLIO, Actor, PortfolioState, Scope, StateChange
+from tradeguard.model import PORTFOLIO, Actor, PortfolioState, Scope, StateChange, User
 from tradeguard.recovery import cooldown_left
 from tradeguard.state import REQUIRED_ROLE, TWO_PERSON_RESET, Command
 from tradeguard.store import Approval
@@ -52,7 +52,7 @@ class Approvals:
         self._readiness = readiness
         self._clock = core.clock
 
-    def reset(self, user: str, reason: str) -> Approval:
+    def reset(self, user: User, reason: str) -> Approval:
         with self._book.lock:
             actor = self._commands.authorize(user, Command.RESET, PORTFOLIO)
             self._transitions.refresh("portfolio")
@@ -82,7 +82,7 @@ class Approvals:
             self._lift(actor, reason, done)
             return done
 
-    def unblock_genome(self, genome_fingerprint: str, user: str, reason: str) -> Approval:
+    def unblock_genome(self, genome_fingerprint: str, user: User, reason: str) -> Approval:
         actor = self._commands.authorize(user, Command.UNBLOCK, PORTFOLIO)
         fp = str(genome_fingerprint)
         record = self._genomes.record(fp)
@@ -96,7 +96,7 @@ class Approvals:
         self._commit(request, f"unblock of genome {fp[:12]} requested; needs a second approver")
         return request
 
-    def approve(self, request_id: str, user: str) -> StateChange | Approval:
+    def approve(self, request_id: str, user: User) -> StateChange | Approval:
         with self._book.lock:
             actor = self._commands.authorize(user, Command.RESET, PORTFOLIO)
             request = self._storage.require().approval(str(request_id))

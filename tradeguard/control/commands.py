@@ -1,8 +1,10 @@
 """Commands: halts and resumes by people, authorized, validated and audited.
 
-Any known user may halt, and a halt pressed again is still on record (it supersedes a reset
-waiting for approval). A resume needs senior_trader, the halt's cool-down served and the
-strategy fit to trade; it re-enters on the recovery ladder. Every refusal is audited.
+Stopping is never refused: a halt of any kind is carried out for any initiator, known or not,
+authenticated or not, and its audit record says which (``initiator``). A halt pressed again is
+still on record (it supersedes a reset waiting for approval). A resume needs senior_trader,
+the halt's cool-down served and the strategy fit to trade; it re-enters on the recovery
+ladder. Every refusal is audited.
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from tradeguard import inputs
 from tradeguard.audit import AuditEntry
 from tradeguard.auth import Authorizer
+from tradeguard.config import USER_NAME
 from tradeguard.effects.ladder import Readiness
 from tradeguard.engine.core import Core
 from tradeguard.engine.intake import Intake
@@ -28,9 +32,19 @@ from tradeguard.errors import (
 from tradeguard.incidents.killchain import Incident
 from tradeguard.incidents.registry import GenomeRegistry
 from tradeguard.incidents.response import IncidentResponse
-from tradeguard.model import PORTFOLIO, Actor, PortfolioState, Scope, ScopeKind, StateChange
+from tradeguard.model import (
+    PORTFOLIO,
+    Actor,
+    ActorKind,
+    Operator,
+    PortfolioState,
+    Scope,
+    ScopeKind,
+    StateChange,
+    User,
+)
 from tradeguard.model import StrategyState as S
-from tradeguard.state import Command
+from tradeguard.state import TIGHTENING, Command
 from tradeguard.store import Approval, Rung
 
 log = logging.getLogger("tradeguard")
@@ -63,10 +77,27 @@ class Commands:
 
     def authorize(self, user: object, command: Command, scope: Scope) -> Actor:
         try:
-            return self._auth.authorize(user, command)
+            return self._auth.authorize(user.name if isinstance(user, Operator) else user, command)
         except PermissionDenied as exc:
             self._transitions.refuse(user, command, scope, str(exc))
             raise
+
+    def initiator(self, user: object, command: Command) -> tuple[Actor, dict[str, Any]]:
+        """Who asks to stop, as the audit will name them; never refused. A name that is not
+        a valid user name (it could read like the guard or a rule) is recorded as given, under
+        ``unidentified``."""
+        authenticated = isinstance(user, Operator)
+        name = user.name if isinstance(user, Operator) else user
+        try:
+            actor = self._auth.authorize(name, command)
+        except PermissionDenied as exc:
+            claimed = inputs.text(name, 64)
+            known = isinstance(name, str) and USER_NAME.match(name) is not None
+            log.warning("%s by an unknown initiator %r: carried out (%s)", command, claimed, exc)
+            actor = Actor(ActorKind.USER, claimed if known else "unidentified")
+            details = {"authenticated": authenticated, "known": False, "claimed": claimed}
+            return actor, details
+        return actor, {"authenticated": authenticated}
 
     def manual(
         self,
@@ -77,9 +108,15 @@ class Commands:
         *,
         rungs: Sequence[Rung] = (),
     ) -> StateChange | None:
-        actor = self.authorize(user, command, scope)
+        if command in TIGHTENING:
+            actor, initiator = self.initiator(user, command)
+        else:
+            actor = self.authorize(user, command, scope)
+            initiator = {"authenticated": isinstance(user, Operator)}
         try:
-            change = self._transitions.apply(scope, command, actor, reason, rungs=rungs)
+            change = self._transitions.apply(
+                scope, command, actor, reason, rungs=rungs, details={"initiator": initiator}
+            )
         except InvalidTransition as exc:
             self._transitions.refuse(user, command, scope, str(exc))
             raise
@@ -109,7 +146,7 @@ class Commands:
             if capital is not None:
                 m.allocated_capital = capital
 
-    def start_incident(self, reason: str, user: str, strategies: Sequence[str] | None) -> Incident:
+    def start_incident(self, reason: str, user: User, strategies: Sequence[str] | None) -> Incident:
         actor = self.authorize(user, Command.INCIDENT, PORTFOLIO)
         if isinstance(strategies, str | bytes):
             raise BadRequest("strategies must be a list of ids, not one string")
@@ -126,7 +163,7 @@ class Commands:
             raise StoreUnavailable(self._storage.error or "the incident could not be recorded")
         return incident
 
-    def halt_strategy(self, strategy_id: str, user: str, reason: str) -> StateChange | None:
+    def halt_strategy(self, strategy_id: str, user: User, reason: str) -> StateChange | None:
         sid = self.strategy_id(strategy_id, user, Command.HALT)
         with self._book.lock:
             change = self.manual(user, Command.HALT, Scope.strategy(sid), reason)
@@ -134,7 +171,7 @@ class Commands:
             self._intake.ledger.strategy(sid)
         return change
 
-    def resume_strategy(self, strategy_id: str, user: str, reason: str) -> StateChange:
+    def resume_strategy(self, strategy_id: str, user: User, reason: str) -> StateChange:
         sid = self.strategy_id(strategy_id, user, Command.RESUME)
         scope, key = Scope.strategy(sid), f"strategy:{sid}"
         book = self._book
@@ -165,7 +202,7 @@ class Commands:
             rungs = []
             if command is Command.RESUME:  # the ladder's first rung, written with the resume
                 rebased, now = ledger.rebased(sid), self._clock.time()
-                rungs = [self._rungs.ladder.first(key, status.version + 1, now, rebased, user)]
+                rungs = [self._rungs.ladder.first(key, status.version + 1, now, rebased, str(user))]
             change = self.manual(user, command, scope, reason, rungs=rungs)
             assert change is not None  # a resume is never a no-op
             ledger.rebase_strategy(sid)

@@ -21,7 +21,7 @@ from tradeguard.engine.core import Core
 from tradeguard.engine.intake import ACTION_SEVERITY, Intake
 from tradeguard.engine.orders import OrderGate
 from tradeguard.errors import BadRequest, PermissionDenied
-from tradeguard.model import PORTFOLIO, PortfolioState
+from tradeguard.model import PORTFOLIO, PortfolioState, User
 from tradeguard.rules import RuleSet
 from tradeguard.state import Command
 
@@ -41,7 +41,7 @@ class Limits:
     def set_limit(
         self,
         trigger: str,
-        user: str,
+        user: User,
         *,
         limit: float | None,
         action: str | None,

@@ -16,7 +16,7 @@ from tradeguard.auth import hash_token, new_token, token_matches
 from tradeguard.config import USER_NAME
 from tradeguard.engine.core import Core
 from tradeguard.errors import BadRequest, PermissionDenied, StoreUnavailable, UnknownRequest
-from tradeguard.model import PORTFOLIO, Role
+from tradeguard.model import PORTFOLIO, Operator, Role
 from tradeguard.store import UserRecord
 
 
@@ -42,12 +42,13 @@ class Users:
                     return Role.parse(record.role)
         return config.users.get(name)
 
-    def authenticate(self, user: object, token: str | None) -> None:
-        """Check ``token`` is ``user``'s (CLI and HTTP); refusals are audited. With auth off in
-        the config this accepts anyone the roles know, and callers say so."""
+    def authenticate(self, user: object, token: str | None) -> Operator | None:
+        """Check ``token`` is ``user``'s (CLI and HTTP); refusals are audited. The operator it
+        returns, passed to a command, records the act as authenticated. With auth off in the
+        config it returns None: anyone the roles know may act, and callers say so."""
         config = self._book.config
         if not config.auth.enabled:
-            return
+            return None
         name = user if isinstance(user, str) else ""
         record = None
         store = self._storage.healthy()
@@ -65,11 +66,12 @@ class Users:
             raise PermissionDenied(why)
         key = (name, hashlib.sha256((token or "").encode()).hexdigest())
         if self._verified.get(key) == record.token_hash:
-            return
+            return Operator(name)
         if not token or not token_matches(token, record.salt, record.token_hash):
             self._transitions.refuse(user, "authenticate", PORTFOLIO, "wrong token")
             raise PermissionDenied(f"wrong token for {name}")
         self._verified[key] = record.token_hash
+        return Operator(name)
 
     def listed(self) -> list[dict[str, Any]]:
         """Every user: the store's records and the config's ``users:``; the store's role wins."""
