@@ -242,9 +242,10 @@ class Guard:
         """Complete a two-person request as a second, different, authorized user."""
         return self._approvals.approve(request_id, user)
 
-    def refuse(self, user: object, action: str, why: str) -> None:
-        """Record a refused attempt made at the edge (CLI, API) before it reached a command."""
-        self._transitions.refuse(user, action, PORTFOLIO, why)
+    def refuse(self, user: object, action: str, why: str, *, source: str | None = None) -> None:
+        """Record a refused attempt made at the edge (CLI, API) before it reached a command;
+        ``source``: where it came from (the HTTP client's address)."""
+        self._transitions.refuse(user, action, PORTFOLIO, why, source=source)
 
     def set_limit(
         self,
@@ -340,6 +341,7 @@ class Guard:
             return
         self._closed = True
         self._backstop.close()
+        self._transitions.flush_refusals(everything=True)
         self.save_baselines()
         flushed = self._actuator.flush(5.0)
         if self.alerts.channels:

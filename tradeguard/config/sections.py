@@ -357,6 +357,7 @@ class AuthConfig(Frozen):
     """Tokens for the CLI and the HTTP API. Off only for demos: every command then says so."""
 
     enabled: bool = True
+    refusal_window_seconds: Positive = 60.0  # a refusal's repeats are counted, not each written
 
 
 class GuardConfig(Frozen):
