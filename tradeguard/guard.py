@@ -269,10 +269,17 @@ class Guard:
     def auth_enabled(self) -> bool:
         return self._book.config.auth.enabled
 
-    def authenticate(self, user: object, token: str | None) -> Operator | None:
-        """Check ``token`` is ``user``'s (CLI and HTTP; refusals are audited); pass the operator
-        it returns to a command to record it as authenticated (None: auth is off)."""
-        return self._users.authenticate(user, token)
+    def authenticate(
+        self, user: object, token: str | None, *, source: str | None = None
+    ) -> Operator | None:
+        """Check ``token`` is ``user``'s (CLI and HTTP; refusals are audited, with their
+        ``source``); pass the operator it returns to a command to record it as authenticated
+        (None: auth is off)."""
+        return self._users.authenticate(user, token, source=source)
+
+    def verified(self, user: str, token: str) -> Operator | None:
+        """``user``, if this token was verified in this process before (no hash computed)."""
+        return self._users.verified(user, token)
 
     def users(self) -> list[dict[str, Any]]:
         return self._users.listed()
