@@ -37,6 +37,7 @@ def server(make_guard: MakeGuard, clock: FakeClock) -> Iterator[Server]:
         for u in ("viewer1", "trader1", "senior1", "risk1", "risk2", "admin1")
     }
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # else 40 ms per request
     sock.bind(("127.0.0.1", 0))
     sock.listen(64)  # listening before the server starts: requests queue, no wait needed
     port = sock.getsockname()[1]
