@@ -11,10 +11,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from bench import alerts, core, criticality, oob, pipeline, stop
+from bench import alerts, api_halt, core, criticality, oob, pipeline, stop
 
 
-def main() -> None:
+def main() -> None:  # noqa: PLR0915  # one statement per figure printed
     console = Console()
     console.print(
         f"python {platform.python_version()}, {os.cpu_count()} cores; "
@@ -91,6 +91,10 @@ def main() -> None:
         "ms (target < 1 s, aim 100 ms; the watcher polls every 100 ms)"
     )
 
+    http = api_halt.latency(samples=200)
+    console.print(api_halt.table(http))
+    console.print(api_halt.ratio_line(http))
+
     delivered = alerts.delivery(samples=40)
     alert_table = Table("alert delivery (trigger -> local receiver has it)", "p50", "p99", "target")
     for channel, figures in delivered.items():
@@ -117,6 +121,7 @@ def main() -> None:
     results["emergency_stop"] = stops
     results["out_of_band_halt"] = adopted
     results["alert_delivery"] = delivered
+    results["http_halt"] = http
     results["pretrade"] = checked
     results["criticality"] = monitored
     out.write_text(json.dumps(results, indent=2) + "\n")

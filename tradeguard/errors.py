@@ -7,6 +7,9 @@
     ├── InvalidInput           an input was refused; its scope has been halted (fail closed)
     │   └── UnknownStrategy    a strategy the guard does not know (strict mode)
     ├── PermissionDenied       the user may not do this; the attempt is in the audit log
+    ├── Unauthenticated        an HTTP request came without a valid credential (401); nothing done
+    ├── TooManyFailures        too many failed credentials from that address (429); nothing done
+    │                          (the two: tradeguard.api.access, HTTP's own)
     ├── UnknownRequest         no pending two-person request with that id
     ├── ApprovalRefused        the request exists but cannot be approved (expired, same person, ...)
     ├── BadRequest             an operator's request is malformed; nothing changed (audited)

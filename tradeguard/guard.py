@@ -242,9 +242,10 @@ class Guard:
         """Complete a two-person request as a second, different, authorized user."""
         return self._approvals.approve(request_id, user)
 
-    def refuse(self, user: object, action: str, why: str) -> None:
-        """Record a refused attempt made at the edge (CLI, API) before it reached a command."""
-        self._transitions.refuse(user, action, PORTFOLIO, why)
+    def refuse(self, user: object, action: str, why: str, *, source: str | None = None) -> None:
+        """Record a refused attempt made at the edge (CLI, API) before it reached a command;
+        ``source``: where it came from (the HTTP client's address)."""
+        self._transitions.refuse(user, action, PORTFOLIO, why, source=source)
 
     def set_limit(
         self,
@@ -268,10 +269,17 @@ class Guard:
     def auth_enabled(self) -> bool:
         return self._book.config.auth.enabled
 
-    def authenticate(self, user: object, token: str | None) -> Operator | None:
-        """Check ``token`` is ``user``'s (CLI and HTTP; refusals are audited); pass the operator
-        it returns to a command to record it as authenticated (None: auth is off)."""
-        return self._users.authenticate(user, token)
+    def authenticate(
+        self, user: object, token: str | None, *, source: str | None = None
+    ) -> Operator | None:
+        """Check ``token`` is ``user``'s (CLI and HTTP; refusals are audited, with their
+        ``source``); pass the operator it returns to a command to record it as authenticated
+        (None: auth is off)."""
+        return self._users.authenticate(user, token, source=source)
+
+    def verified(self, user: str, token: str) -> Operator | None:
+        """``user``, if this token was verified in this process before (no hash computed)."""
+        return self._users.verified(user, token)
 
     def users(self) -> list[dict[str, Any]]:
         return self._users.listed()
@@ -340,6 +348,7 @@ class Guard:
             return
         self._closed = True
         self._backstop.close()
+        self._transitions.flush_refusals(everything=True)
         self.save_baselines()
         flushed = self._actuator.flush(5.0)
         if self.alerts.channels:

@@ -28,20 +28,22 @@ class TestAuthentication:
     @pytest.mark.parametrize(
         "header", [None, "Bearer nobody.x", "Bearer trader1.wrong", "Bearer nodot", "Basic abc"]
     )
-    def test_api_when_not_authenticated_then_403_and_audited(
+    def test_api_when_not_authenticated_then_401_and_nothing_loosened(
         self, server: Server, header: str | None
     ) -> None:
-        """Every other endpoint needs Bearer <user>.<token>."""
+        """Every endpoint that reads or loosens needs Bearer <user>.<token>: 401 with the
+        Bearer challenge."""
         headers = {} if header is None else {"Authorization": header}
         for path in ("/api/status", "/metrics", "/api/audit"):
-            assert httpx.get(server.url + path, headers=headers, timeout=30).status_code == 403
+            response = httpx.get(server.url + path, headers=headers, timeout=30)
+            assert response.status_code == 401
+            assert response.headers["WWW-Authenticate"].startswith('Bearer realm="tradeguard"')
+        server.guard.portfolio_close("risk1", "closed")
         assert (
-            httpx.post(
-                server.url + "/api/emergency", headers=headers, json={}, timeout=30
-            ).status_code
-            == 403
+            httpx.post(server.url + "/api/reset", headers=headers, json={}, timeout=30).status_code
+            == 401
         )
-        assert server.guard.portfolio_state == "normal"
+        assert server.guard.portfolio_state == "hard_halt"
 
     def test_status_when_authenticated_then_same_json_as_cli(self, server: Server) -> None:
         """/api/status is guard.status(), the JSON of `tradeguard status --json`."""
@@ -152,7 +154,7 @@ class TestEdges:
 
     def test_unauthenticated_when_refused_then_audited(self, server: Server) -> None:
         """Even a request with no credentials at all leaves a trace."""
-        httpx.post(server.url + "/api/emergency", json={}, timeout=30)
+        httpx.get(server.url + "/api/status", timeout=30)
         refused = [
             r for r in server.guard.audit_records() if r.entry.action == "refused:authenticate"
         ]

@@ -1,8 +1,10 @@
 """The JSON HTTP API, the dashboard and /metrics: a thin layer over the Guard.
 
-Every endpoint but ``/healthz`` and the dashboard page itself (static, no data) takes
-``Authorization: Bearer <user>.<token>``. Each call goes through the same Guard methods as the
-CLI, so roles, two-person rules and the audit log are the same whichever way people come in.
+Every endpoint that reads or loosens takes ``Authorization: Bearer <user>.<token>``; the halts
+take it too, but never require it (stopping is never refused: see ``api.access``), and
+``/healthz`` and the dashboard page itself (static, no data) need none. Each call goes through
+the same Guard methods as the CLI, so roles, two-person rules and the audit log are the same
+whichever way people come in.
 """
 
 # No `from __future__ import annotations`: FastAPI must see the closure's dependency types.
@@ -19,8 +21,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
+from tradeguard.api.access import Access, TooManyFailures, Unauthenticated
 from tradeguard.api.hub import EventHub
 from tradeguard.api.metrics import Metrics
+from tradeguard.clock import Clock, SystemClock
 from tradeguard.errors import (
     ApprovalRefused,
     BadRequest,
@@ -36,6 +40,8 @@ from tradeguard.model import Operator, StateChange
 from tradeguard.store import Approval
 
 _STATUS = {
+    Unauthenticated: 401,
+    TooManyFailures: 429,
     PermissionDenied: 403,
     UnknownRequest: 404,
     BadRequest: 400,
@@ -52,17 +58,45 @@ class Reason(BaseModel):
 
 
 class HaltRequest(Reason):
+    # who halts, when no valid credential says: recorded as claimed, not authenticated
+    initiator: str | None = Field(default=None, max_length=64)
+
+
+class StrategyHaltRequest(HaltRequest):
     force: bool = False  # halt a strategy no guard has seen yet
+
+
+# a halt needs no body at all (never mutated)
+_NO_HALT_BODY, _NO_STRATEGY_HALT_BODY = HaltRequest(), StrategyHaltRequest()
+
+_PROBLEM = {"description": "the error's type and detail", "content": {"application/json": {}}}
+_SIGNED_IN: dict[int | str, dict[str, Any]] = {
+    401: {**_PROBLEM, "description": "no valid bearer credential (WWW-Authenticate says why)"},
+    429: {**_PROBLEM, "description": "too many failed credentials from this address"},
+}
+_ROLE: dict[int | str, dict[str, Any]] = {
+    **_SIGNED_IN,
+    403: {**_PROBLEM, "description": "authenticated, without the role this needs"},
+}
 
 
 def _change(change: StateChange | None) -> dict[str, Any]:
     return {"changed": change is not None, "change": None if change is None else change.to_dict()}
 
 
+def _source(request: Request) -> str:
+    """The client's address: behind a proxy, the proxy's."""
+    return request.client.host if request.client is not None else "unknown"
+
+
 def create_app(  # noqa: PLR0915  # one statement per route
-    guard: Guard, hosts: Sequence[str] = ("127.0.0.1", "localhost")
+    guard: Guard,
+    hosts: Sequence[str] = ("127.0.0.1", "localhost"),
+    *,
+    clock: Clock | None = None,
 ) -> FastAPI:
-    """``hosts``: the Host headers accepted (a DNS-rebinding page cannot reach the API)."""
+    """``hosts``: the Host headers accepted (a DNS-rebinding page cannot reach the API);
+    ``clock``: the failed-login limit's (tests pass a fake one)."""
     app = FastAPI(
         title="tradeguard",
         version="0.1.0",
@@ -73,21 +107,18 @@ def create_app(  # noqa: PLR0915  # one statement per route
     hub = EventHub(guard)
     metrics = Metrics(guard)
     bearer = HTTPBearer(auto_error=False)
+    access = Access(guard, clock if clock is not None else SystemClock())
+    Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]  # noqa: N806
 
-    def operator(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    ) -> str | Operator:
+    def operator(request: Request, credentials: Credentials) -> str | Operator:
         """``Bearer <user>.<token>``: the user acting, authenticated (refusals audited)."""
-        if credentials is None:
-            guard.refuse("(anonymous)", "authenticate", "no Authorization: Bearer header")
-            raise PermissionDenied("send Authorization: Bearer <user>.<token>")
-        user, sep, token = credentials.credentials.rpartition(".")
-        if not sep or not user:
-            guard.refuse("(malformed)", "authenticate", "a bearer token is <user>.<token>")
-            raise PermissionDenied("the bearer token is <user>.<token>")
-        return guard.authenticate(user, token) or user  # a bare name: auth is off
+        return access.caller(_source(request), credentials)
 
     User = Annotated[str | Operator, Depends(operator)]  # noqa: N806  # a type, for the signatures
+
+    def initiator(request: Request, credentials: Credentials, body: HaltRequest) -> str | Operator:
+        """Who halts: the operator if the credential holds, else who it or the body claims."""
+        return access.initiator(_source(request), credentials, body.initiator)
 
     @app.exception_handler(RequestValidationError)
     async def malformed(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -103,7 +134,16 @@ def create_app(  # noqa: PLR0915  # one statement per route
     @app.exception_handler(TradeguardError)
     async def refused(_request: Request, exc: TradeguardError) -> JSONResponse:
         code = next((c for kind, c in _STATUS.items() if isinstance(exc, kind)), 500)
-        return JSONResponse({"error": type(exc).__name__, "detail": str(exc)}, status_code=code)
+        headers = (
+            {"WWW-Authenticate": exc.challenge}
+            if isinstance(exc, Unauthenticated)
+            else {"Retry-After": "1"}
+            if isinstance(exc, TooManyFailures)
+            else None
+        )
+        return JSONResponse(
+            {"error": type(exc).__name__, "detail": str(exc)}, status_code=code, headers=headers
+        )
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
@@ -114,57 +154,85 @@ def create_app(  # noqa: PLR0915  # one statement per route
     def dashboard() -> str:
         return resources.files("tradeguard.api").joinpath("dashboard.html").read_text("utf-8")
 
-    @app.get("/metrics", response_class=Response)
+    @app.get("/metrics", response_class=Response, responses=_SIGNED_IN)
     def prometheus(user: User) -> Response:
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
 
-    @app.get("/api/status")
+    @app.get("/api/status", responses=_SIGNED_IN)
     def status(user: User) -> dict[str, Any]:
         """The same JSON as `tradeguard status --json`."""
         return guard.status()
 
     @app.post("/api/strategies/{strategy_id}/halt")
-    def halt_strategy(strategy_id: str, body: HaltRequest, user: User) -> dict[str, Any]:
+    def halt_strategy(
+        request: Request,
+        strategy_id: str,
+        credentials: Credentials,
+        body: StrategyHaltRequest = _NO_STRATEGY_HALT_BODY,
+    ) -> dict[str, Any]:
+        """Any credential or none: stopping is never refused (the audit says who, and
+        whether authenticated). An unknown strategy is 404 unless ``force``."""
+        user = initiator(request, credentials, body)
         if not body.force and not guard.has_strategy(strategy_id):
-            guard.refuse(user, "halt", f"unknown strategy {strategy_id!r}")
-            raise UnknownRequest(
-                f"unknown strategy {strategy_id!r}; send force=true to halt it "
-                "before it first reports"
-            )
+            why = f"unknown strategy {strategy_id!r}"
+            guard.refuse(user, "halt", why, source=_source(request))
+            raise UnknownRequest(f"{why}; send force=true to halt it before it first reports")
         return _change(guard.halt_strategy(strategy_id, user, body.reason or "halted via API"))
 
-    @app.post("/api/strategies/{strategy_id}/resume")
-    def resume_strategy(strategy_id: str, body: Reason, user: User) -> dict[str, Any]:
+    @app.post("/api/strategies/{strategy_id}/resume", responses=_ROLE)
+    def resume_strategy(
+        request: Request, strategy_id: str, body: Reason, user: User
+    ) -> dict[str, Any]:
         if not guard.has_strategy(strategy_id):
-            guard.refuse(user, "resume", f"unknown strategy {strategy_id!r}")
+            guard.refuse(
+                user, "resume", f"unknown strategy {strategy_id!r}", source=_source(request)
+            )
             raise UnknownRequest(f"unknown strategy {strategy_id!r}")
         return _change(guard.resume_strategy(strategy_id, user, body.reason or "resumed via API"))
 
     @app.post("/api/portfolio/halt")
-    def portfolio_halt(body: Reason, user: User) -> dict[str, Any]:
+    def portfolio_halt(
+        request: Request,
+        credentials: Credentials,
+        body: HaltRequest = _NO_HALT_BODY,
+    ) -> dict[str, Any]:
+        """Soft halt. Any credential or none, as for every halt."""
+        user = initiator(request, credentials, body)
         return _change(guard.portfolio_halt(user, body.reason or "soft halt via API"))
 
     @app.post("/api/portfolio/close")
-    def portfolio_close(body: Reason, user: User) -> dict[str, Any]:
+    def portfolio_close(
+        request: Request,
+        credentials: Credentials,
+        body: HaltRequest = _NO_HALT_BODY,
+    ) -> dict[str, Any]:
+        """Hard halt: cancel and close everything. Any credential or none."""
+        user = initiator(request, credentials, body)
         return _change(guard.portfolio_close(user, body.reason or "hard halt via API"))
 
     @app.post("/api/emergency")
-    def emergency(body: Reason, user: User) -> dict[str, Any]:
+    def emergency(
+        request: Request,
+        credentials: Credentials,
+        body: HaltRequest = _NO_HALT_BODY,
+    ) -> dict[str, Any]:
+        """Lockdown; only a two-person reset lifts it. Any credential or none."""
+        user = initiator(request, credentials, body)
         return _change(guard.emergency(user, body.reason or "emergency via API"))
 
-    @app.post("/api/reset")
+    @app.post("/api/reset", responses=_ROLE)
     def reset(body: Reason, user: User) -> dict[str, Any]:
         return guard.reset(user, body.reason or "reset via API").to_dict()
 
-    @app.post("/api/approvals/{request_id}/approve")
+    @app.post("/api/approvals/{request_id}/approve", responses=_ROLE)
     def approve(request_id: str, user: User) -> dict[str, Any]:
         done = guard.approve(request_id, user)
         if isinstance(done, Approval):  # a genome unblock: no state moved
             return {"changed": True, "change": None, "request": done.to_dict()}
         return _change(done)
 
-    @app.get("/api/audit")
+    @app.get("/api/audit", responses=_SIGNED_IN)
     def audit(
         user: User,
         limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
@@ -172,22 +240,22 @@ def create_app(  # noqa: PLR0915  # one statement per route
         """The most recent records, oldest first."""
         return [r.to_dict() for r in guard.audit_records(limit=limit)]
 
-    @app.get("/api/incidents")
+    @app.get("/api/incidents", responses=_SIGNED_IN)
     def incidents(user: User) -> list[dict[str, Any]]:
         return guard.incidents(snapshots=False)
 
-    @app.get("/api/incidents/{incident_id}")
+    @app.get("/api/incidents/{incident_id}", responses=_SIGNED_IN)
     def incident(incident_id: str, user: User) -> dict[str, Any]:
         found = guard.incident(incident_id)
         if found is None:
             raise UnknownRequest(f"no incident {incident_id!r}")
         return found
 
-    @app.get("/api/genomes")
+    @app.get("/api/genomes", responses=_SIGNED_IN)
     def genomes(user: User) -> list[dict[str, Any]]:
         return guard.genomes()
 
-    @app.get("/api/audit/verify")
+    @app.get("/api/audit/verify", responses=_SIGNED_IN)
     def verify(user: User) -> dict[str, Any]:
         result = guard.verify_audit()
         return {
@@ -197,7 +265,7 @@ def create_app(  # noqa: PLR0915  # one statement per route
             "problem": result.problem,
         }
 
-    @app.get("/api/events")
+    @app.get("/api/events", responses=_SIGNED_IN)
     async def events(user: User) -> StreamingResponse:
         """Server-Sent Events: state changes, breaches and stop steps as they happen."""
         queue = hub.subscribe(asyncio.get_running_loop())

@@ -357,6 +357,8 @@ class AuthConfig(Frozen):
     """Tokens for the CLI and the HTTP API. Off only for demos: every command then says so."""
 
     enabled: bool = True
+    refusal_window_seconds: Positive = 60.0  # a refusal's repeats are counted, not each written
+    failed_logins_per_second: PositiveInt = 5  # per client address; then 429 (halts go through)
 
 
 class GuardConfig(Frozen):

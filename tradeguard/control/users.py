@@ -42,19 +42,18 @@ class Users:
                     return Role.parse(record.role)
         return config.users.get(name)
 
-    def authenticate(self, user: object, token: str | None) -> Operator | None:
-        """Check ``token`` is ``user``'s (CLI and HTTP); refusals are audited. The operator it
-        returns, passed to a command, records the act as authenticated. With auth off in the
-        config it returns None: anyone the roles know may act, and callers say so."""
+    def authenticate(
+        self, user: object, token: str | None, *, source: str | None = None
+    ) -> Operator | None:
+        """Check ``token`` is ``user``'s (CLI and HTTP); refusals are audited, with the
+        ``source`` they came from. The operator it returns, passed to a command, records the
+        act as authenticated. With auth off in the config it returns None: anyone the roles
+        know may act, and callers say so."""
         config = self._book.config
         if not config.auth.enabled:
             return None
         name = user if isinstance(user, str) else ""
-        record = None
-        store = self._storage.healthy()
-        if store is not None:
-            with contextlib.suppress(StoreUnavailable):
-                record = store.users().get(name)
+        record = self._record(name)
         if record is None or record.salt is None or record.token_hash is None:
             known = record is not None or name in config.users
             why = (
@@ -62,16 +61,35 @@ class Users:
                 if known
                 else f"unknown user {user!r}"
             )
-            self._transitions.refuse(user, "authenticate", PORTFOLIO, why)
+            self._transitions.refuse(user, "authenticate", PORTFOLIO, why, source=source)
             raise PermissionDenied(why)
-        key = (name, hashlib.sha256((token or "").encode()).hexdigest())
-        if self._verified.get(key) == record.token_hash:
+        if self._seen(name, token or "", record.token_hash):
             return Operator(name)
         if not token or not token_matches(token, record.salt, record.token_hash):
-            self._transitions.refuse(user, "authenticate", PORTFOLIO, "wrong token")
+            self._transitions.refuse(user, "authenticate", PORTFOLIO, "wrong token", source=source)
             raise PermissionDenied(f"wrong token for {name}")
-        self._verified[key] = record.token_hash
+        self._verified[_cache_key(name, token)] = record.token_hash
         return Operator(name)
+
+    def verified(self, user: str, token: str) -> Operator | None:
+        """``user``, if this very token was verified here before and is still theirs; no
+        hash is computed and nothing is audited (a cheap check for the failed-login limit)."""
+        if not self._book.config.auth.enabled:
+            return None
+        record = self._record(user)
+        if record is None or record.token_hash is None:
+            return None
+        return Operator(user) if self._seen(user, token, record.token_hash) else None
+
+    def _seen(self, name: str, token: str, token_hash: str) -> bool:
+        return self._verified.get(_cache_key(name, token)) == token_hash
+
+    def _record(self, name: str) -> UserRecord | None:
+        store = self._storage.healthy()
+        if store is not None:
+            with contextlib.suppress(StoreUnavailable):
+                return store.users().get(name)
+        return None
 
     def listed(self) -> list[dict[str, Any]]:
         """Every user: the store's records and the config's ``users:``; the store's role wins."""
@@ -163,6 +181,10 @@ class Users:
 
     def _audit(self, by: str, action: str, name: str, why: str) -> AuditEntry:
         return AuditEntry(self._clock.time(), by, action, f"user:{name}", None, None, why)
+
+
+def _cache_key(name: str, token: str) -> tuple[str, str]:
+    return name, hashlib.sha256(token.encode()).hexdigest()
 
 
 def _valid_user_name(name: str) -> str:

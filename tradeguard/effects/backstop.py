@@ -2,10 +2,11 @@
 
 The breaker tick (every ``breaker.interval_seconds``) re-reads every metric source, re-applies
 every rule (time-based ones included), climbs the recovery ladder, keeps at unfinished stops,
-resumes incidents, pumps alerts and saves the loss baselines; the watcher adopts other
-processes' writes within ``guard.watch_interval_seconds``; the criticality thread runs the
-monitor's cycle outside the guard's lock and judges its score like any other metric. None of
-them holds logic of its own: they call the same engine the event path uses.
+resumes incidents, pumps alerts, writes the counts of closed refusal windows and saves the
+loss baselines; the watcher adopts other processes' writes within
+``guard.watch_interval_seconds``; the criticality thread runs the monitor's cycle outside the
+guard's lock and judges its score like any other metric. None of them holds logic of its own:
+they call the same engine the event path uses.
 """
 
 from __future__ import annotations
@@ -99,6 +100,7 @@ class Backstop:
         if self._book.running or self._book.fed:
             self._resume_incidents()
         self._alerts.pump()
+        self._transitions.flush_refusals()
         problem = self.save_baselines()
         if problem:
             errors.append(problem)

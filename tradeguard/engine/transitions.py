@@ -21,6 +21,7 @@ from tradeguard import inputs
 from tradeguard.audit import AuditEntry
 from tradeguard.clock import Clock
 from tradeguard.engine.book import SYSTEM, TIGHT_STATES, Book
+from tradeguard.engine.refusals import RefusalWindows, kind_of
 from tradeguard.engine.storage import Storage
 from tradeguard.errors import InvalidTransition, PermissionDenied, StoreUnavailable
 from tradeguard.events import Actuator
@@ -63,6 +64,7 @@ class Transitions:
         self._actuator = actuator
         self._marker = marker
         self._subscribers: list[Subscriber] = []
+        self._refusals = RefusalWindows(clock, lambda: book.config.auth.refusal_window_seconds)
 
     def subscribe(self, fn: Subscriber) -> None:
         """Call ``fn(change)`` on every change, synchronously, once the state is in force."""
@@ -226,8 +228,18 @@ class Transitions:
         if stored is not None and (mine is None or stored.version > mine.version):
             self._book.states[key] = stored
 
-    def refuse(self, user: object, command: Command | str, scope: Scope, why: str) -> None:
-        """Record a refused attempt (audit and the ``refused`` event); never raises."""
+    def refuse(
+        self,
+        user: object,
+        command: Command | str,
+        scope: Scope,
+        why: str,
+        *,
+        source: str | None = None,
+    ) -> None:
+        """Record a refused attempt (audit and the ``refused`` event); never raises. Repeats
+        of one kind within ``auth.refusal_window_seconds`` are counted, not each recorded
+        (``engine.refusals``). ``source``: where it came from (a client address)."""
         entry = AuditEntry(
             self._clock.time(),
             inputs.text(user, 64),
@@ -236,12 +248,26 @@ class Transitions:
             None,
             None,
             inputs.text(why),
+            {} if source is None else {"source": inputs.text(source, 64)},
         )
-        self._actuator.emit("refused", dataclasses.asdict(entry))
+        key = (source or "", entry.actor, entry.action, entry.scope, kind_of(entry.reason))
+        first, closed = self._refusals.note(key, entry)
+        if first:
+            self._actuator.emit("refused", dataclasses.asdict(entry))
+        self._record_refusals([*closed, entry] if first else closed)
+
+    def flush_refusals(self, *, everything: bool = False) -> None:
+        """Write the counts of the refusal windows closed by now (the breaker tick), or of
+        every window (close)."""
+        self._record_refusals(self._refusals.due(everything=everything))
+
+    def _record_refusals(self, entries: Sequence[AuditEntry]) -> None:
+        if not entries:
+            return
         try:
-            self._storage.opened().commit(audit=[entry])  # a failed store takes it if it can
+            self._storage.opened().commit(audit=entries)  # a failed store takes it if it can
         except StoreUnavailable as exc:
-            log.error("could not audit a refused %s by %s: %s", command, user, exc)
+            log.error("could not audit %d refused attempts: %s", len(entries), exc)
 
     def publish(self, change: StateChange) -> None:
         for subscriber in self._subscribers:

@@ -1,0 +1,132 @@
+"""Who is calling the HTTP API: the bearer credential, checked, and failed ones bounded.
+
+Reading and loosening need a valid credential: none or a malformed one is 401 with the Bearer
+challenge (``error="invalid_token"`` for a token that is wrong, unknown or malformed, RFC 6750);
+a known user without the role is 403, decided by the command. A halt never needs one: stopping
+is never refused, so a halt endpoint takes whatever it is given, and the audit says whether it
+was authenticated.
+
+Failed credentials are bounded per client address (``auth.failed_logins_per_second``, counted
+in this process): beyond the limit, a credential not verified before is answered 429 before its
+hash is computed, because scrypt costs 45-100 ms and a flood of bad tokens must not eat the CPU
+the guard needs. A credential verified before is never slowed, and a halt is never 429'd: it
+skips the check and is carried out as not authenticated. These are HTTP's concerns (status
+codes, challenges, addresses), which is why they live here and not in ``control``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from fastapi.security import HTTPAuthorizationCredentials
+
+from tradeguard.clock import Clock
+from tradeguard.errors import PermissionDenied, TradeguardError
+from tradeguard.guard import Guard
+from tradeguard.model import Operator
+
+CHALLENGE = 'Bearer realm="tradeguard"'
+ANONYMOUS = "(anonymous)"
+
+
+class Unauthenticated(TradeguardError):
+    """No valid credential came with the request (HTTP 401); nothing was done. ``claimed``:
+    the user the credential named, if it named one."""
+
+    def __init__(self, message: str, *, invalid: bool, claimed: str | None = None) -> None:
+        super().__init__(message)
+        self.challenge = CHALLENGE + (', error="invalid_token"' if invalid else "")
+        self.claimed = claimed
+
+
+class TooManyFailures(TradeguardError):
+    """Too many failed credentials from this address this second (HTTP 429): this one was
+    not checked and nothing was done; try again in a second."""
+
+    def __init__(self, claimed: str | None) -> None:
+        super().__init__("too many failed credentials from this address: retry in a second")
+        self.claimed = claimed
+
+
+class FailedLogins:
+    """Failed credentials per source in the current second of the clock; only the current
+    second is kept, so an address that stops costs no memory."""
+
+    def __init__(self, clock: Clock, limit: Callable[[], int]) -> None:
+        self._clock = clock
+        self._limit = limit
+        self._lock = threading.Lock()
+        self._second = -1
+        self._counts: dict[str, int] = {}
+
+    def over(self, source: str) -> bool:
+        with self._lock:
+            return self._current().get(source, 0) >= self._limit()
+
+    def failed(self, source: str) -> None:
+        with self._lock:
+            counts = self._current()
+            counts[source] = counts.get(source, 0) + 1
+
+    def _current(self) -> dict[str, int]:
+        second = int(self._clock.time())
+        if second != self._second:
+            self._second, self._counts = second, {}
+        return self._counts
+
+
+class Access:
+    """The credential checks of one app; ``caller`` for reads and lifts, ``initiator`` for
+    halts."""
+
+    def __init__(self, guard: Guard, clock: Clock) -> None:
+        self._guard = guard
+        self.failures = FailedLogins(clock, lambda: guard.config.auth.failed_logins_per_second)
+
+    def caller(
+        self, source: str, credentials: HTTPAuthorizationCredentials | None
+    ) -> str | Operator:
+        """The authenticated operator (a bare name when auth is off); raises
+        ``Unauthenticated`` or ``TooManyFailures``, each refusal audited."""
+        if credentials is None:
+            self._guard.refuse(
+                ANONYMOUS, "authenticate", "no Authorization: Bearer header", source=source
+            )
+            raise Unauthenticated("send Authorization: Bearer <user>.<token>", invalid=False)
+        try:
+            return self._checked(source, credentials.credentials)
+        except TooManyFailures:
+            why = "too many failed credentials from this address"
+            self._guard.refuse("(rate-limited)", "authenticate", why, source=source)
+            raise
+
+    def initiator(
+        self, source: str, credentials: HTTPAuthorizationCredentials | None, claimed: str | None
+    ) -> str | Operator:
+        """Who halts: the authenticated operator if the credential holds, else the name it
+        (or the body) claims, not authenticated. Never raises: stopping is never refused."""
+        if credentials is not None:
+            try:
+                return self._checked(source, credentials.credentials)
+            except (Unauthenticated, TooManyFailures) as exc:
+                claimed = exc.claimed or claimed
+        return claimed or ANONYMOUS
+
+    def _checked(self, source: str, credential: str) -> str | Operator:
+        user, sep, token = credential.rpartition(".")
+        if self.failures.over(source):
+            known = self._guard.verified(user, token) if sep and user else None
+            if known is None:
+                raise TooManyFailures(user or None)
+            return known
+        if not sep or not user:
+            self.failures.failed(source)
+            why = "a bearer token is <user>.<token>"
+            self._guard.refuse("(malformed)", "authenticate", why, source=source)
+            raise Unauthenticated("the bearer token is <user>.<token>", invalid=True)
+        try:
+            return self._guard.authenticate(user, token, source=source) or user
+        except PermissionDenied as exc:
+            self.failures.failed(source)
+            raise Unauthenticated(str(exc), invalid=True, claimed=user) from None
