@@ -38,7 +38,9 @@ def latency(samples: int) -> dict[str, Any]:
         sock.listen(256)
         url = f"http://127.0.0.1:{sock.getsockname()[1]}"
         server = uvicorn.Server(
-            uvicorn.Config(create_app(guard), log_level="error", lifespan="off")
+            uvicorn.Config(
+                create_app(guard), log_level="error", lifespan="off", proxy_headers=False
+            )
         )
         thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
         thread.start()

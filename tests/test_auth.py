@@ -7,12 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import MakeGuard
 from tradeguard import (
     ApprovalRefused,
     Guard,
     InvalidTransition,
     PermissionDenied,
     PortfolioState,
+    ResumeRefused,
     StrategyState,
     UnknownRequest,
 )
@@ -81,6 +83,50 @@ class TestStopping:
             assert guard.portfolio_state is PortfolioState.EMERGENCY
         finally:
             guard.close()
+
+    def test_reset_when_rule_halt_escalated_by_anyone_then_rule_cooldown_still_holds(
+        self, make_guard: MakeGuard, clock: FakeClock
+    ) -> None:
+        """A halt never makes a lift easier: a rule's hour-long cool-down survives an
+        escalation by an unknown initiator (it was taken from the latest halt only)."""
+        guard = make_guard(
+            recovery={"enabled": False, "cooldown_seconds": 300},
+            triggers={"margin_utilization": {"limit": 0.9, "cooldown_seconds": 3600}},
+        )
+        guard.update_portfolio(equity=1_000_000.0, margin_used=95.0, margin_available=5.0)
+        guard.update_portfolio(equity=1_000_000.0, margin_used=5.0, margin_available=95.0)
+        clock.advance(5)
+        guard.portfolio_close("someone-on-the-network", "escalate")
+        assert guard.portfolio_state is PortfolioState.HARD_HALT
+        clock.advance(400)
+        with pytest.raises(ResumeRefused, match="cool-down"):
+            guard.reset("risk1")
+        clock.advance(3600)
+        assert guard.reset("risk1").status == "executed"  # the rule's hour, then it lifts
+
+    @pytest.mark.parametrize("name", ["trader1\n", "rule:drawdown", "system:guard"])
+    def test_halt_when_name_reads_like_another_actor_then_recorded_as_unidentified(
+        self, guard: Guard, name: str
+    ) -> None:
+        """A claimed name that is no valid user name never becomes the actor on record."""
+        guard.emergency(name, "test")
+        (record,) = [r.entry for r in guard.audit_records() if r.entry.action == "state_change"]
+        assert record.actor == "unidentified" and guard.portfolio_state is PortfolioState.EMERGENCY
+
+    def test_halt_when_name_cannot_be_printed_then_still_carried_out(self, guard: Guard) -> None:
+        """Even a name object that raises when printed or compared stops the book."""
+
+        class Hostile:
+            def __str__(self) -> str:
+                raise RuntimeError("no")
+
+            def __eq__(self, other: object) -> bool:
+                raise RuntimeError("no")
+
+            __hash__ = None  # type: ignore[assignment]
+
+        guard.emergency(Hostile(), "test")  # type: ignore[arg-type]
+        assert guard.portfolio_state is PortfolioState.EMERGENCY
 
     def test_halt_when_known_user_then_recorded_as_not_authenticated(self, guard: Guard) -> None:
         """An in-process call has no token: its halt is on record as not authenticated."""

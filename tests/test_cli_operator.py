@@ -154,6 +154,14 @@ class TestSeedCommands:
         assert halt["details"]["initiator"]["authenticated"] is False
         assert (user, "refused:authenticate") in [(r["actor"], r["action"]) for r in records]
 
+    def test_emergency_when_token_not_utf8_then_still_carried_out(self, desk: Desk) -> None:
+        """A stray byte in TRADEGUARD_TOKEN (a Latin-1 terminal) is a wrong token, not a crash
+        that leaves the book running."""
+        done = desk.cli("emergency", user="trader1", token="bad\udcff")
+        assert done.returncode == 0, done.stderr
+        status = json.loads(desk.cli("status", "--json").stdout)
+        assert status["portfolio"]["state"] == "emergency"
+
     def test_halt_when_authenticated_then_on_record_as_authenticated(self, desk: Desk) -> None:
         """A CLI halt with the operator's own token is recorded as authenticated."""
         assert desk.cli("halt-strategy", "mom", user="trader1").returncode == 0

@@ -42,7 +42,12 @@ def server(make_guard: MakeGuard, clock: FakeClock) -> Iterator[Server]:
     sock.listen(64)  # listening before the server starts: requests queue, no wait needed
     port = sock.getsockname()[1]
     app = uvicorn.Server(
-        uvicorn.Config(create_app(guard, clock=clock), log_level="warning", lifespan="off")
+        uvicorn.Config(
+            create_app(guard, clock=clock),
+            log_level="warning",
+            lifespan="off",
+            proxy_headers=False,  # as `tradeguard serve`: X-Forwarded-For is not the peer
+        )
     )
     thread = threading.Thread(target=app.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

@@ -100,9 +100,11 @@ class TestControl:
         assert response.json()["detail"]
 
     def test_body_when_unknown_field_then_422(self, server: Server) -> None:
-        """Request bodies are validated: a misspelt field is refused, not ignored."""
-        assert post(server, "/api/portfolio/halt", "trader1", {"reasn": "typo"}).status_code == 422
-        assert server.guard.portfolio_state == "normal"
+        """Bodies of lifts are validated: a misspelt field is refused, not ignored (a halt's
+        body never refuses the halt: see test_hardening)."""
+        server.guard.portfolio_halt("trader1")
+        assert post(server, "/api/reset", "risk1", {"reasn": "typo"}).status_code == 422
+        assert server.guard.portfolio_state == "soft_halt"
 
 
 class TestObservability:
@@ -164,8 +166,8 @@ class TestEdges:
         """A lone surrogate in a body is refused cleanly (it used to crash the error handler)."""
         body = '{"reason": "bad \\ud800 reason"}'
         response = httpx.post(
-            server.url + "/api/portfolio/halt",
-            headers={**server.auth("trader1"), "Content-Type": "application/json"},
+            server.url + "/api/reset",
+            headers={**server.auth("risk1"), "Content-Type": "application/json"},
             content=body,
             timeout=30,
         )
@@ -174,9 +176,7 @@ class TestEdges:
 
     def test_validation_error_when_returned_then_input_not_echoed(self, server: Server) -> None:
         """A refused body is described, not repeated back."""
-        response = post(
-            server, "/api/portfolio/halt", "trader1", {"reason": 5, "secret-ish": "do-not-echo"}
-        )
+        response = post(server, "/api/reset", "risk1", {"reason": 5, "secret-ish": "do-not-echo"})
         assert response.status_code == 422 and "do-not-echo" not in response.text
 
 

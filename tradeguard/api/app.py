@@ -21,6 +21,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
+from tradeguard import inputs
 from tradeguard.api.access import Access, TooManyFailures, Unauthenticated
 from tradeguard.api.hub import EventHub
 from tradeguard.api.metrics import Metrics
@@ -57,17 +58,39 @@ class Reason(BaseModel):
     reason: str | None = Field(default=None, max_length=500)
 
 
-class HaltRequest(Reason):
+class StrategyHaltRequest(Reason):
+    """A halt's body, all of it optional. It is documented by this model but read leniently
+    (``halt_body``): whatever a halt's body holds, the halt goes through."""
+
     # who halts, when no valid credential says: recorded as claimed, not authenticated
     initiator: str | None = Field(default=None, max_length=64)
+    force: bool = False  # a strategy halt: halt a strategy no guard has seen yet
 
 
-class StrategyHaltRequest(HaltRequest):
-    force: bool = False  # halt a strategy no guard has seen yet
+async def halt_body(request: Request) -> StrategyHaltRequest:
+    """A halt's body, never a refusal: not JSON, not an object, fields of the wrong type or
+    size are ignored or cut to size, so a stop is never answered 422."""
+    try:
+        data = json.loads(await request.body() or b"{}")
+    except ValueError:  # not JSON, or not UTF-8
+        data = {}
+    if not isinstance(data, dict):
+        data = {}
+    reason, claimed = data.get("reason"), data.get("initiator")
+    return StrategyHaltRequest.model_construct(
+        reason=inputs.text(reason) if isinstance(reason, str) and reason else None,
+        initiator=inputs.text(claimed, 64) if isinstance(claimed, str) and claimed else None,
+        force=data.get("force") is True,
+    )
 
 
-# a halt needs no body at all (never mutated)
-_NO_HALT_BODY, _NO_STRATEGY_HALT_BODY = HaltRequest(), StrategyHaltRequest()
+HaltBody = Annotated[StrategyHaltRequest, Depends(halt_body)]
+_HALT_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": False,
+        "content": {"application/json": {"schema": StrategyHaltRequest.model_json_schema()}},
+    }
+}
 
 _PROBLEM = {"description": "the error's type and detail", "content": {"application/json": {}}}
 _SIGNED_IN: dict[int | str, dict[str, Any]] = {
@@ -116,7 +139,9 @@ def create_app(  # noqa: PLR0915  # one statement per route
 
     User = Annotated[str | Operator, Depends(operator)]  # noqa: N806  # a type, for the signatures
 
-    def initiator(request: Request, credentials: Credentials, body: HaltRequest) -> str | Operator:
+    def initiator(
+        request: Request, credentials: Credentials, body: StrategyHaltRequest
+    ) -> str | Operator:
         """Who halts: the operator if the credential holds, else who it or the body claims."""
         return access.initiator(_source(request), credentials, body.initiator)
 
@@ -164,12 +189,12 @@ def create_app(  # noqa: PLR0915  # one statement per route
         """The same JSON as `tradeguard status --json`."""
         return guard.status()
 
-    @app.post("/api/strategies/{strategy_id}/halt")
+    @app.post("/api/strategies/{strategy_id}/halt", openapi_extra=_HALT_DOC)
     def halt_strategy(
         request: Request,
         strategy_id: str,
         credentials: Credentials,
-        body: StrategyHaltRequest = _NO_STRATEGY_HALT_BODY,
+        body: HaltBody,
     ) -> dict[str, Any]:
         """Any credential or none: stopping is never refused (the audit says who, and
         whether authenticated). An unknown strategy is 404 unless ``force``."""
@@ -191,31 +216,31 @@ def create_app(  # noqa: PLR0915  # one statement per route
             raise UnknownRequest(f"unknown strategy {strategy_id!r}")
         return _change(guard.resume_strategy(strategy_id, user, body.reason or "resumed via API"))
 
-    @app.post("/api/portfolio/halt")
+    @app.post("/api/portfolio/halt", openapi_extra=_HALT_DOC)
     def portfolio_halt(
         request: Request,
         credentials: Credentials,
-        body: HaltRequest = _NO_HALT_BODY,
+        body: HaltBody,
     ) -> dict[str, Any]:
         """Soft halt. Any credential or none, as for every halt."""
         user = initiator(request, credentials, body)
         return _change(guard.portfolio_halt(user, body.reason or "soft halt via API"))
 
-    @app.post("/api/portfolio/close")
+    @app.post("/api/portfolio/close", openapi_extra=_HALT_DOC)
     def portfolio_close(
         request: Request,
         credentials: Credentials,
-        body: HaltRequest = _NO_HALT_BODY,
+        body: HaltBody,
     ) -> dict[str, Any]:
         """Hard halt: cancel and close everything. Any credential or none."""
         user = initiator(request, credentials, body)
         return _change(guard.portfolio_close(user, body.reason or "hard halt via API"))
 
-    @app.post("/api/emergency")
+    @app.post("/api/emergency", openapi_extra=_HALT_DOC)
     def emergency(
         request: Request,
         credentials: Credentials,
-        body: HaltRequest = _NO_HALT_BODY,
+        body: HaltBody,
     ) -> dict[str, Any]:
         """Lockdown; only a two-person reset lifts it. Any credential or none."""
         user = initiator(request, credentials, body)

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.text import Text
 
 from tradeguard.config import Config, load_config
-from tradeguard.errors import ConfigError, PermissionDenied
+from tradeguard.errors import ConfigError
 from tradeguard.guard import Guard
 from tradeguard.model import User
 
@@ -91,16 +91,16 @@ def operator_guard(config: Path | None, user: str, *, stopping: bool = False) ->
         token = typer.prompt(f"token for {user}", hide_input=True)
     try:
         who = guard.authenticate(user, token)
-    except PermissionDenied as exc:
-        if stopping:
-            err.print(
-                Text.assemble(
-                    ("warning:", "yellow"),
-                    f" not authenticated ({exc}): the halt goes through, on record as "
-                    "not authenticated",
-                )
+    except Exception as exc:  # a stop goes on whatever its credential did to the check
+        if not stopping:
+            guard.close()
+            raise
+        err.print(
+            Text.assemble(
+                ("warning:", "yellow"),
+                f" not authenticated ({exc}): the halt goes through, on record as "
+                "not authenticated",
             )
-            return guard, user
-        guard.close()
-        raise
+        )
+        return guard, user
     return guard, user if who is None else who

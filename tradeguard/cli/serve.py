@@ -51,7 +51,7 @@ def serve(
     )
     try:
         app = create_app(guard, hosts=["127.0.0.1", "localhost", host])
-        uvicorn.run(app, host=host, port=port, log_level="warning")
+        uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=False)
     finally:
         guard.close()
 

@@ -376,7 +376,7 @@ class GuardConfig(Frozen):
         return self
 
 
-USER_NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+USER_NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}\Z")  # \Z: "$" would let a trailing newline in
 
 
 class Config(Frozen):

@@ -53,6 +53,7 @@ class Approvals:
         self._clock = core.clock
 
     def reset(self, user: User, reason: str) -> Approval:
+        episode = self._readiness.episode_rules("portfolio")  # audit I/O: not under the lock
         with self._book.lock:
             actor = self._commands.authorize(user, Command.RESET, PORTFOLIO)
             self._transitions.refresh("portfolio")
@@ -63,7 +64,8 @@ class Approvals:
                 raise InvalidTransition(why)
             now = self._clock.time()
             breaching = self._book.active.get("portfolio", ())
-            seconds = self._readiness.cooldown(current, breaching, self._book.config.triggers)
+            triggers = self._book.config.triggers
+            seconds = self._readiness.cooldown(current, breaching, triggers, episode)
             wait = cooldown_left(current, seconds, now)
             if wait:
                 self._transitions.refuse(

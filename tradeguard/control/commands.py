@@ -90,9 +90,12 @@ class Commands:
         name = user.name if isinstance(user, Operator) else user
         try:
             actor = self._auth.authorize(name, command)
-        except PermissionDenied as exc:
-            claimed = inputs.text(name, 64)
-            known = isinstance(name, str) and USER_NAME.match(name) is not None
+        except Exception as exc:  # PermissionDenied, or a name whose __eq__ or __hash__ raises
+            try:
+                claimed = inputs.text(name, 64)
+            except Exception:  # a name that cannot even be printed
+                claimed = "(unprintable)"
+            known = type(name) is str and USER_NAME.match(name) is not None
             log.warning("%s by an unknown initiator %r: carried out (%s)", command, claimed, exc)
             actor = Actor(ActorKind.USER, claimed if known else "unidentified")
             details = {"authenticated": authenticated, "known": False, "claimed": claimed}
@@ -178,6 +181,7 @@ class Commands:
         command = Command.RESUME if book.config.recovery.enabled else Command.RESUME_FULL
         self.authorize(user, Command.RESUME, scope)
         held = self._readiness.held(sid)  # venue I/O: never under the guard's lock
+        episode = self._readiness.episode_rules(key)  # audit I/O, likewise
         with book.lock:
             self._transitions.refresh("portfolio")
             if book.portfolio_state is PortfolioState.EMERGENCY:
@@ -193,7 +197,7 @@ class Commands:
                 why = f"cannot resume strategy {sid} in state {status.state}: only a halt lifts"
                 self._transitions.refuse(user, Command.RESUME, scope, why)
                 raise InvalidTransition(why)
-            problems = self._readiness.unfit_to_resume(sid, status, held)
+            problems = self._readiness.unfit_to_resume(sid, status, held, episode)
             if problems:
                 why = f"cannot resume {sid} yet: " + "; ".join(problems)
                 self._transitions.refuse(user, Command.RESUME, scope, why)

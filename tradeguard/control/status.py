@@ -44,10 +44,23 @@ class StatusView:
         self._clock = core.clock
 
     def has_strategy(self, strategy_id: str) -> bool:
-        """Known here: registered, reported on, or with a state of its own in the store."""
-        return (
-            strategy_id in self._book.registered or f"strategy:{strategy_id}" in self._book.states
-        )
+        """Known here, or to any process on the store: registered, reported on, halted, or
+        with loss baselines or a genome in the store (a trading process saves its baselines
+        every breaker tick, so a separate API server knows its strategies within one tick)."""
+        key = f"strategy:{strategy_id}"
+        if strategy_id in self._book.registered or key in self._book.states:
+            return True
+        store = self._storage.healthy()
+        if store is None:
+            return False
+        try:
+            return (
+                key in store.load_states()
+                or key in store.load_metrics()
+                or any(strategy_id in g["strategies"] for g in store.genomes().values())
+            )
+        except StoreUnavailable:
+            return False
 
     def health(self) -> dict[str, Any]:
         """For probes: whether the store is trusted, and the portfolio's state; no I/O."""

@@ -63,7 +63,9 @@ class Users:
             )
             self._transitions.refuse(user, "authenticate", PORTFOLIO, why, source=source)
             raise PermissionDenied(why)
-        if self._seen(name, token or "", record.token_hash):
+        if not isinstance(token, str) or not token.isascii():
+            token = ""  # tokens are ASCII: anything else (a mis-pasted byte) is a wrong one
+        if self._seen(name, token, record.token_hash):
             return Operator(name)
         if not token or not token_matches(token, record.salt, record.token_hash):
             self._transitions.refuse(user, "authenticate", PORTFOLIO, "wrong token", source=source)
@@ -184,7 +186,7 @@ class Users:
 
 
 def _cache_key(name: str, token: str) -> tuple[str, str]:
-    return name, hashlib.sha256(token.encode()).hexdigest()
+    return name, hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _valid_user_name(name: str) -> str:

@@ -26,6 +26,9 @@ from tradeguard.store import Rung, StateConflict
 
 log = logging.getLogger("tradeguard")
 
+EPISODE_RECORDS = 5_000  # audit records read back to find what halted a scope since its lift
+_LIFTED = frozenset({PortfolioState.NORMAL, StrategyState.ACTIVE, StrategyState.RECOVERING})
+
 Held = dict[str, float] | str | None  # what the venues hold, why they could not say, or no venues
 
 
@@ -43,26 +46,60 @@ class Readiness:
         """Venue I/O: never call it under the guard's lock."""
         return self._stops.positions(sid, self._book.config.emergency.call_timeout_seconds)
 
-    def cooldown(self, status: ScopeStatus, breaching: Iterable[str], triggers: Triggers) -> float:
-        """The longest cool-down of the halt's cause and of every rule still breaching on the
-        scope (a rule that fired after a person's halt still gets its own wait)."""
+    def cooldown(
+        self,
+        status: ScopeStatus,
+        breaching: Iterable[str],
+        triggers: Triggers,
+        episode: list[str] | None,
+    ) -> float:
+        """The longest cool-down of every rule that halted the scope since it was last lifted
+        and of every rule still breaching on it (a rule's wait survives a person escalating
+        its halt, and a rule that fired after a person's halt still gets its own wait),
+        measured from the latest halt. ``episode``: ``episode_rules``, read outside the lock."""
         causes = [*breaching]
         kind, _, name = status.actor.partition(":")
         if kind == "rule":
             causes.append(name)
+        causes += sorted(Triggers.model_fields) if episode is None else episode
         config = self._book.config
         return cooldown_seconds(
             causes, (triggers, config.triggers), config.recovery.cooldown_seconds
         )
 
-    def unfit_to_resume(self, sid: str, status: ScopeStatus, held: Held) -> list[str]:
+    def episode_rules(self, key: str) -> list[str] | None:
+        """The rules that halted ``key`` since its last lift, read back from the audit (the
+        newest ``EPISODE_RECORDS`` records); None when its last lift is further back than that
+        or the store cannot say (then every rule's cool-down counts: fail closed)."""
+        store = self._storage.healthy()
+        if store is None:
+            return None
+        try:
+            records = store.audit_records(limit=EPISODE_RECORDS)
+        except StoreUnavailable:
+            return None
+        rules: list[str] = []
+        for record in reversed(records):
+            e = record.entry
+            if e.action != "state_change" or e.scope != key:
+                continue
+            if e.after in _LIFTED:
+                return rules
+            kind, _, name = e.actor.partition(":")
+            if kind == "rule":
+                rules.append(name)
+        return rules if len(records) < EPISODE_RECORDS else None
+
+    def unfit_to_resume(
+        self, sid: str, status: ScopeStatus, held: Held, episode: list[str] | None
+    ) -> list[str]:
         """Every reason not to lift the halt now: its cool-down, stale feeds, the portfolio
         hard-halted, its stop still running, a limit still crossed once its loss counters
         restart, positions the venues and the guard disagree on."""
         now = self._clock.time()
         key = f"strategy:{sid}"
         triggers = self._book.config.triggers_for(sid)
-        seconds = self.cooldown(status, self._book.active.get(key, ()), triggers)
+        seconds = self.cooldown(status, self._book.active.get(key, ()), triggers, episode)
         wait = cooldown_left(status, seconds, now)
         problems = [wait] if wait else []
         if self._book.portfolio_state is PortfolioState.HARD_HALT:

@@ -21,7 +21,7 @@ from tradeguard import inputs
 from tradeguard.audit import AuditEntry
 from tradeguard.clock import Clock
 from tradeguard.engine.book import SYSTEM, TIGHT_STATES, Book
-from tradeguard.engine.refusals import RefusalWindows, kind_of
+from tradeguard.engine.refusals import RefusalWindows, key_of
 from tradeguard.engine.storage import Storage
 from tradeguard.errors import InvalidTransition, PermissionDenied, StoreUnavailable
 from tradeguard.events import Actuator
@@ -250,8 +250,7 @@ class Transitions:
             inputs.text(why),
             {} if source is None else {"source": inputs.text(source, 64)},
         )
-        key = (source or "", entry.actor, entry.action, entry.scope, kind_of(entry.reason))
-        first, closed = self._refusals.note(key, entry)
+        first, closed = self._refusals.note(key_of(source or "", entry), entry)
         if first:
             self._actuator.emit("refused", dataclasses.asdict(entry))
         self._record_refusals([*closed, entry] if first else closed)
