@@ -13,6 +13,7 @@ import uvicorn
 from tests.conftest import MakeGuard
 from tradeguard import Guard
 from tradeguard.api import create_app
+from tradeguard.testing import enroll_team
 
 
 @dataclass
@@ -29,10 +30,7 @@ class Server:
 def server(make_guard: MakeGuard) -> Iterator[Server]:
     guard = make_guard()
     guard.record_trade("mom", 1.0)
-    tokens = {
-        u: guard.issue_token(u, by="test")
-        for u in ("viewer1", "trader1", "senior1", "risk1", "risk2", "admin1")
-    }
+    tokens = enroll_team(guard, ("viewer1", "trader1", "senior1", "risk1", "risk2", "admin1"))
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     sock.listen(64)  # listening before the server starts: requests queue, no wait needed
