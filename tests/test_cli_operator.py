@@ -14,6 +14,7 @@ import pytest
 
 from tradeguard import Guard, PortfolioState, load_config
 from tradeguard.emergency import FlattenReport
+from tradeguard.testing import enroll_team
 from tradeguard.venues import SimulatedVenue
 
 CLI = Path(sys.executable).parent / "tradeguard"
@@ -32,17 +33,19 @@ class Desk:
         # Tokens through the same control layer the CLI uses, in-process: one CLI call costs
         # a third of a second, and the user commands have tests of their own below.
         users = ("trader1", "senior1", "risk1", "viewer1", "boss")
-        self.tokens = {u: guard.issue_token(u, by="test-setup") for u in users}
+        self.tokens = enroll_team(guard, users)
         guard.close()
 
     def cli(
-        self, *args: str, user: str | None = None, token: str | None = None
+        self, *args: str, user: str | None = None, token: str | None = None, code: str = ""
     ) -> subprocess.CompletedProcess[str]:
         env = {
             k: v
             for k, v in os.environ.items()
-            if k not in ("TRADEGUARD_CONFIG", "TRADEGUARD_TOKEN")
+            if k not in ("TRADEGUARD_CONFIG", "TRADEGUARD_TOKEN", "TRADEGUARD_ENROLLMENT_CODE")
         }
+        if code:
+            env["TRADEGUARD_ENROLLMENT_CODE"] = code
         if user is not None:
             env["TRADEGUARD_TOKEN"] = token if token is not None else self.tokens.get(user, "")
         extra = ["--user", user] if user is not None else []
@@ -192,10 +195,14 @@ class TestUsers:
         """After bootstrap, adding a user needs an authenticated admin."""
         assert desk.cli("users", "add", "eve", "--role", "admin").returncode == 2
         assert desk.cli("users", "add", "eve", "--role", "admin", user="risk1").returncode == 3
-        added = desk.cli("users", "add", "carol", "--role", "risk_manager", user="boss")
-        token = added.stdout.strip().splitlines()[-1]
-        assert added.returncode == 0 and len(token) >= 30
-        assert desk.cli("portfolio-halt", user="carol", token=token).returncode == 0
+        added = desk.cli("users", "add", "carol", "--role", "trader", user="boss")
+        code = added.stdout.strip().splitlines()[-1]
+        assert added.returncode == 0 and len(code) == 32
+        enrolled = desk.cli("users", "enroll", "carol", code=code)
+        token = enrolled.stdout.strip().splitlines()[-1]
+        assert enrolled.returncode == 0 and len(token) >= 30
+        halted = desk.cli("portfolio-halt", user="carol", token=token)
+        assert halted.returncode == 0 and "not authenticated" not in halted.stderr
 
     def test_set_role_when_lowered_then_takes_effect_at_once(self, desk: Desk) -> None:
         """A role change in the store applies to the next command of every process."""
@@ -204,11 +211,22 @@ class TestUsers:
         assert desk.cli("resume", "mom", user="senior1").returncode == 3
 
     def test_token_when_reissued_then_old_one_stops_working(self, desk: Desk) -> None:
-        """A new token replaces the old."""
+        """Re-enrolling someone ends their token at once; the code gives a new one."""
         old = desk.tokens["trader1"]
-        desk.cli("users", "token", "trader1", user="boss")
+        code = desk.cli("users", "token", "trader1", user="boss").stdout.strip().splitlines()[-1]
         halted = desk.cli("portfolio-halt", user="trader1", token=old)
-        assert "not authenticated (wrong token for trader1)" in halted.stderr
+        assert "not authenticated ('trader1' has no token" in halted.stderr
+        assert desk.cli("users", "enroll", "trader1", code=code).returncode == 0
+        assert desk.cli("users", "enroll", "trader1", code=code).returncode == 3  # one-time
+
+    def test_token_when_owner_renews_then_only_the_owner_sees_the_new_one(self, desk: Desk) -> None:
+        """`users token NAME --user NAME` is the owner's own renewal, authenticated by the
+        current token: no admin involved, and the old token stops working."""
+        renewed = desk.cli("users", "token", "risk1", user="risk1")
+        token = renewed.stdout.strip().splitlines()[-1]
+        assert renewed.returncode == 0 and token != desk.tokens["risk1"]
+        assert desk.cli("users", "token", "risk1", user="risk1").returncode == 3  # old token
+        assert desk.cli("users", "token", "risk1", user="risk1", token=token).returncode == 0
 
     def test_list_when_json_then_no_secrets(self, desk: Desk) -> None:
         """Listing shows roles and whether a token exists, never a token or its hash."""
@@ -218,6 +236,7 @@ class TestUsers:
             "name": "trader1",
             "role": "trader",
             "has_token": True,
+            "enrolling": False,
             "source": "store",
         }
         assert all(t not in listing for t in desk.tokens.values())
@@ -262,22 +281,29 @@ class TestOutOfBand:
 
 
 class TestTwoPeopleMeansTwoPeople:
-    def test_approve_when_requester_issued_the_approvers_token_then_refused(
+    def test_token_when_admin_reissues_a_lifting_users_then_a_request_and_half_a_code(
         self, desk: Desk
     ) -> None:
-        """An admin who mints another user's token cannot use it to be their own second person."""
+        """An admin re-enrolling a risk manager gets a request and one share, never a usable
+        credential: the share is no token, and risk1's own token still works."""
         desk.cli("emergency", user="trader1")
-        minted = desk.cli("users", "token", "risk1", user="boss").stdout.strip().splitlines()[-1]
+        asked = json.loads(desk.cli("users", "token", "risk1", "--json", user="boss").stdout)
+        assert asked["split"] and asked["request"]["status"] == "pending"
         request = json.loads(desk.cli("reset", "--json", user="boss").stdout)["id"]
-        refused = desk.cli("approve", request, user="risk1", token=minted)
-        assert refused.returncode == 1 and "issued by boss" in refused.stderr
+        refused = desk.cli("approve", request, user="risk1", token=asked["code"])
+        assert refused.returncode == 3
+        assert desk.cli("users", "enroll", "risk1", code=asked["code"]).returncode == 3
         assert json.loads(desk.cli("status", "--json").stdout)["portfolio"]["state"] == "emergency"
 
     def test_approve_when_requester_demoted_meanwhile_then_refused(self, desk: Desk) -> None:
-        """A request is only as good as its requester's current role."""
+        """A request is only as good as its requester's current role; demoting a lifting user
+        is itself a two-person act (here risk1 approves their own demotion)."""
         desk.cli("emergency", user="trader1")
         request = json.loads(desk.cli("reset", "--json", user="risk1").stdout)["id"]
-        assert desk.cli("users", "set-role", "risk1", "viewer", user="boss").returncode == 0
+        demotion = desk.cli("users", "set-role", "risk1", "viewer", user="boss")
+        demotion_id = demotion.stdout.split()[1]
+        assert demotion.returncode == 0 and "tradeguard approve" in demotion.stdout
+        assert desk.cli("approve", demotion_id, user="risk1").returncode == 0
         refused = desk.cli("approve", request, user="boss")
         assert refused.returncode == 1 and "may no longer reset" in refused.stderr
 
@@ -291,12 +317,15 @@ class TestTwoPeopleMeansTwoPeople:
 
 
 class TestJson:
-    def test_users_token_when_json_then_token_as_data(self, desk: Desk) -> None:
-        """Output that is data comes as JSON on request; the new token works."""
+    def test_users_token_when_json_then_code_and_token_as_data(self, desk: Desk) -> None:
+        """Output that is data comes as JSON on request; the code enrolls, the token works."""
         done = desk.cli("users", "token", "trader1", "--json", user="boss")
         issued = json.loads(done.stdout)
-        assert issued["user"] == "trader1"
-        assert desk.cli("portfolio-halt", user="trader1", token=issued["token"]).returncode == 0
+        assert issued["user"] == "trader1" and issued["request"] is None
+        enrolled = desk.cli("users", "enroll", "trader1", "--json", code=issued["code"])
+        token = json.loads(enrolled.stdout)["token"]
+        halted = desk.cli("portfolio-halt", user="trader1", token=token)
+        assert halted.returncode == 0 and "not authenticated" not in halted.stderr
 
     def test_audit_verify_when_json_then_result_as_data(self, desk: Desk) -> None:
         """`audit verify --json` gives the verdict as JSON, exit 0 when intact."""

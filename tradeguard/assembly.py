@@ -17,6 +17,7 @@ from tradeguard.config import Config
 from tradeguard.control.agents import Agents
 from tradeguard.control.approvals import Approvals
 from tradeguard.control.commands import Commands
+from tradeguard.control.enrollment import Administration
 from tradeguard.control.limits import Limits
 from tradeguard.control.status import StatusView
 from tradeguard.control.users import Users
@@ -48,6 +49,7 @@ class Parts:
     orders: OrderGate
     stops: Stops
     users: Users
+    admin: Administration
     genomes: GenomeRegistry
     alerts: AlertDispatcher
     incidents: IncidentResponse
@@ -78,6 +80,7 @@ def assemble(config: Config, clock: Clock, store: StateStore | None, sleep: Slee
     sync = StoreSync(core, ledger=ledger, rungs=rungs)
     stops = Stops(core, sleep=sleep)
     users = Users(core)
+    admin = Administration(core, users=users)
     readiness = Readiness(core, intake=intake, stops=stops)
     climber = Climber(core, rungs=rungs, readiness=readiness, intake=intake, role_of=users.role_of)
     genomes = GenomeRegistry(core, adopt=sync.adopt_genomes)
@@ -132,6 +135,7 @@ def assemble(config: Config, clock: Clock, store: StateStore | None, sleep: Slee
         orders=orders,
         stops=stops,
         users=users,
+        admin=admin,
         genomes=genomes,
         alerts=alerts,
         incidents=incidents,
@@ -142,6 +146,7 @@ def assemble(config: Config, clock: Clock, store: StateStore | None, sleep: Slee
             core,
             commands=commands,
             users=users,
+            admin=admin,
             genomes=genomes,
             intake=intake,
             readiness=readiness,

@@ -19,6 +19,7 @@ from tradeguard.assembly import assemble
 from tradeguard.audit import AuditRecord, Verification
 from tradeguard.clock import Clock, SystemClock
 from tradeguard.config import Config, load_config
+from tradeguard.control.enrollment import UserChange
 from tradeguard.effects.backstop import MetricsSource, TickResult
 from tradeguard.emergency import FlattenReport, Sleep
 from tradeguard.errors import TradeguardError
@@ -37,7 +38,7 @@ from tradeguard.model import (
     User,
 )
 from tradeguard.state import Command, ScopeStatus
-from tradeguard.store import Approval, StateStore
+from tradeguard.store import Approval, StateStore, UserEvent
 from tradeguard.venues.base import Venue
 
 if TYPE_CHECKING:  # imported when first used: numpy and scipy cost a CLI call 0.3 s
@@ -62,6 +63,7 @@ class Guard:
         self._transitions = core.transitions
         self._intake, self._orders, self._stops = parts.intake, parts.orders, parts.stops
         self._users, self._genomes, self._incidents = parts.users, parts.genomes, parts.incidents
+        self._admin = parts.admin
         self._backstop, self._status, self._commands = parts.backstop, parts.status, parts.commands
         self._approvals, self._limits, self._agents = parts.approvals, parts.limits, parts.agents
         self.alerts = parts.alerts
@@ -284,19 +286,45 @@ class Guard:
     def users(self) -> list[dict[str, Any]]:
         return self._users.listed()
 
-    def add_user(self, name: str, role: str, *, by: str) -> str:
-        """Create a user and return its token (shown once; only its hash is kept)."""
-        return self._users.add(name, role, by=by)
+    def add_user(self, name: str, role: str, *, by: User) -> UserChange:
+        """Create a user; returns its one-time enrollment code (the user redeems it with
+        ``enroll``). Once two-person administration is established, a lifting role makes it a
+        request: the code is then the requester's share, the approver gets the other."""
+        return self._admin.add(name, role, by=by)
 
-    def issue_token(self, name: str, *, by: str) -> str:
-        """A new token for an existing user; the old one stops working."""
-        return self._users.issue_token(name, by=by)
+    def issue_token(self, name: str, *, by: User) -> UserChange:
+        """Re-enroll a user: their token stops working now; a new code (or, for a lifting
+        user once established, a request and the requester's share) is returned."""
+        return self._admin.issue_token(name, by=by)
 
-    def set_role(self, name: str, role: str, *, by: str) -> None:
-        self._users.set_role(name, role, by=by)
+    def renew_token(self, owner: Operator) -> str:
+        """A new token for its authenticated owner (the only one who sees it)."""
+        return self._admin.renew(owner)
 
-    def remove_user(self, name: str, *, by: str) -> None:
-        self._users.remove(name, by=by)
+    def enroll(self, name: str, code: str) -> str:
+        """Redeem an enrollment code (both shares of a split one) for a token, shown once."""
+        return self._admin.enroll(name, code)
+
+    def set_role(self, name: str, role: str, *, by: User) -> UserChange:
+        """Change a role; a change to who can lift is a two-person request once established."""
+        return self._admin.set_role(name, role, by=by)
+
+    def remove_user(self, name: str, *, by: User) -> UserChange:
+        """Remove a user; a lifting user's removal is a two-person request once established."""
+        return self._admin.remove(name, by=by)
+
+    @property
+    def two_person_administration(self) -> bool:
+        """Whether changing who can lift takes two people (for good, once two enrolled users
+        held lifting roles); before that, file access administers alone (the bootstrap)."""
+        return self._users.established()
+
+    def config_lists_user(self, name: str) -> bool:
+        return self._users.configured(name) is not None
+
+    def user_history(self) -> list[UserEvent]:
+        """Who enrolled whom and every administration act, oldest first (append-only)."""
+        return self._storage.require().user_history()
 
     # -- orders ---------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+import unicodedata
 from dataclasses import dataclass, field
 from enum import Enum, IntEnum, StrEnum
 from typing import Any
@@ -34,6 +35,13 @@ class StrategyState(StrEnum):
     RECOVERING = "recovering"
     HALTED = "halted"
     DISABLED = "disabled"
+
+
+def user_key(name: str) -> str:
+    """The one spelling of a person's name that identity is decided on (NFKC, then casefold):
+    ``Alice``, ``alice`` and their full-width twin are one person, for uniqueness, authentication
+    and the two-person rule alike. The name is still shown as it was created."""
+    return unicodedata.normalize("NFKC", name).casefold()
 
 
 class Role(IntEnum):

@@ -7,6 +7,7 @@
   :func:`capture_alerts` plugs one into a guard.
 * :class:`ScriptedVenue`: a venue whose book, answers and failures are what the test scripts,
   for the emergency stop and anything else that talks to a venue.
+* :func:`enroll_team`: tokens for the config's users, enrolled as the bootstrap does it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections import defaultdict, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 from tradeguard.clock import Clock, FakeClock
@@ -36,6 +37,7 @@ __all__ = [
     "MemoryStore",
     "ScriptedVenue",
     "capture_alerts",
+    "enroll_team",
 ]
 
 T = TypeVar("T")
@@ -74,6 +76,17 @@ def capture_alerts(guard: Guard, name: str = "slack") -> CapturingChannel:
     channel = CapturingChannel(name)
     guard.alerts.channels[name] = channel
     return channel
+
+
+# -- users ----------------------------------------------------------------------------------
+
+
+def enroll_team(guard: Guard, names: Iterable[str], *, by: str = "test-setup") -> dict[str, str]:
+    """Tokens for users the config lists, enrolled as the bootstrap does it: the trust root
+    (``by``, file access) issues every code first, then each person redeems their own, so none
+    was issued under two-person administration."""
+    codes = {name: guard.issue_token(name, by=by).code for name in names}
+    return {name: guard.enroll(name, code or "") for name, code in codes.items()}
 
 
 # -- venues ---------------------------------------------------------------------------------

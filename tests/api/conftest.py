@@ -13,7 +13,7 @@ import uvicorn
 from tests.conftest import MakeGuard
 from tradeguard import Guard
 from tradeguard.api import create_app
-from tradeguard.testing import FakeClock
+from tradeguard.testing import FakeClock, enroll_team
 
 
 @dataclass
@@ -32,10 +32,7 @@ def server(make_guard: MakeGuard, clock: FakeClock) -> Iterator[Server]:
     when the test says."""
     guard = make_guard()
     guard.record_trade("mom", 1.0)
-    tokens = {
-        u: guard.issue_token(u, by="test")
-        for u in ("viewer1", "trader1", "senior1", "risk1", "risk2", "admin1")
-    }
+    tokens = enroll_team(guard, ("viewer1", "trader1", "senior1", "risk1", "risk2", "admin1"))
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # else 40 ms per request
     sock.bind(("127.0.0.1", 0))

@@ -22,6 +22,7 @@ from tradeguard.store import (
     StateConflict,
     StateStore,
     StateWrite,
+    UserEvent,
     UserRecord,
 )
 
@@ -494,7 +495,7 @@ class TestOutbox:
 
 
 def user(name: str, role: str = "admin") -> UserRecord:
-    return UserRecord(name, role, "salt", "hash", T0, "root")
+    return UserRecord(name, role, "salt", "hash", T0, ("root",), ("s:h",), T0 + 9, ("a", "b"))
 
 
 class TestUsers:
@@ -514,6 +515,39 @@ class TestUsers:
         assert store.remove_user("ops", entry(reason="again")) is False
         assert store.users() == {}
         assert [r.entry.reason for r in store.audit_records()] == ["added", "removed"]
+
+    def test_put_user_when_name_differs_only_in_case_or_form_then_state_conflict(
+        self, store: StateStore
+    ) -> None:
+        """One person, one record: ``OPS`` or its full-width twin is the stored ``ops``, so
+        creating it is refused and nothing is written."""
+        store.put_user(user("ops"), entry(reason="added"))
+        for twin in ("OPS", "\uff4f\uff50\uff53"):
+            with pytest.raises(StateConflict, match="taken by 'ops'"):
+                store.put_user(user(twin), entry(reason="twin"))
+        assert list(store.users()) == ["ops"]
+        assert [r.entry.reason for r in store.audit_records()] == ["added"]
+
+    def test_remove_user_when_named_in_another_case_then_removes_the_one_person(
+        self, store: StateStore
+    ) -> None:
+        """Removal finds the user by normalized name."""
+        store.put_user(user("Ops"), entry(reason="added"))
+        assert store.remove_user("oPS", entry(reason="removed"))
+        assert store.users() == {}
+
+    def test_user_history_when_user_removed_then_kept_in_order_and_audited(
+        self, store: StateStore
+    ) -> None:
+        """The history is appended with the change it describes and outlives the user."""
+        added = UserEvent(T0, "root", "added", "ops", {"role": "admin"})
+        removed = UserEvent(T0 + 1, "boss", "removed", "ops")
+        store.put_user(user("ops"), entry(reason="added"), [added])
+        store.append_user_history([UserEvent(T0, "boss", "requested", "x")], entry(reason="req"))
+        store.remove_user("ops", entry(reason="removed"), [removed])
+        assert [e.action for e in store.user_history()] == ["added", "requested", "removed"]
+        assert store.user_history()[0] == added
+        assert [r.entry.reason for r in store.audit_records()] == ["added", "req", "removed"]
 
 
 class TestFlattenRuns:

@@ -220,12 +220,19 @@ def approve(
     guard, who = operator_guard(config, user)
     with guard:
         done = guard.approve(request_id, who)
-    if isinstance(done, Approval):  # a genome unblock
+    if isinstance(done, Approval):  # a genome unblock or a user administration act
         if as_json:
             out.print_json(json.dumps(done.to_dict()))
-        else:
+            return
+        what = f"{done.scope} unblocked" if done.action == "unblock_genome" else done.reason
+        out.print(
+            f"{what} by {done.approved_by} (requested by {done.requested_by})", highlight=False
+        )
+        if done.share:
             out.print(
-                f"{done.scope} unblocked by {done.approved_by} (requested by {done.requested_by})"
+                f"your share of {done.scope.removeprefix('user:')}'s enrollment code, shown "
+                f"only now (they need it and the requester's):\n{done.share}",
+                highlight=False,
             )
         return
     _report(done, as_json, "")

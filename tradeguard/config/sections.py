@@ -24,7 +24,7 @@ from tradeguard.config.fields import (
     non_negative,
 )
 from tradeguard.config.triggers import STRATEGY_TRIGGERS, StrategyTriggerOverrides, Triggers
-from tradeguard.model import Action, Role
+from tradeguard.model import Action, Role, user_key
 
 
 def _port(value: int) -> int:
@@ -359,6 +359,8 @@ class AuthConfig(Frozen):
     enabled: bool = True
     refusal_window_seconds: Positive = 60.0  # a refusal's repeats are counted, not each written
     failed_logins_per_second: PositiveInt = 5  # per client address; then 429 (halts go through)
+    # How long a one-time enrollment code (or both shares of a split one) can be redeemed.
+    enrollment_ttl_seconds: Positive = 86_400.0
 
 
 class GuardConfig(Frozen):
@@ -419,7 +421,14 @@ class Config(Frozen):
         bad = [n for n in [*self.users, *self.autonomy.principals] if not USER_NAME.match(n)]
         if bad:
             raise ValueError(f"invalid user names {bad}: use letters, digits and _.@-")
-        both = sorted(set(self.users) & set(self.autonomy.principals))
+        seen: dict[str, str] = {}
+        for name in self.users:
+            if (first := seen.setdefault(user_key(name), name)) != name:
+                raise ValueError(
+                    f"users {first!r} and {name!r} are one person (names are compared "
+                    "ignoring case and Unicode form): keep one"
+                )
+        both = sorted(n for n in self.autonomy.principals if user_key(n) in seen)
         if both:
             raise ValueError(f"{both} are both users and automated principals: one name, one kind")
         return self

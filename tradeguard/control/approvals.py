@@ -1,9 +1,11 @@
 """Approvals: lifting a portfolio halt, and two-person requests.
 
 A soft or hard halt is lifted at once by a risk_manager; an emergency (and a genome's
-blacklist) needs a request by one person and its approval by a second, different person who
-holds credentials of their own. A request is tied to the state it was opened on: anything
-that changed since (a newer halt, a newer blacklisting, the requester demoted) supersedes it.
+blacklist, and, once established, any change to who can lift: :mod:`.enrollment`) needs a
+request by one person and its approval by a second, different person (by normalized name)
+who holds credentials of their own. A request is tied to the state it was opened on: anything
+that changed since (a newer halt, a newer blacklisting, the requester demoted, the user it
+names created or removed) supersedes it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from tradeguard import inputs
 from tradeguard.audit import AuditEntry
 from tradeguard.clock import to_iso
 from tradeguard.control.commands import Commands, decided
+from tradeguard.control.enrollment import Administration
 from tradeguard.control.users import Users
 from tradeguard.effects.ladder import Readiness
 from tradeguard.engine.core import Core
@@ -25,7 +28,7 @@ from tradeguard.errors import (
     UnknownRequest,
 )
 from tradeguard.incidents.registry import GenomeRegistry, unblock_target
-from tradeguard.model import PORTFOLIO, Actor, PortfolioState, Scope, StateChange, User
+from tradeguard.model import PORTFOLIO, Actor, PortfolioState, Role, Scope, StateChange, User
 from tradeguard.recovery import cooldown_left
 from tradeguard.state import REQUIRED_ROLE, TWO_PERSON_RESET, Command
 from tradeguard.store import Approval
@@ -38,6 +41,7 @@ class Approvals:
         *,
         commands: Commands,
         users: Users,
+        admin: Administration,
         genomes: GenomeRegistry,
         intake: Intake,
         readiness: Readiness,
@@ -47,6 +51,7 @@ class Approvals:
         self._transitions = core.transitions
         self._commands = commands
         self._users = users
+        self._admin = admin
         self._genomes = genomes
         self._intake = intake
         self._readiness = readiness
@@ -114,6 +119,8 @@ class Approvals:
                     self._commit(decided(request, status, None, now), problem)
                 raise ApprovalRefused(problem)
             done = decided(request, "executed", str(actor), now)
+            if request.action.startswith("user:"):
+                return self._admin.execute(done, str(actor))
             if request.action == "unblock_genome":
                 self._genomes.unblock(actor, done)
                 return done
@@ -142,18 +149,20 @@ class Approvals:
             return f"request {request.id} is {request.status}; it cannot be used again", ""
         if now > request.expires_at:
             return f"request {request.id} expired at {to_iso(request.expires_at)}", "expired"
-        if approver == request.requested_by:
-            return "the second approver must be a different person from the requester", ""
-        if self._users.issuer_chain_reaches(approver, request.requested_by):
-            return (
-                f"{approver}'s token was issued by {request.requested_by}, the requester: "
-                "the second approver must hold credentials of their own"
-            ), ""
+        dependence = self._users.dependence(approver, request.requested_by)
+        if dependence:
+            return dependence, ""
+        administering = request.action.startswith("user:")
+        needed = Role.ADMIN if administering else REQUIRED_ROLE[Command.RESET]
         requester_role = self._users.role_of(request.requested_by)
-        if requester_role is None or requester_role < REQUIRED_ROLE[Command.RESET]:
+        if requester_role is None or requester_role < needed:
+            may = "administer users" if administering else "reset"
             return (
-                f"the requester {request.requested_by} may no longer reset: open a new request"
+                f"the requester {request.requested_by} may no longer {may}: open a new request"
             ), "superseded"
+        if administering:
+            stale = self._admin.stale(request)
+            return stale, "superseded" if stale else ""
         if request.scope.startswith("genome:"):
             fp, incident = unblock_target(request)
             record = self._genomes.record(fp)

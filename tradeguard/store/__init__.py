@@ -7,6 +7,7 @@ from tradeguard.store.base import (
     Rung,
     StateConflict,
     StateWrite,
+    UserEvent,
     UserRecord,
 )
 from tradeguard.store.protocols import (
@@ -39,6 +40,7 @@ __all__ = [
     "StateStore",
     "StateWrite",
     "StoreLifecycle",
+    "UserEvent",
     "UserRecord",
     "UserStore",
     "ValueStore",

@@ -8,7 +8,7 @@ overwrite each other's halts. These records are what every backend reads and wri
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from tradeguard.clock import to_iso
@@ -42,9 +42,13 @@ class Approval:
     approved_by: str | None = None
     decided_at: float | None = None
     reason: str = ""
+    # The approver's share of a split enrollment code, handed back once by the approval that
+    # made it; never stored (the store keeps only its hash), so never read back.
+    share: str | None = field(default=None, compare=False, repr=False, metadata={"stored": False})
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        shown = {"share": self.share} if self.share else {}
+        return shown | {
             "id": self.id,
             "action": self.action,
             "scope": self.scope,
@@ -76,14 +80,40 @@ class OutboxRow:
 
 @dataclass(frozen=True, slots=True)
 class UserRecord:
-    """An operator: a role, and the scrypt hash of a token (never the token itself)."""
+    """An operator: a role, the scrypt hash of a token (never the token itself), and the hash
+    of a one-time enrollment code waiting to be redeemed for the next token.
 
-    name: str
+    ``sponsors`` are the people (by :func:`~tradeguard.model.user_key`) who saw the code the
+    current token was redeemed with: none for the bootstrap (the trust root), one for a code
+    one admin issued, two for a split code. ``code`` holds one ``salt:hash`` per share.
+    """
+
+    name: str  # as created; identity is ``user_key(name)``
     role: str
     salt: str | None
     token_hash: str | None
     updated_at: float
-    issued_by: str | None = None  # who issued the current token: the two-person rule checks it
+    sponsors: tuple[str, ...] = ()
+    code: tuple[str, ...] = ()
+    code_expires_at: float | None = None
+    code_sponsors: tuple[str, ...] = ()
+
+    @property
+    def enrolled(self) -> bool:
+        return self.token_hash is not None
+
+
+@dataclass(frozen=True, slots=True)
+class UserEvent:
+    """One line of the append-only history of user administration: who enrolled whom, every
+    request and change, and the moment two-person administration was established. It
+    outlives the users it names: removing a user removes none of it."""
+
+    at: float
+    actor: str
+    action: str  # added | code | enrolled | renewed | role | removed | requested | established
+    user: str  # the user it concerns, as created ("" for ``established``)
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

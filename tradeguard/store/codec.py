@@ -13,13 +13,13 @@ import json
 import math
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import astuple
+from dataclasses import fields
 from typing import Any, NamedTuple
 
 from tradeguard import audit
 from tradeguard.audit import AuditEntry, AuditRecord
 from tradeguard.errors import StoreUnavailable
-from tradeguard.model import PortfolioState, Scope, ScopeKind, StrategyState
+from tradeguard.model import PortfolioState, Scope, ScopeKind, StrategyState, user_key
 from tradeguard.state import ScopeStatus
 from tradeguard.store.base import (
     Approval,
@@ -28,6 +28,7 @@ from tradeguard.store.base import (
     Rung,
     StateConflict,
     StateWrite,
+    UserEvent,
     UserRecord,
 )
 
@@ -51,10 +52,67 @@ def from_json(text: str, where: str, what: str) -> Any:
         return json.loads(text)
 
 
-def values(record: Approval | Rung | UserRecord) -> tuple[Any, ...]:
-    """The row of a record whose fields are its table's columns, in order (``approvals``,
-    ``recovery``, ``users``); ``Record(*row)`` reads it back."""
-    return astuple(record)
+def values(record: Approval | Rung) -> tuple[Any, ...]:
+    """The row of a record whose stored fields are its table's columns, in order
+    (``approvals``, ``recovery``); ``Record(*row)`` reads it back."""
+    return tuple(getattr(record, f.name) for f in fields(record) if f.metadata.get("stored", True))
+
+
+# -- users and their history -----------------------------------------------------------------
+
+
+def user_values(u: UserRecord) -> tuple[Any, ...]:
+    """The ``users`` row: its key (the normalized name) first, then the record, the tuples of
+    names and hashes as JSON."""
+    return (
+        user_key(u.name),
+        u.name,
+        u.role,
+        u.salt,
+        u.token_hash,
+        u.updated_at,
+        to_json(list(u.sponsors)),
+        to_json(list(u.code)),
+        u.code_expires_at,
+        to_json(list(u.code_sponsors)),
+    )
+
+
+def user_record(row: tuple[Any, ...]) -> UserRecord:
+    _key, name, role, salt, token_hash, at, sponsors, code, expires, code_sponsors = row
+    return UserRecord(
+        name,
+        role,
+        salt,
+        token_hash,
+        at,
+        tuple(json.loads(sponsors)),
+        tuple(json.loads(code)),
+        expires,
+        tuple(json.loads(code_sponsors)),
+    )
+
+
+def load_users(rows: Iterable[tuple[Any, ...]], where: str) -> dict[str, UserRecord]:
+    """Every user, by name as created."""
+    with reading(where, "user row"):
+        return {r.name: r for r in map(user_record, rows)}
+
+
+def check_user_name(name: str, stored: str | None) -> None:
+    """One person, one record: a name that normalizes to another stored name is refused."""
+    if stored is not None and stored != name:
+        raise StateConflict(f"user name {name!r} is taken by {stored!r} (one person, one name)")
+
+
+def event_values(e: UserEvent) -> tuple[Any, ...]:
+    """A ``user_history`` row without its sequence number."""
+    return (e.at, e.actor, e.action, e.user, to_json(e.details))
+
+
+def load_events(rows: Iterable[tuple[Any, ...]], where: str) -> list[UserEvent]:
+    with reading(where, "user history row"):
+        return [UserEvent(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
 
 
 # -- scope states, rungs and the audit chain -------------------------------------------------

@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 from tradeguard import audit as audit_chain
 from tradeguard.audit import AuditEntry, AuditRecord, Verification
 from tradeguard.errors import StoreUnavailable
+from tradeguard.model import user_key
 from tradeguard.state import ScopeStatus
 from tradeguard.store import codec
 from tradeguard.store.base import (
@@ -31,6 +32,7 @@ from tradeguard.store.base import (
     Rung,
     StateConflict,
     StateWrite,
+    UserEvent,
     UserRecord,
 )
 
@@ -61,7 +63,8 @@ class _Tables:
     genomes: dict[str, str] = field(default_factory=dict)
     values: dict[str, str] = field(default_factory=dict)
     outbox: dict[tuple[str, str], Row] = field(default_factory=dict)
-    users: dict[str, Row] = field(default_factory=dict)
+    users: dict[str, Row] = field(default_factory=dict)  # by user_key
+    user_history: list[Row] = field(default_factory=list)
     metrics: dict[str, tuple[str, float]] = field(default_factory=dict)
     flatten_runs: dict[str, Row] = field(default_factory=dict)
 
@@ -79,6 +82,7 @@ class _Tables:
             values=dict(self.values),
             outbox=dict(self.outbox),
             users=dict(self.users),
+            user_history=list(self.user_history),
             metrics=dict(self.metrics),
             flatten_runs=dict(self.flatten_runs),
         )
@@ -294,19 +298,37 @@ class MemoryStore:
 
     def users(self) -> dict[str, UserRecord]:
         with self._read() as t:
-            return {name: UserRecord(*row) for name, row in t.users.items()}
+            found = list(t.users.values())
+        return codec.load_users(found, WHERE)
 
-    def put_user(self, user: UserRecord, audit: AuditEntry) -> None:
+    def put_user(
+        self, user: UserRecord, audit: AuditEntry, history: Sequence[UserEvent] = ()
+    ) -> None:
+        row = codec.user_values(user)
         with self._write() as t:
-            t.users[user.name] = codec.values(user)
+            stored = t.users.get(row[0])
+            codec.check_user_name(user.name, None if stored is None else stored[1])
+            t.users[row[0]] = row
+            t.user_history.extend(codec.event_values(e) for e in history)
             self._append(t, audit)
 
-    def remove_user(self, name: str, audit: AuditEntry) -> bool:
+    def remove_user(self, name: str, audit: AuditEntry, history: Sequence[UserEvent] = ()) -> bool:
         with self._write() as t:
-            removed = t.users.pop(name, None) is not None
+            removed = t.users.pop(user_key(name), None) is not None
             if removed:
+                t.user_history.extend(codec.event_values(e) for e in history)
                 self._append(t, audit)
         return removed
+
+    def append_user_history(self, events: Sequence[UserEvent], audit: AuditEntry) -> None:
+        with self._write() as t:
+            t.user_history.extend(codec.event_values(e) for e in events)
+            self._append(t, audit)
+
+    def user_history(self) -> list[UserEvent]:
+        with self._read() as t:
+            found = list(t.user_history)
+        return codec.load_events(found, WHERE)
 
     def save_metrics(self, snapshot: dict[str, dict[str, Any]], at: float) -> None:
         with self._write() as t:

@@ -26,7 +26,8 @@ The aggregates:
 * :class:`ValueStore`: small named JSON values (criticality reading, avalanche reserve),
   changed read-modify-write.
 * :class:`OutboxStore`: alerts, one row per channel, written before they are sent.
-* :class:`UserStore`: operators and their token hashes; every change is audited.
+* :class:`UserStore`: operators, their token and enrollment-code hashes, and the append-only
+  history of their administration; every change is audited.
 * :class:`MetricStore`: the metric baselines a restarted guard resumes from.
 * :class:`FlattenRunStore`: emergency stops' intents, so a crash mid-stop resumes it.
 * :class:`StoreLifecycle`: what spans the store: a version that moves when data changes, and
@@ -42,7 +43,15 @@ from typing import Any, Protocol
 
 from tradeguard.audit import AuditEntry, AuditRecord, Verification
 from tradeguard.state import ScopeStatus
-from tradeguard.store.base import Approval, FlattenRun, OutboxRow, Rung, StateWrite, UserRecord
+from tradeguard.store.base import (
+    Approval,
+    FlattenRun,
+    OutboxRow,
+    Rung,
+    StateWrite,
+    UserEvent,
+    UserRecord,
+)
 
 
 class ScopeStateStore(Protocol):
@@ -121,11 +130,33 @@ class OutboxStore(Protocol):
 
 
 class UserStore(Protocol):
-    def users(self) -> dict[str, UserRecord]: ...
+    """Users are one per person: a name is identified by ``user_key`` (NFKC, casefold), so
+    ``Alice`` and ``alice`` are one record, kept under the name as first created."""
 
-    def put_user(self, user: UserRecord, audit: AuditEntry) -> None: ...
+    def users(self) -> dict[str, UserRecord]:
+        """Every user, by name as created."""
+        ...
 
-    def remove_user(self, name: str, audit: AuditEntry) -> bool: ...
+    def put_user(
+        self, user: UserRecord, audit: AuditEntry, history: Sequence[UserEvent] = ()
+    ) -> None:
+        """Create or replace the user with this name; raises StateConflict when the name
+        normalizes to another user's. ``history`` is appended in the same transaction."""
+        ...
+
+    def remove_user(self, name: str, audit: AuditEntry, history: Sequence[UserEvent] = ()) -> bool:
+        """Remove the user whose name normalizes to ``name``; False (and nothing written) when
+        there is none. Its history stays."""
+        ...
+
+    def append_user_history(self, events: Sequence[UserEvent], audit: AuditEntry) -> None:
+        """Append to the history alone (a request, the establishment of two-person
+        administration); nothing in it is ever changed or removed."""
+        ...
+
+    def user_history(self) -> list[UserEvent]:
+        """The whole history, oldest first."""
+        ...
 
 
 class MetricStore(Protocol):

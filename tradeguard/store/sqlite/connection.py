@@ -17,7 +17,7 @@ from pathlib import Path
 from tradeguard.audit import AuditEntry, AuditRecord
 from tradeguard.errors import StoreUnavailable
 from tradeguard.store import codec
-from tradeguard.store.sqlite.schema import SCHEMA, SCHEMA_VERSION
+from tradeguard.store.sqlite.schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION
 
 
 class SqliteConnection:
@@ -51,11 +51,25 @@ class SqliteConnection:
                 self._db.execute(
                     "INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,)
                 )
+            elif int(row[0]) in MIGRATIONS:
+                self._migrate()
             elif int(row[0]) != SCHEMA_VERSION:
                 raise StoreUnavailable(f"{self.path}: schema {row[0]}, expected {SCHEMA_VERSION}")
             self._check_audit_key()
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"{self.path}: {exc}") from exc
+
+    def _migrate(self) -> None:
+        """Bring an older file to this schema in one transaction: a second process opening it
+        at the same time waits, then finds it migrated. A failed step leaves it as it was."""
+        with self._write() as db:
+            version = int(db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()[0])
+            while version in MIGRATIONS:
+                for statement in MIGRATIONS[version].split(";\n"):
+                    if statement.strip():
+                        db.execute(statement)
+                version += 1
+            db.execute("UPDATE meta SET value=? WHERE key='schema'", (str(version),))
 
     def _check_audit_key(self) -> None:
         """A chain is keyed or not from its first record on; the key must match that."""

@@ -5,12 +5,14 @@ Each write is its own ``BEGIN IMMEDIATE`` transaction; a user change is audited 
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
 from tradeguard.audit import AuditEntry
+from tradeguard.model import user_key
 from tradeguard.store import codec
-from tradeguard.store.base import FlattenRun, OutboxRow, UserRecord
+from tradeguard.store.base import FlattenRun, OutboxRow, UserEvent, UserRecord
 from tradeguard.store.sqlite.connection import SqliteConnection
 
 
@@ -50,23 +52,46 @@ class SqliteOutbox(SqliteConnection):
 class SqliteUsers(SqliteConnection):
     def users(self) -> dict[str, UserRecord]:
         with self._read() as db:
-            found = db.execute(
-                "SELECT name, role, salt, token_hash, updated_at, issued_by FROM users"
-            )
-            fetched = found.fetchall()
-        return {r[0]: UserRecord(*r) for r in fetched}
+            fetched = db.execute("SELECT * FROM users").fetchall()
+        return codec.load_users(fetched, str(self.path))
 
-    def put_user(self, user: UserRecord, audit: AuditEntry) -> None:
+    def put_user(
+        self, user: UserRecord, audit: AuditEntry, history: Sequence[UserEvent] = ()
+    ) -> None:
+        row = codec.user_values(user)
         with self._write() as db:
-            db.execute("INSERT OR REPLACE INTO users VALUES (?, ?, ?, ?, ?, ?)", codec.values(user))
+            stored = db.execute("SELECT name FROM users WHERE key=?", (row[0],)).fetchone()
+            codec.check_user_name(user.name, None if stored is None else stored[0])
+            db.execute("INSERT OR REPLACE INTO users VALUES (?,?,?,?,?,?,?,?,?,?)", row)
+            self._history(db, history)
             self._append(db, audit)
 
-    def remove_user(self, name: str, audit: AuditEntry) -> bool:
+    def remove_user(self, name: str, audit: AuditEntry, history: Sequence[UserEvent] = ()) -> bool:
         with self._write() as db:
-            removed = db.execute("DELETE FROM users WHERE name=?", (name,)).rowcount > 0
+            removed = db.execute("DELETE FROM users WHERE key=?", (user_key(name),)).rowcount > 0
             if removed:
+                self._history(db, history)
                 self._append(db, audit)
         return removed
+
+    def append_user_history(self, events: Sequence[UserEvent], audit: AuditEntry) -> None:
+        with self._write() as db:
+            self._history(db, events)
+            self._append(db, audit)
+
+    def user_history(self) -> list[UserEvent]:
+        with self._read() as db:
+            found = db.execute(
+                "SELECT at, actor, action, user, details FROM user_history ORDER BY seq"
+            ).fetchall()
+        return codec.load_events(found, str(self.path))
+
+    @staticmethod
+    def _history(db: sqlite3.Connection, events: Sequence[UserEvent]) -> None:
+        db.executemany(
+            "INSERT INTO user_history (at, actor, action, user, details) VALUES (?,?,?,?,?)",
+            [codec.event_values(e) for e in events],
+        )
 
 
 class SqliteMetrics(SqliteConnection):

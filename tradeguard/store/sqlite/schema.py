@@ -1,11 +1,12 @@
 """The SQLite schema: one table per kind of row, created on open; ``meta`` holds its version.
 
-A file written by another schema version is refused on open rather than read as this one.
+A file written by an older schema is migrated in place, in one transaction, on open
+(:data:`MIGRATIONS`); one written by a newer schema is refused rather than read as this one.
 """
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -25,8 +26,16 @@ CREATE TABLE IF NOT EXISTS flatten_runs (
     id TEXT PRIMARY KEY, scope TEXT NOT NULL, reason TEXT NOT NULL, status TEXT NOT NULL,
     started_at REAL NOT NULL, report TEXT);
 CREATE TABLE IF NOT EXISTS users (
-    name TEXT PRIMARY KEY, role TEXT NOT NULL, salt TEXT, token_hash TEXT,
-    updated_at REAL NOT NULL, issued_by TEXT);
+    key TEXT PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL, salt TEXT, token_hash TEXT,
+    updated_at REAL NOT NULL, sponsors TEXT NOT NULL, code TEXT NOT NULL, code_expires_at REAL,
+    code_sponsors TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS user_history (
+    seq INTEGER PRIMARY KEY, at REAL NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
+    user TEXT NOT NULL, details TEXT NOT NULL);
+CREATE TRIGGER IF NOT EXISTS user_history_no_update BEFORE UPDATE ON user_history
+    BEGIN SELECT RAISE(ABORT, 'user_history is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS user_history_no_delete BEFORE DELETE ON user_history
+    BEGIN SELECT RAISE(ABORT, 'user_history is append-only'); END;
 CREATE TABLE IF NOT EXISTS outbox (
     id TEXT NOT NULL, channel TEXT NOT NULL, priority TEXT NOT NULL, payload TEXT NOT NULL,
     status TEXT NOT NULL, attempts INTEGER NOT NULL, next_attempt REAL NOT NULL,
@@ -43,3 +52,28 @@ CREATE TABLE IF NOT EXISTS recovery (
     scope TEXT PRIMARY KEY, version INTEGER NOT NULL, stage INTEGER NOT NULL, since REAL NOT NULL,
     trades_at_start INTEGER NOT NULL, pnl_at_start REAL NOT NULL, authorized_by TEXT NOT NULL);
 """
+
+# Schema 1 -> 2: users are keyed by their normalized name and carry enrollment codes and
+# sponsors; the issuer of a schema-1 token becomes its one sponsor, so the two-person rule
+# still refuses a pair where one minted the other's token. Two users whose names collide
+# make the copy fail (the key is unique): the store is refused until one is removed.
+# A store that already had two lifting users with tokens is marked established.
+_V1_TO_V2 = """
+ALTER TABLE users RENAME TO users_v1;
+CREATE TABLE users (
+    key TEXT PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL, salt TEXT, token_hash TEXT,
+    updated_at REAL NOT NULL, sponsors TEXT NOT NULL, code TEXT NOT NULL, code_expires_at REAL,
+    code_sponsors TEXT NOT NULL);
+INSERT INTO users SELECT
+    lower(name), name, role, salt, token_hash, updated_at,
+    CASE WHEN issued_by IS NULL THEN '[]' ELSE json_array(lower(issued_by)) END,
+    '[]', NULL, '[]'
+    FROM users_v1;
+DROP TABLE users_v1;
+INSERT INTO user_history (at, actor, action, user, details)
+    SELECT max(updated_at), 'system:migration', 'established', '', '{}' FROM users
+    WHERE token_hash IS NOT NULL AND role IN ('risk_manager', 'admin')
+    HAVING count(*) >= 2;
+"""
+
+MIGRATIONS = {1: _V1_TO_V2}  # from version -> the script that brings it to the next
