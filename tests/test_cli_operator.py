@@ -18,7 +18,7 @@ from tradeguard.testing import enroll_team
 from tradeguard.venues import SimulatedVenue
 
 CLI = Path(sys.executable).parent / "tradeguard"
-CONFIG = "users: {trader1: trader, senior1: senior_trader, risk1: risk_manager, boss: admin, viewer1: viewer}\nstate: {path: tg.db}\nrecovery: {enabled: false, cooldown_seconds: 0}\n"
+CONFIG = "users: {trader1: trader, senior1: senior_trader, risk1: risk_manager, boss: admin, viewer1: viewer, risk2: risk_manager}\nstate: {path: tg.db}\nrecovery: {enabled: false, cooldown_seconds: 0}\n"
 
 
 class Desk:
@@ -32,7 +32,7 @@ class Desk:
         guard.record_trade("mom", 1.0)  # the store now knows strategy "mom"
         # Tokens through the same control layer the CLI uses, in-process: one CLI call costs
         # a third of a second, and the user commands have tests of their own below.
-        users = ("trader1", "senior1", "risk1", "viewer1", "boss")
+        users = ("trader1", "senior1", "risk1", "viewer1", "boss", "risk2")
         self.tokens = enroll_team(guard, users)
         guard.close()
 

@@ -146,12 +146,14 @@ class TestTwoPersonAdministration:
     def test_establishment_when_lifting_users_removed_then_never_reverts(
         self, team: tuple[Guard, dict[str, Operator]]
     ) -> None:
-        """Removing lifting users never brings back one-person administration."""
+        """Removing lifting users never brings back one-person administration, and the
+        last two who can lift cannot be removed (nobody could lift an emergency again)."""
         guard, who = team
-        for name, approver in (("h2", "h1"), ("h1", "h1")):
-            request = guard.remove_user(name, by=who["alice"]).request
-            assert request is not None
-            guard.approve(request.id, who[approver])
+        request = guard.remove_user("h2", by=who["alice"]).request
+        assert request is not None
+        guard.approve(request.id, who["h1"])
+        with pytest.raises(BadRequest, match="leave 1 enrolled person who can lift"):
+            guard.remove_user("h1", by=who["alice"])
         assert guard.two_person_administration
         asked = guard.add_user("mallory2", "admin", by=who["alice"])
         assert asked.request is not None
@@ -170,8 +172,9 @@ class TestTwoPersonAdministration:
         """The history names the bootstrap codes, each enrollment and the establishment."""
         guard, _who = team
         acts = [(e.action, e.user) for e in guard.user_history()]
-        assert acts[:3] == [("code", "alice"), ("code", "h1"), ("code", "h2")]
-        assert ("enrolled", "h2") in acts and ("established", "") in acts
+        assert acts[:3] == [("code", "alice"), ("enrolled", "alice"), ("code", "h2")]
+        assert ("established", "") in acts and ("enrolled", "h1") in acts
+        assert acts.index(("established", "")) < acts.index(("enrolled", "h1"))
 
 
 class TestBootstrap:

@@ -50,12 +50,20 @@ class OneAttacker(RuleBasedStateMachine):
         self.store.update_genome(
             FP, lambda row: {**(row or {}), "blacklisted": True, "incident": "i"}
         )
-        team = {"h1": "admin", "h2": "risk_manager", "mallory": "admin"}
-        codes = {n: self.guard.add_user(n, r, by="local:root").code or "" for n, r in team.items()}
-        tokens = {n: self.guard.enroll(n, c) for n, c in codes.items()}
+        # the README's bootstrap: two admins, each redeeming their own code; then the
+        # risk_manager by two people, the attacker approving (and so shown one share)
+        tokens = {
+            n: self.guard.enroll(n, self.guard.add_user(n, "admin", by="local:root").code or "")
+            for n in ("h1", "mallory")
+        }
+        asked = self.guard.add_user("h2", "risk_manager", by=self.operator("h1", tokens["h1"]))
+        assert asked.request is not None
+        approval = self.guard.approve(asked.request.id, self.operator("mallory", tokens["mallory"]))
+        assert isinstance(approval, Approval) and approval.share is not None
+        tokens["h2"] = self.guard.enroll("h2", (asked.code or "") + approval.share)
         self.honest = {n: self.operator(n, tokens[n]) for n in HONEST}
         self.tokens = {"mallory": tokens["mallory"]}  # what the attacker holds, by user_key
-        self.codes: dict[str, list[str]] = {}  # codes and shares the attacker was shown
+        self.codes: dict[str, list[str]] = {"h2": [approval.share]}  # codes and shares seen
         self.unblocked = False
 
     def operator(self, name: str, token: str) -> Operator:

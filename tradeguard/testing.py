@@ -19,6 +19,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 from tradeguard.clock import Clock, FakeClock
+from tradeguard.model import Operator, Role
+from tradeguard.store import Approval
 from tradeguard.store.memory import MemoryStore
 from tradeguard.venues.base import Side, VenueOrder, VenuePosition
 from tradeguard.venues.sim import SimulatedVenue
@@ -82,11 +84,28 @@ def capture_alerts(guard: Guard, name: str = "slack") -> CapturingChannel:
 
 
 def enroll_team(guard: Guard, names: Iterable[str], *, by: str = "test-setup") -> dict[str, str]:
-    """Tokens for users the config lists, enrolled as the bootstrap does it: the trust root
-    (``by``, file access) issues every code first, then each person redeems their own, so none
-    was issued under two-person administration."""
-    codes = {name: guard.issue_token(name, by=by).code for name in names}
-    return {name: guard.enroll(name, code or "") for name, code in codes.items()}
+    """Tokens for users the config lists, enrolled as a real team is: the trust root (``by``,
+    file access) enrolls people one at a time (admins first) until two can lift; from then on
+    each new lifting credential is a two-person act (an enrolled admin requests it, another
+    lifting user approves, the person redeems both shares) and the rest are one admin's."""
+    roles = {u["name"]: Role.parse(u["role"]) for u in guard.users()}
+    order = sorted(names, key=lambda n: (-roles[n], list(names).index(n)))
+    tokens: dict[str, str] = {}
+    for name in order:
+        lifting = [n for n in tokens if roles[n] >= Role.RISK_MANAGER]
+        admins = [n for n in lifting if roles[n] is Role.ADMIN]
+        issuer: str | Operator = by
+        if len(lifting) >= 2 and admins:
+            issuer = Operator(admins[0])
+        change = guard.issue_token(name, by=issuer)
+        code = change.code or ""
+        if change.request is not None:  # two-person: another lifting user approves
+            approver = next(n for n in lifting if n != str(issuer))
+            approval = guard.approve(change.request.id, Operator(approver))
+            assert isinstance(approval, Approval) and approval.share is not None
+            code += approval.share
+        tokens[name] = guard.enroll(name, code)
+    return {name: tokens[name] for name in names}
 
 
 # -- venues ---------------------------------------------------------------------------------

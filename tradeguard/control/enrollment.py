@@ -19,6 +19,7 @@ order; the README's "Why one person cannot lift an emergency alone" gives the ar
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from dataclasses import dataclass, replace
 from typing import Any
@@ -82,6 +83,7 @@ class Administration:
     def issue_token(self, name: str, *, by: User) -> UserChange:
         """Re-enroll someone: their token stops working now, and a new code is returned."""
         record, role = self._existing(name)
+        self._keep_two_lifting(record, role if record.enrolled else None)
         if self._two_person(role):
             return self._request(by, "user:enroll", record.name, role, share=True)
         return self._issue(record, by, "code")
@@ -103,6 +105,8 @@ class Administration:
         once administration is two-person: a credential one admin may have seen never lifts."""
         record, old = self._existing(name)
         new = _valid_role(role)
+        if new < LIFTING or new >= LIFTING > old:  # a demotion, or a promotion (re-enrolls)
+            self._keep_two_lifting(record, old if record.enrolled else None)
         if self._two_person(old, new):
             return self._request(by, "user:role", record.name, new, share=new >= LIFTING > old)
         changed = replace(record, role=new.label, updated_at=self._clock.time())
@@ -116,6 +120,7 @@ class Administration:
         record = self._users.record(name)
         if record is None:
             raise UnknownRequest(f"no user {name!r} in the store")
+        self._keep_two_lifting(record, Role.parse(record.role) if record.enrolled else None)
         if self._two_person(Role.parse(record.role)):
             return self._request(by, "user:remove", record.name, Role.parse(record.role))
         self._remove(record, by)
@@ -163,8 +168,11 @@ class Administration:
             return f"user {name} was created since the request: open a new one"
         if request.action != "user:add" and not exists:
             return f"user {name} was removed since the request: open a new one"
-        if self._asked(request) is None:
+        asked = self._asked(request)
+        if asked is None:
             return f"request {request.id} has no record in the user history"
+        if asked.details.get("target") != _fingerprint(self._users.record(name)):
+            return f"user {name} changed since the request (role, credential): open a new one"
         return ""
 
     def execute(self, request: Approval, approver: str) -> Approval:
@@ -173,6 +181,10 @@ class Administration:
         asked = self._asked(request)
         assert asked is not None  # stale() said so
         name, role = request.scope.removeprefix("user:"), Role.parse(asked.details["role"])
+        if request.action != "user:add":  # the team may have shrunk since the request
+            target, held = self._existing(name)
+            if request.action == "user:remove" or role < LIFTING or "share" in asked.details:
+                self._keep_two_lifting(target, held if target.enrolled else None)
         self._storage.require().commit(approvals=[request])
         if request.action == "user:remove":
             record, _role = self._existing(name)
@@ -212,7 +224,11 @@ class Administration:
             status="pending",
             reason=inputs.text(f"{action.removeprefix('user:')} {name} ({role.label})"),
         )
-        details: dict[str, Any] = {"request": request.id, "role": role.label}
+        details: dict[str, Any] = {
+            "request": request.id,
+            "role": role.label,
+            "target": _fingerprint(self._users.record(name)),  # any change makes it stale
+        }
         code = secrets.token_hex(_SHARE_CHARS // 2) if share else None
         if code is not None:
             details["share"] = ":".join(hash_token(code))
@@ -294,12 +310,40 @@ class Administration:
         details: dict[str, Any] = {"lifting": sorted(lifting)}
         event = UserEvent(self._clock.time(), "system:guard", "established", "", details)
         audit = self._audit("system:guard", "user:established", "", details)
-        self._storage.require().append_user_history([event], audit)
+        store = self._storage.require()
+        store.append_user_history([event], audit)
+        for record in store.users().values():  # no bootstrap code may mint a lifting token now
+            if record.code and not record.code_sponsors and Role.parse(record.role) >= LIFTING:
+                voided = replace(record, code=(), code_expires_at=None)
+                self._write(voided, "system:guard", "code voided", {"why": "established"})
+
+    def _keep_two_lifting(self, record: UserRecord, role: Role | None) -> None:
+        """Refuse an act that would leave fewer than two enrolled people who can lift, once
+        two-person administration is established: it could never be undone (a removal, a
+        demotion, or a re-enrollment whose code might expire unredeemed). ``role``: what
+        ``record`` holds as an enrolled user now (None: it holds no token)."""
+        if role is None or role < LIFTING or not self._users.established():
+            return
+        others = [n for n in self._users.lifting_enrolled() if user_key(n) != user_key(record.name)]
+        if len(others) < 2:
+            why = (
+                f"that would leave {len(others)} enrolled person who can lift: add and enroll "
+                "another risk_manager or admin first (two people must always be able to lift)"
+            )
+            raise BadRequest(why)
 
     def _audit(self, by: str, action: str, name: str, details: dict[str, Any]) -> AuditEntry:
         shown = {k: v for k, v in details.items() if k != "share"}
         scope = f"user:{name}" if name else "users"
         return AuditEntry(self._clock.time(), by, action, scope, None, None, action, shown)
+
+
+def _fingerprint(record: UserRecord | None) -> str:
+    """What a request about a user was opened on: its role, credential and pending code."""
+    if record is None:
+        return "none"
+    parts = (record.role, record.token_hash or "", *record.code, *record.sponsors)
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
 def _new(name: str, role: Role, now: float) -> UserRecord:

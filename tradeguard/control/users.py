@@ -155,21 +155,45 @@ class Users:
 
     def dependence(self, one: str, other: str) -> str:
         """Why ``one`` and ``other`` are not two independent people, or "" if they are: the
-        same person by normalized name, or one's current credential enrolled with a code the
-        other alone saw. A split code has two sponsors, a bootstrap code none: neither is
-        anyone's alone. Under the enrollment rules no lifting credential made after the
-        bootstrap has a single sponsor; this is what still holds for a credential carried over
-        from schema 1, whose issuer became its sponsor."""
+        same person by normalized name, or credentials that one person could hold both of
+        (their ``holder``s are the same). Under the enrollment rules no lifting credential
+        made after the bootstrap has one holder other than its owner; this is what still holds
+        for a credential carried over from schema 1 (its issuer became its sponsor), and what
+        would catch a rule that let one slip through."""
         if user_key(one) == user_key(other):
             return "the second approver must be a different person from the requester"
-        for a, b in ((one, other), (other, one)):
-            record = self.record(a)
-            if record is not None and record.sponsors == (user_key(b),):
-                return (
-                    f"{record.name}'s credential was enrolled with a code only {b} saw: "
-                    "the second approver must hold credentials of their own"
-                )
+        sponsors = self._sponsors()
+        held_one, held_other = _holder(user_key(one), sponsors), _holder(user_key(other), sponsors)
+        if held_one == held_other:
+            return (
+                f"{one}'s and {other}'s credentials could both be held by {held_one}, who saw "
+                "the codes they were enrolled with: the second approver must hold credentials "
+                "of their own"
+            )
         return ""
+
+    def _sponsors(self) -> dict[str, tuple[str, ...]]:
+        """Who saw the code each user's current credential came from, by user key: the
+        stored users', and for users since removed their last enrollment in the history."""
+        found: dict[str, tuple[str, ...]] = {}
+        for event in self._storage.require().user_history():
+            if event.action == "enrolled":
+                found[user_key(event.user)] = tuple(event.details.get("sponsors", ()))
+        for record in self._storage.require().users().values():
+            found[user_key(record.name)] = record.sponsors
+        return found
+
+
+def _holder(
+    key: str, sponsors: dict[str, tuple[str, ...]], seen: frozenset[str] = frozenset()
+) -> str:
+    """Who could hold the credential of the user ``key``: the one person all the sponsors of
+    the code it came from lead back to, or its owner when there is no such person (a
+    bootstrap code, or a split code seen by two people who are not one)."""
+    if key in seen:  # a loop of sponsors: stop at the owner
+        return key
+    holders = {_holder(user_key(s), sponsors, seen | {key}) for s in sponsors.get(key, ())}
+    return holders.pop() if len(holders) == 1 else key
 
 
 def _cache_key(name: str, token: str) -> tuple[str, str]:
