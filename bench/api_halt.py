@@ -24,6 +24,7 @@ from rich.table import Table
 from tradeguard import Guard
 from tradeguard.api import create_app
 from tradeguard.config import parse_config
+from tradeguard.testing import enroll_team
 
 FLOODERS, FLOOD_SECONDS = 16, 120.0
 
@@ -31,7 +32,7 @@ FLOODERS, FLOOD_SECONDS = 16, 120.0
 def latency(samples: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         guard = Guard(parse_config({"users": {"ops": "trader"}, "state": {"path": f"{tmp}/b.db"}}))
-        token = guard.issue_token("ops", by="bench")
+        token = enroll_team(guard, ["ops"])["ops"]
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # else 40 ms delayed ACKs
         sock.bind(("127.0.0.1", 0))
