@@ -19,7 +19,7 @@ from tradeguard.errors import (
     UnknownRequest,
     UnknownStrategy,
 )
-from tradeguard.guard import Guard, TickResult, get_kill_switch
+from tradeguard.guard import Guard, TickResult
 from tradeguard.model import (
     Action,
     Breach,
@@ -31,6 +31,7 @@ from tradeguard.model import (
     StateChange,
     StrategyState,
 )
+from tradeguard.singleton import get_kill_switch
 
 # A library logs; the application decides where logs go (alerts are the operational channel).
 logging.getLogger("tradeguard").addHandler(logging.NullHandler())

@@ -10,15 +10,13 @@ agents and the status read model. This file holds no logic of its own.
 from __future__ import annotations
 
 import asyncio
-import os
-import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from tradeguard.assembly import assemble
 from tradeguard.audit import AuditRecord, Verification
 from tradeguard.clock import Clock, SystemClock
-from tradeguard.config import Config, load_config
+from tradeguard.config import Config
 from tradeguard.control.enrollment import UserChange
 from tradeguard.effects.backstop import MetricsSource, TickResult
 from tradeguard.emergency import FlattenReport, Sleep
@@ -441,19 +439,4 @@ class Guard:
         return self._status.verify_audit()
 
 
-_singleton: Guard | None = None
-_singleton_lock = threading.Lock()
-
-
-def get_kill_switch() -> Guard:
-    """The process-wide guard (the seed's entry point): built on first use from the file named
-    by ``TRADEGUARD_CONFIG``, or from the defaults, and the same object afterwards."""
-    global _singleton
-    with _singleton_lock:
-        if _singleton is None:
-            path = os.environ.get("TRADEGUARD_CONFIG")
-            _singleton = Guard(load_config(path) if path else Config())
-        return _singleton
-
-
-__all__ = ["Guard", "TickResult", "TradeguardError", "get_kill_switch"]
+__all__ = ["Guard", "TickResult", "TradeguardError"]
