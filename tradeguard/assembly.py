@@ -78,6 +78,7 @@ def assemble(config: Config, clock: Clock, store: StateStore | None, sleep: Slee
     intake = Intake(core, ledger=ledger)
     rungs = Rungs(core, ledger=ledger, ladder=Ladder(config.recovery))
     sync = StoreSync(core, ledger=ledger, rungs=rungs)
+    transitions.follow(sync.watch)  # a redundant-looking halt is decided on the store
     stops = Stops(core, sleep=sleep)
     users = Users(core)
     admin = Administration(core, users=users)

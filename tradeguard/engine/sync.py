@@ -48,15 +48,23 @@ class StoreSync:
         if portfolio.state == PortfolioState.NORMAL:
             book.normal_version = portfolio.version
 
-    def watch(self) -> None:
-        """The out-of-band path: when the store changed, adopt it now, not at the next tick."""
+    def watch(self) -> bool:
+        """The out-of-band path: when the store changed, adopt it now, not at the next tick;
+        True when it had. The version is taken as seen only once adopted: a caller racing the
+        watcher adopts again rather than deciding on memory. A store that cannot say fails."""
         store = self._storage.healthy()
         if store is None:
-            return
-        version = store.data_version()
-        if version != self._seen_version:
-            self._seen_version = version
-            self.adopt([])
+            return False
+        try:
+            version = store.data_version()
+        except StoreUnavailable as exc:
+            self._transitions.fail_store(str(exc))
+            return False
+        if version == self._seen_version:
+            return False
+        self.adopt([])
+        self._seen_version = version
+        return True
 
     def adopt_genomes(self) -> None:
         """Which strategies belong to a blacklisted genome: at start, and whenever the store
