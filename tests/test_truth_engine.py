@@ -6,12 +6,52 @@ another trading process). Each test reproduces a way a halt was lost or a lift s
 
 from __future__ import annotations
 
-from tests.conftest import MakeGuard
+from collections.abc import Callable
+
+import pytest
+
+from tests.conftest import MakeGuard, MakeParts
 from tradeguard import Order, PortfolioState, StrategyState
+from tradeguard.assembly import Parts
+from tradeguard.model import Scope
+
+S1 = Scope.strategy("s1")
 
 
 def buy(strategy: str = "s1") -> Order:
     return Order(strategy, "BTC", "buy", 1.0, 100.0)
+
+
+def probe_orders(parts: Parts, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Judge an order at every point an adoption could expose a lift: as the ledger is
+    rebased and at every published change; returns when one was accepted."""
+    accepted: list[str] = []
+
+    def probe(where: str) -> None:
+        if parts.orders.check(buy()).accepted:
+            accepted.append(where)
+
+    def probing(name: str) -> Callable[..., None]:
+        original = getattr(parts.intake.ledger, name)
+
+        def wrapped(*args: object) -> None:
+            probe(name)
+            original(*args)
+            probe(name)
+
+        return wrapped
+
+    for name in ("rebase_portfolio", "rebase_strategy"):
+        monkeypatch.setattr(parts.intake.ledger, name, probing(name))
+    parts.core.transitions.subscribe(lambda change: probe(f"{change.before}->{change.after}"))
+    return accepted
+
+
+def trading_parts(make_parts: MakeParts) -> Parts:
+    parts = make_parts()
+    parts.intake.update_prices({"BTC": 100.0})
+    parts.commands.register_strategy("s1", None, None)
+    return parts
 
 
 class TestHaltOnStoredTruth:
@@ -58,3 +98,65 @@ class TestHaltOnStoredTruth:
         assert trading.halt_strategy("s1", user="trader1", reason="me too") is None
         actions = [r.entry.action for r in trading.audit_records()]
         assert actions.count("state_change") == 1 and "repeated:halt" in actions
+
+
+class TestAdoptedLiftRechecked:
+    def test_reset_elsewhere_when_margin_still_breaching_then_rehalted_with_no_order_accepted(
+        self, make_parts: MakeParts, make_guard: MakeGuard, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A reset adopted while margin stays at 95% halts again before any order is judged."""
+        trading = trading_parts(make_parts)
+        trading.intake.update_portfolio(equity=1e6, margin_used=95.0, margin_available=5.0)
+        assert trading.core.book.portfolio_state is PortfolioState.SOFT_HALT
+        accepted = probe_orders(trading, monkeypatch)
+        cli = make_guard()
+        cli.reset("risk1", reason="looked fine from here")
+        assert cli.status()["portfolio"]["state"] == "normal"
+        trading.sync.watch()
+        assert accepted == []
+        assert not trading.orders.check(buy()).accepted
+        assert trading.core.book.portfolio_state is PortfolioState.SOFT_HALT
+        cli.tick()
+        assert cli.portfolio_state is PortfolioState.SOFT_HALT  # the re-halt is in the store
+
+    def test_resume_elsewhere_when_position_still_too_big_then_rehalted_with_no_order_accepted(
+        self, make_parts: MakeParts, make_guard: MakeGuard, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A resume adopted while a position stays at 50% (limit 20%) halts s1 again at once."""
+        trading = trading_parts(make_parts)
+        trading.intake.update_portfolio(equity=1_000.0)
+        trading.intake.update_position("s1", "BTC", 5.0, 100.0)
+        assert trading.core.book.status_of(S1).state == StrategyState.HALTED
+        accepted = probe_orders(trading, monkeypatch)
+        cli = make_guard()
+        cli.resume_strategy("s1", "senior1", reason="looked fine from here")
+        trading.sync.watch()
+        assert accepted == []
+        assert not trading.orders.check(buy()).accepted
+        assert trading.core.book.status_of(S1).state == StrategyState.HALTED
+        cli.tick()
+        assert cli.strategy_state("s1") is StrategyState.HALTED
+
+    def test_resume_elsewhere_when_nothing_breaches_then_adopted_and_trading(
+        self, make_parts: MakeParts, make_guard: MakeGuard
+    ) -> None:
+        """A lift whose causes are gone is adopted as it is: the re-check only halts breaches."""
+        trading = trading_parts(make_parts)
+        trading.commands.halt_strategy("s1", "trader1", "look at it")
+        make_guard().resume_strategy("s1", "senior1", reason="looked at it")
+        assert trading.sync.watch()
+        assert trading.core.book.status_of(S1).state == StrategyState.ACTIVE
+        assert trading.orders.check(buy()).accepted
+
+    def test_reset_elsewhere_when_strategy_rule_acts_on_portfolio_then_rehalted(
+        self, make_parts: MakeParts, make_guard: MakeGuard
+    ) -> None:
+        """A strategy's rule whose action is a portfolio halt is judged on an adopted reset too."""
+        trading = make_parts(triggers={"consecutive_losses": {"limit": 2, "action": "soft_halt"}})
+        trading.commands.register_strategy("s1", None, None)
+        for _ in range(3):
+            trading.intake.record_trade("s1", -1.0)
+        assert trading.core.book.portfolio_state is PortfolioState.SOFT_HALT
+        make_guard().reset("risk1", reason="looked fine from here")
+        trading.sync.watch()
+        assert trading.core.book.portfolio_state is PortfolioState.SOFT_HALT
