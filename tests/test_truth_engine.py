@@ -6,6 +6,7 @@ another trading process). Each test reproduces a way a halt was lost or a lift s
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 import pytest
@@ -160,3 +161,30 @@ class TestAdoptedLiftRechecked:
         make_guard().reset("risk1", reason="looked fine from here")
         trading.sync.watch()
         assert trading.core.book.portfolio_state is PortfolioState.SOFT_HALT
+
+
+class TestEveryGuardWatches:
+    def test_halt_elsewhere_when_guard_never_started_then_adopted_and_orders_refused(
+        self, make_guard: MakeGuard
+    ) -> None:
+        """A guard nobody started still adopts a CLI halt by itself (its watcher runs from birth)."""
+        trading = make_guard(guard={"watch_interval_seconds": 0.01})
+        trading.update_prices({"BTC": 100.0})
+        trading.register_strategy("s1")
+        assert trading.check_order(buy()).accepted
+        halted = threading.Event()
+        trading.register_callback("strategy_halt", lambda _sid: halted.set())
+        make_guard().halt_strategy("s1", user="trader1", reason="from the CLI")
+        assert halted.wait(10.0), "the halt was never adopted"
+        assert trading.strategy_state("s1") is StrategyState.HALTED
+        assert not trading.check_order(buy()).accepted
+
+    def test_guard_when_closed_then_its_watcher_is_gone(self, make_guard: MakeGuard) -> None:
+        """The watcher a guard starts when built ends with ``close`` (a CLI leaves no thread)."""
+        guard = make_guard()
+        watchers = [t for t in threading.enumerate() if t.name == "tradeguard-watcher"]
+        assert watchers and all(t.daemon for t in watchers)
+        guard.stop()
+        assert any(t.is_alive() for t in watchers)  # stop() ends monitoring, not watching
+        guard.close()
+        assert not any(t.is_alive() for t in watchers)

@@ -68,6 +68,7 @@ class Guard:
         self._approvals, self._limits, self._agents = parts.approvals, parts.limits, parts.agents
         self.alerts = parts.alerts
         self._closed = False
+        self._backstop.watch()  # started or not, a guard obeys what other processes write
 
     # -- registration and callbacks -------------------------------------------------------
 

@@ -39,6 +39,7 @@ class StoreSync:
         baselines, the rungs and the blacklist. Anything unreadable raises (fail closed)."""
         store = self._storage.require()
         book = self._book
+        seen = store.data_version()  # before reading: a write from now on is adopted later
         for key, status in store.load_states().items():
             scope = Scope.parse(key)
             if scope.kind is ScopeKind.PORTFOLIO:
@@ -57,6 +58,7 @@ class StoreSync:
         portfolio = book.states["portfolio"]
         if portfolio.state == PortfolioState.NORMAL:
             book.normal_version = portfolio.version
+        self._seen_version = seen
 
     def watch(self) -> bool:
         """The out-of-band path: when the store changed, adopt it now, not at the next tick;
