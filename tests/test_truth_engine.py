@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -188,3 +189,13 @@ class TestEveryGuardWatches:
         assert any(t.is_alive() for t in watchers)  # stop() ends monitoring, not watching
         guard.close()
         assert not any(t.is_alive() for t in watchers)
+
+    def test_watcher_when_it_outlives_close_then_no_emergency_marker(
+        self, make_guard: MakeGuard, db_path: Path
+    ) -> None:
+        """A watcher's late look after ``close`` finds no store: it reports no failure."""
+        guard = make_guard()
+        watch = guard._backstop._sync.watch  # what a watcher that missed its join would call
+        guard.close()
+        assert watch() is False
+        assert not db_path.with_name(db_path.name + ".emergency").exists()

@@ -388,8 +388,7 @@ class Guard:
         # callbacks emitted since the flush get the actuator's grace; if the flush already
         # waited out a hung callback, waiting for it again helps nobody
         self._actuator.close(grace=5.0 if flushed else 0.0)
-        if self._storage.store is not None:
-            self._storage.store.close()
+        self._storage.close()
 
     def __enter__(self) -> Guard:
         return self

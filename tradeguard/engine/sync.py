@@ -70,7 +70,8 @@ class StoreSync:
         try:
             version = store.data_version()
         except StoreUnavailable as exc:
-            self._transitions.fail_store(str(exc))
+            if self._storage.store is store:  # not closed meanwhile by the guard's close()
+                self._transitions.fail_store(str(exc))
             return False
         if version == self._seen_version or self._adopting:  # (a re-check's halt: adopting)
             return False
