@@ -61,6 +61,8 @@ def make_config(db_path: Path) -> MakeConfig:
             "users": USERS,
             "state": {"path": str(db_path)},
             "recovery": {"enabled": False, "cooldown_seconds": 0},
+            # every guard watches the store from birth; tests adopt when they say so (tick)
+            "guard": {"watch_interval_seconds": 3600},
         }
         data.update(sections)
         return parse_config(data)
@@ -107,7 +109,7 @@ def make_parts(make_config: MakeConfig, clock: FakeClock) -> Iterator[MakeParts]
 
     yield build
     for parts, store in made:
-        parts.backstop.stop()
+        parts.backstop.close()
         parts.stops.cancel_all()
         parts.incidents.chain.close()
         parts.core.actuator.close()

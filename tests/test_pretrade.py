@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import MakeGuard
 from tradeguard import Guard, Order, PermissionDenied, PortfolioState
 from tradeguard.errors import BadRequest
 
@@ -141,3 +142,17 @@ class TestRiskFreeze:
         with pytest.raises(PermissionDenied, match="lockdown"):
             guard.resume_strategy("s1", user="admin1")
         assert guard.strategy_state("s1") == "halted"
+
+
+class TestMagnitudeBound:
+    @pytest.mark.parametrize("quantity", [1e300, 1e16, 10**20])
+    def test_order_when_quantity_beyond_magnitude_and_no_notional_limit_then_refused_by_bounds(
+        self, make_guard: MakeGuard, quantity: float
+    ) -> None:
+        """A quantity past the magnitude bound is refused even when no limit would catch it."""
+        guard = make_guard(pretrade={"limits": {"max_order_notional": None}})
+        guard.update_prices({"BTC": 100.0})
+        guard.register_strategy("s1")
+        decision = guard.check_order(order(quantity=quantity))
+        assert (decision.accepted, decision.check) == (False, "bounds")
+        assert "quantity" in decision.reason

@@ -16,7 +16,7 @@ class TestSharedStore:
         trading.register_callback("strategy_halt", halted.append)
         trading.record_trade("mom", 1.0)
         operator.halt_strategy("mom", user="trader1", reason="from the desk")
-        assert trading.strategy_state("mom") is StrategyState.ACTIVE  # not seen until the tick
+        assert trading.strategy_state("mom") is StrategyState.ACTIVE  # tests watch hourly: the tick
         trading.tick()
         trading.flush()
         assert trading.strategy_state("mom") is StrategyState.HALTED

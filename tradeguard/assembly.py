@@ -54,6 +54,7 @@ class Parts:
     alerts: AlertDispatcher
     incidents: IncidentResponse
     backstop: Backstop
+    sync: StoreSync
     status: StatusView
     commands: Commands
     approvals: Approvals
@@ -77,7 +78,8 @@ def assemble(config: Config, clock: Clock, store: StateStore | None, sleep: Slee
         ledger.strategy(sid).allocated_capital = strategy.allocated_capital
     intake = Intake(core, ledger=ledger)
     rungs = Rungs(core, ledger=ledger, ladder=Ladder(config.recovery))
-    sync = StoreSync(core, ledger=ledger, rungs=rungs)
+    sync = StoreSync(core, ledger=ledger, rungs=rungs, recheck=intake.recheck)
+    transitions.follow(sync.watch)  # a redundant-looking halt is decided on the store
     stops = Stops(core, sleep=sleep)
     users = Users(core)
     admin = Administration(core, users=users)
@@ -140,6 +142,7 @@ def assemble(config: Config, clock: Clock, store: StateStore | None, sleep: Slee
         alerts=alerts,
         incidents=incidents,
         backstop=backstop,
+        sync=sync,
         status=status,
         commands=commands,
         approvals=Approvals(

@@ -66,6 +66,7 @@ class Guard:
         self._approvals, self._limits, self._agents = parts.approvals, parts.limits, parts.agents
         self.alerts = parts.alerts
         self._closed = False
+        self._backstop.watch()  # started or not, a guard obeys what other processes write
 
     # -- registration and callbacks -------------------------------------------------------
 
@@ -385,8 +386,7 @@ class Guard:
         # callbacks emitted since the flush get the actuator's grace; if the flush already
         # waited out a hung callback, waiting for it again helps nobody
         self._actuator.close(grace=5.0 if flushed else 0.0)
-        if self._storage.store is not None:
-            self._storage.store.close()
+        self._storage.close()
 
     def __enter__(self) -> Guard:
         return self

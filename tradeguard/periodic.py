@@ -16,15 +16,22 @@ log = logging.getLogger("tradeguard.periodic")
 
 
 class Periodic:
-    """Calls ``tick`` at once, then every ``interval`` seconds, on the daemon thread ``name``
-    (a daemon never keeps a finished trading process alive)."""
+    """Calls ``tick`` at once (or, ``wait_first``, one interval from now), then every
+    ``interval`` seconds, on the daemon thread ``name`` (a daemon never keeps a finished
+    trading process alive)."""
 
     def __init__(
-        self, tick: Callable[[], object], interval: float, name: str = "tradeguard-periodic"
+        self,
+        tick: Callable[[], object],
+        interval: float,
+        name: str = "tradeguard-periodic",
+        *,
+        wait_first: bool = False,
     ) -> None:
         self._name = name
         self._tick = tick
         self._interval = interval
+        self._wait_first = wait_first
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -40,6 +47,8 @@ class Periodic:
         self._thread.start()
 
     def _run(self) -> None:
+        if self._wait_first and self._stop.wait(self._interval):
+            return
         while True:
             try:
                 self._tick()

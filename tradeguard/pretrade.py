@@ -9,7 +9,6 @@ no rate and leaves no dedup trace.
 
 from __future__ import annotations
 
-import math
 import threading
 from collections import OrderedDict, deque
 from typing import NamedTuple
@@ -67,10 +66,16 @@ def malformed(order: Order) -> Decision | None:
     if _positive(order.quantity) and _positive(order.price):
         return None  # the common case, without the loop below
     for name, v in (("quantity", order.quantity), ("price", order.price)):
+        # the same magnitude bound as the fast path: a subclass of float (numpy's) is judged
+        # by value, never let past the bound that plain floats meet
         if not _positive(v) and not (
-            isinstance(v, float | int) and not isinstance(v, bool) and 0 < v < math.inf
+            isinstance(v, float | int) and not isinstance(v, bool) and 0 < v <= MAX_MAGNITUDE
         ):
-            return Decision(False, "bounds", f"{name} must be a finite number > 0, got {v!r}")
+            return Decision(
+                False,
+                "bounds",
+                f"{name} must be a finite number > 0 and <= {MAX_MAGNITUDE:g}, got {v!r}",
+            )
     return None
 
 

@@ -4,7 +4,9 @@ The breaker tick (every ``breaker.interval_seconds``) re-reads every metric sour
 every rule (time-based ones included), climbs the recovery ladder, keeps at unfinished stops,
 resumes incidents, pumps alerts, writes the counts of closed refusal windows and saves the
 loss baselines; the watcher adopts other processes' writes within
-``guard.watch_interval_seconds``; the criticality thread runs the monitor's cycle outside the
+``guard.watch_interval_seconds`` in every guard, started or not (a trading process that never
+called ``start`` must still obey a CLI halt), from the guard's birth to its ``close``; the
+criticality thread runs the monitor's cycle outside the
 guard's lock and judges its score like any other metric. None of them holds logic of its own:
 they call the same engine the event path uses.
 """
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("tradeguard")
 
 MetricsSource = Callable[[], Mapping[str, Any]]
+_WATCHER = "tradeguard-watcher"
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,19 +195,29 @@ class Backstop:
         self._resume_incidents()
         self._stops.resume()
         self._alerts.pump(everything_pending=True)  # what a crash left pending goes out now
-        self._thread("tradeguard-watcher", self._sync.watch, config.guard.watch_interval_seconds)
+        self.watch()
         self._thread("tradeguard-breaker", self.tick, config.breaker.interval_seconds)
         if config.criticality.enabled:
             interval = config.criticality.interval_seconds
             self._thread("tradeguard-criticality", self.criticality_tick, interval)
 
+    def watch(self) -> None:
+        """Start the store watcher (the guard does when built): the first look one interval
+        from now, as the store was just loaded."""
+        interval = self._book.config.guard.watch_interval_seconds
+        self._thread(_WATCHER, self._sync.watch, interval, wait_first=True)
+
     def stop(self) -> None:
-        for thread in self._threads.values():
-            thread.stop()
+        """Stop monitoring (the breaker and criticality threads); the watcher runs on until
+        ``close``: a guard that stopped monitoring still obeys a halt made elsewhere."""
+        for name, thread in self._threads.items():
+            if name != _WATCHER:
+                thread.stop()
 
     def close(self) -> None:
-        """Stop the threads and release the source readers (a hung one is left to die)."""
-        self.stop()
+        """Stop every thread and release the source readers (a hung one is left to die)."""
+        for thread in self._threads.values():
+            thread.stop()
         for calls in self._source_calls.values():
             calls.close()
 
@@ -232,8 +245,10 @@ class Backstop:
             )
         return calls
 
-    def _thread(self, name: str, fn: Callable[[], object], interval: float) -> None:
+    def _thread(
+        self, name: str, fn: Callable[[], object], interval: float, *, wait_first: bool = False
+    ) -> None:
         thread = self._threads.get(name)
         if thread is None:
-            thread = self._threads[name] = Periodic(fn, interval, name=name)
+            thread = self._threads[name] = Periodic(fn, interval, name, wait_first=wait_first)
         thread.start()

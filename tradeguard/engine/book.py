@@ -50,12 +50,18 @@ class Book:
         self.registered: set[str] = set(config.strategies)
         self.blocked: frozenset[str] = frozenset()  # strategies whose genome is blacklisted
         self.active: dict[str, set[str]] = {}  # scope -> rules currently breaching
+        # A lift adopted from another process while the rules decide on it: transitions see
+        # it (a re-halt is written against its version), the lock-free order gate never does.
+        self.deciding: dict[str, ScopeStatus] = {}
         self.normal_version = 0  # the portfolio's version at its last reset (a halt episode)
         self.fed = False  # given inputs (and so has loss baselines worth saving)?
         self.running = False  # started: runs incidents (a CLI process only records them)
 
     def status_of(self, scope: Scope) -> ScopeStatus:
-        found = self.states.get(str(scope))
+        key = str(scope)
+        found = self.deciding.get(key) if self.deciding else None
+        if found is None:
+            found = self.states.get(key)
         if found is not None:
             return found
         if scope.kind is ScopeKind.PORTFOLIO:

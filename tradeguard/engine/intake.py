@@ -265,9 +265,10 @@ class Intake:
 
     def recheck(self, key: str) -> None:
         """Right after a lift: conditions that still breach halt again now, not at the next
-        tick (level-triggered, like every evaluation)."""
+        tick (level-triggered, like every evaluation). A portfolio lift judges every rule,
+        as a strategy's rule may act on the portfolio."""
         if key == "portfolio":
-            self._settle(self.rules.portfolio, self.ledger.portfolio, key)
+            self.evaluate_everything()
         else:
             sid = Scope.parse(key).id
             self._settle(self.rules.for_strategy(sid), self.ledger.strategy(sid), key)

@@ -22,6 +22,14 @@ class Storage:
         self.store: StateStore | None = None
         self.error: str | None = None  # set once, by Transitions.fail_store
 
+    def close(self) -> None:
+        """Close the store for good: a thread that outlived its stop (a watcher that missed
+        its join under load) then finds no store, rather than a closed one it would report
+        as failed (an emergency marker for a guard that merely closed)."""
+        store, self.store = self.store, None
+        if store is not None:
+            store.close()
+
     def healthy(self) -> StateStore | None:
         """The store, unless it failed."""
         return None if self.error else self.store

@@ -1,11 +1,16 @@
 """Store sync: adopt what other processes sharing the store wrote (a CLI halt, another guard).
 
 An adopted change fires the same subscribers and callbacks as one made here. A resume or reset
-made elsewhere acknowledged the losses: the loss counters restart here too. Blacklisted
-genomes are adopted on every change, so a blacklisting elsewhere stops orders here.
+made elsewhere acknowledged the losses: the loss counters restart here too, and every rule of
+the lifted scope is judged on them before the lift is put in force: one still breaching halts
+again at once (written against the lift's version), and the order gate, which reads states
+without the lock, never sees the lift at all. Blacklisted genomes are adopted on every change,
+so a blacklisting elsewhere stops orders here.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from tradeguard.engine.core import Core
 from tradeguard.engine.rungs import Rungs
@@ -13,22 +18,28 @@ from tradeguard.errors import StoreUnavailable
 from tradeguard.ledger import Ledger
 from tradeguard.model import Actor, ActorKind, PortfolioState, Scope, ScopeKind, StateChange
 from tradeguard.model import StrategyState as S
+from tradeguard.state import ScopeStatus
 
 
 class StoreSync:
-    def __init__(self, core: Core, *, ledger: Ledger, rungs: Rungs) -> None:
+    def __init__(
+        self, core: Core, *, ledger: Ledger, rungs: Rungs, recheck: Callable[[str], None]
+    ) -> None:
         self._book = core.book
         self._storage = core.storage
         self._transitions = core.transitions
         self._ledger = ledger
         self._rungs = rungs
+        self._recheck = recheck  # every rule of one scope, applied (Intake.recheck)
         self._seen_version = -1
+        self._adopting = False  # True only while a thread holding the book's lock adopts
 
     def load(self) -> None:
         """At start: every stored state, the emergency a lost store left behind, the loss
         baselines, the rungs and the blacklist. Anything unreadable raises (fail closed)."""
         store = self._storage.require()
         book = self._book
+        seen = store.data_version()  # before reading: a write from now on is adopted later
         for key, status in store.load_states().items():
             scope = Scope.parse(key)
             if scope.kind is ScopeKind.PORTFOLIO:
@@ -47,16 +58,26 @@ class StoreSync:
         portfolio = book.states["portfolio"]
         if portfolio.state == PortfolioState.NORMAL:
             book.normal_version = portfolio.version
+        self._seen_version = seen
 
-    def watch(self) -> None:
-        """The out-of-band path: when the store changed, adopt it now, not at the next tick."""
+    def watch(self) -> bool:
+        """The out-of-band path: when the store changed, adopt it now, not at the next tick;
+        True when it had. The version is taken as seen only once adopted: a caller racing the
+        watcher adopts again rather than deciding on memory. A store that cannot say fails."""
         store = self._storage.healthy()
         if store is None:
-            return
-        version = store.data_version()
-        if version != self._seen_version:
-            self._seen_version = version
-            self.adopt([])
+            return False
+        try:
+            version = store.data_version()
+        except StoreUnavailable as exc:
+            if self._storage.store is store:  # not closed meanwhile by the guard's close()
+                self._transitions.fail_store(str(exc))
+            return False
+        if version == self._seen_version or self._adopting:  # (a re-check's halt: adopting)
+            return False
+        self.adopt([])
+        self._seen_version = version
+        return True
 
     def adopt_genomes(self) -> None:
         """Which strategies belong to a blacklisted genome: at start, and whenever the store
@@ -86,38 +107,14 @@ class StoreSync:
         book = self._book
         adopted = []
         with book.lock:
-            for key, status in stored.items():
-                mine = book.states.get(key)
-                if mine is not None and status.version <= mine.version:
-                    continue
-                scope = Scope.parse(key)
-                before = mine.state if mine is not None else str(book.status_of(scope).state)
-                book.states[key] = status
-                if scope.kind is ScopeKind.STRATEGY:
-                    book.registered.add(scope.id)
-                    promoted = (
-                        mine is not None
-                        and mine.state == S.RECOVERING
-                        and status.version == mine.version + 1
-                    )
-                    resumed = status.state in (S.ACTIVE, S.RECOVERING)
-                    if resumed and not promoted:  # a resume elsewhere acknowledged the losses
-                        self._ledger.rebase_strategy(scope.id)
-                        book.active.pop(key, None)
-                elif status.state == PortfolioState.NORMAL:
-                    self._ledger.rebase_portfolio()
-                    book.active.pop(key, None)
-                adopted.append(
-                    StateChange(
-                        scope,
-                        before,
-                        status.state,
-                        actor_of(status.actor),
-                        status.reason,
-                        status.since,
-                        status.version,
-                    )
-                )
+            self._adopting = True
+            try:
+                for key, status in stored.items():
+                    change = self._adopt_one(key, status)
+                    if change is not None:
+                        adopted.append(change)
+            finally:
+                self._adopting = False
             if any(c.after == S.RECOVERING for c in adopted):
                 try:
                     self._rungs.adopt()
@@ -127,6 +124,58 @@ class StoreSync:
         for change in adopted:
             if change.before != change.after:
                 self._transitions.publish(change)
+
+    def _adopt_one(self, key: str, status: ScopeStatus) -> StateChange | None:
+        """Put one stored scope in force here, under the lock; None when this guard already
+        knew it, or when the rules halted it again before its lift took effect."""
+        book = self._book
+        mine = book.states.get(key)
+        if mine is not None and status.version <= mine.version:
+            return None
+        scope = Scope.parse(key)
+        before = mine.state if mine is not None else str(book.status_of(scope).state)
+        change = StateChange(
+            scope,
+            before,
+            status.state,
+            actor_of(status.actor),
+            status.reason,
+            status.since,
+            status.version,
+        )
+        if scope.kind is ScopeKind.STRATEGY:
+            book.registered.add(scope.id)
+            promoted = (
+                mine is not None
+                and mine.state == S.RECOVERING
+                and status.version == mine.version + 1
+            )
+            lifted = status.state in (S.ACTIVE, S.RECOVERING) and not promoted
+        else:
+            lifted = status.state == PortfolioState.NORMAL
+        if lifted and self._halted_again(change, status):
+            return None
+        book.states[key] = status
+        return change
+
+    def _halted_again(self, change: StateChange, status: ScopeStatus) -> bool:
+        """A lift made elsewhere acknowledged the losses: rebase, then judge every rule of the
+        scope on the rebased ledger while the lift is visible to transitions only. True when
+        one still breaches: its halt is in force and written, and the lift never was here."""
+        book, scope, key = self._book, change.scope, str(change.scope)
+        book.deciding[key] = status
+        try:
+            if scope.kind is ScopeKind.STRATEGY:
+                self._ledger.rebase_strategy(scope.id)
+            else:
+                self._ledger.rebase_portfolio()
+            book.active.pop(key, None)
+            book.on_change(change)  # the halt episode ended elsewhere, whatever comes next
+            self._recheck(key)
+        finally:
+            book.deciding.pop(key, None)
+        now = book.states.get(key)
+        return now is not None and now.version > status.version
 
 
 def actor_of(text: str) -> Actor:

@@ -64,11 +64,18 @@ class Transitions:
         self._actuator = actuator
         self._marker = marker
         self._subscribers: list[Subscriber] = []
+        self._catch_up: Callable[[], bool] | None = None
         self._refusals = RefusalWindows(clock, lambda: book.config.auth.refusal_window_seconds)
 
     def subscribe(self, fn: Subscriber) -> None:
         """Call ``fn(change)`` on every change, synchronously, once the state is in force."""
         self._subscribers.append(fn)
+
+    def follow(self, catch_up: Callable[[], bool]) -> None:
+        """``catch_up()`` adopts what other processes wrote, True when there was anything: a
+        halt that memory calls redundant asks it first (the store may hold a lift made
+        elsewhere that this process has not adopted yet)."""
+        self._catch_up = catch_up
 
     def apply(
         self,
@@ -84,7 +91,9 @@ class Transitions:
     ) -> StateChange | None:
         """Move ``scope`` by ``command``; None when it was already at least as strict. A halt
         that lost a version race is re-decided on the stored state (it never loosens); a lift
-        that lost one is refused: it was decided on what the person saw."""
+        that lost one is refused: it was decided on what the person saw. A halt that memory
+        calls redundant is decided again once the store's changes are adopted, if it has any
+        (one ``data_version`` read): "already halted" must be the store's word, not memory's."""
         started = time.perf_counter()
         reason = inputs.text(reason)
         tightening = command in TIGHTENING
@@ -92,10 +101,16 @@ class Transitions:
             raise PermissionDenied(f"{actor} is automated and may only tighten, not {command}")
         key = str(scope)
         states = self._book.states
+        catch_up = self._catch_up if tightening else None  # asked once, while on memory
         with self._book.lock:
             current = self._book.status_of(scope)
             for _attempt in range(5):
                 after = next_state(scope.kind, current.state, command)
+                if after is None and catch_up is not None:
+                    fresh, catch_up = catch_up(), None
+                    if fresh:
+                        current = self._book.status_of(scope)
+                        continue
                 if after is None:  # already at least as strict (perhaps by another process)
                     states[key] = current
                     return None
@@ -126,7 +141,8 @@ class Transitions:
                                 f"{stored.reason}); nothing was lifted: look again"
                             ) from None
                         current = stored  # re-decide the halt on the stored truth; memory
-                        continue  # keeps the stricter attempt meanwhile
+                        catch_up = None  # keeps the stricter attempt meanwhile
+                        continue
                 except StoreUnavailable as exc:
                     if tightening:
                         self.publish(change)
