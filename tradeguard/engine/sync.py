@@ -7,12 +7,23 @@ genomes are adopted on every change, so a blacklisting elsewhere stops orders he
 
 from __future__ import annotations
 
+from tradeguard.engine.book import SYSTEM
 from tradeguard.engine.core import Core
 from tradeguard.engine.rungs import Rungs
 from tradeguard.errors import StoreUnavailable
 from tradeguard.ledger import Ledger
-from tradeguard.model import Actor, ActorKind, PortfolioState, Scope, ScopeKind, StateChange
+from tradeguard.model import (
+    PORTFOLIO,
+    Actor,
+    ActorKind,
+    PortfolioState,
+    Scope,
+    ScopeKind,
+    StateChange,
+)
 from tradeguard.model import StrategyState as S
+from tradeguard.state import Command
+from tradeguard.store import StateStore
 
 
 class StoreSync:
@@ -39,6 +50,7 @@ class StoreSync:
                 self._ledger.strategy(scope.id)
             book.states[key] = status
         self._transitions.adopt_marker()
+        self._distrust(store)
         saved = store.load_metrics()
         self._ledger.restore(saved)
         book.registered.update(Scope.parse(k).id for k in saved if k != "portfolio")
@@ -47,6 +59,16 @@ class StoreSync:
         portfolio = book.states["portfolio"]
         if portfolio.state == PortfolioState.NORMAL:
             book.normal_version = portfolio.version
+
+    def _distrust(self, store: StateStore) -> None:
+        """A store that is not the one its anchor names (emptied, cut, rolled back, replaced)
+        holds no truth to start from: record an emergency in it, then anchor it as it is, so
+        the emergency outlives this process and only a two-person reset lifts it."""
+        problem = store.trust_problem()
+        if problem is None:
+            return
+        self._transitions.apply(PORTFOLIO, Command.EMERGENCY, SYSTEM, f"store_untrusted: {problem}")
+        store.accept()
 
     def watch(self) -> None:
         """The out-of-band path: when the store changed, adopt it now, not at the next tick."""

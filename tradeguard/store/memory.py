@@ -358,6 +358,14 @@ class MemoryStore:
         with self._read():
             return self._version
 
+    def trust_problem(self) -> str | None:
+        """Never one: there is no file to lose, cut or replace, so no anchor; the tables live
+        and die with the process that holds them."""
+        return None
+
+    def accept(self) -> None:
+        """Nothing to anchor."""
+
     def close(self) -> None:
         """Every later call raises StoreUnavailable, as on a closed SQLite connection."""
         with self._lock:
