@@ -61,13 +61,16 @@ class StoreSync:
             book.normal_version = portfolio.version
 
     def _distrust(self, store: StateStore) -> None:
-        """A store that is not the one its anchor names (emptied, cut, rolled back, replaced)
-        holds no truth to start from: record an emergency in it, then anchor it as it is, so
-        the emergency outlives this process and only a two-person reset lifts it."""
-        problem = store.trust_problem()
-        if problem is None:
+        """A store that is not the one its anchor names (emptied, cut, rolled back, replaced),
+        whose chain is broken or whose states table is not what its chain says holds no truth
+        to start from: record an emergency in it, then anchor it as it is, so the emergency
+        outlives this process and only a two-person reset lifts it."""
+        verification = store.verify_audit()
+        if verification.ok:
             return
-        self._transitions.apply(PORTFOLIO, Command.EMERGENCY, SYSTEM, f"store_untrusted: {problem}")
+        self._transitions.apply(
+            PORTFOLIO, Command.EMERGENCY, SYSTEM, f"store_untrusted: {verification.problem}"
+        )
         store.accept()
 
     def watch(self) -> None:

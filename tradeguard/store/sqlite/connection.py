@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tradeguard.audit import GENESIS, AuditEntry, AuditRecord
 from tradeguard.errors import StoreUnavailable
-from tradeguard.store import anchor, codec
+from tradeguard.store import anchor, codec, keyfile
 from tradeguard.store.sqlite.schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION
 
 
@@ -67,22 +67,29 @@ class SqliteConnection:
     def _check_anchor(self) -> None:
         """Is this file the store the anchor names, at least as far on? A new store (neither
         an identity nor an anchor) is given both; a store from before anchors is adopted."""
-        anchored = anchor.read(self._anchor)
+        self._problem = self._anchor_problem(self._db)
         found = self._mark(self._db)
-        if anchored is None:
-            if found.store:
-                self._problem = (
-                    f"the anchor {self._anchor.name} is missing, yet the database is store "
-                    f"{found.store}: it was removed or the database was copied here"
-                )
-                return
-            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('store_id', ?)", (_new_id(),))
-            anchor.advance(self._anchor, self._mark(self._db))
+        if self._problem is not None:
             return
-        at = self._db.execute("SELECT hash FROM audit WHERE seq=?", (anchored.seq,)).fetchone()
-        self._problem = anchor.compare(anchored, found, None if at is None else str(at[0]))
-        if self._problem is None and found != anchored:
-            anchor.advance(self._anchor, found)  # a crash came between a commit and its anchor
+        if not found.store:  # new, or from before anchors: give it an identity
+            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('store_id', ?)", (_new_id(),))
+            found = self._mark(self._db)
+        if anchor.read(self._anchor) != found:  # new, or a crash came between commit and anchor
+            anchor.advance(self._anchor, found)
+
+    def _anchor_problem(self, db: sqlite3.Connection) -> str | None:
+        """How the file differs from its anchor now (None: it is the store, as far on)."""
+        anchored = anchor.read(self._anchor)
+        found = self._mark(db)
+        if anchored is None:
+            if not found.store:
+                return None
+            return (
+                f"the anchor {self._anchor.name} is missing, yet the database is store "
+                f"{found.store}: it was removed or the database was copied here"
+            )
+        at = db.execute("SELECT hash FROM audit WHERE seq=?", (anchored.seq,)).fetchone()
+        return anchor.compare(anchored, found, None if at is None else str(at[0]))
 
     @staticmethod
     def _mark(db: sqlite3.Connection) -> anchor.Mark:
@@ -122,19 +129,25 @@ class SqliteConnection:
             db.execute("UPDATE meta SET value=? WHERE key='schema'", (str(version),))
 
     def _check_audit_key(self) -> None:
-        """A chain is keyed or not from its first record on; the key must match that."""
+        """A chain is keyed or not from its first record on; the key must match that. Without
+        ``state.audit_key`` a new store is keyed all the same, by the key file beside it
+        (:mod:`tradeguard.store.keyfile`); a store begun unkeyed stays unkeyed."""
         row = self._db.execute("SELECT value FROM meta WHERE key='audit_keyed'").fetchone()
         if row is None:
             empty = self._db.execute("SELECT COUNT(*) FROM audit").fetchone()[0] == 0
+            if self._key is None and empty:
+                self._key = keyfile.load_or_create(keyfile.key_path(self.path))
             keyed = self._key is not None and empty
             self._db.execute(
                 "INSERT OR IGNORE INTO meta VALUES ('audit_keyed', ?)", ("1" if keyed else "0",)
             )
-            row = ("1" if keyed else "0",)
+            row = self._db.execute("SELECT value FROM meta WHERE key='audit_keyed'").fetchone()
+        if row[0] == "1" and self._key is None:
+            self._key = keyfile.load(keyfile.key_path(self.path))
         if row[0] == "1" and self._key is None:
             raise StoreUnavailable(
                 f"{self.path}: its audit chain is keyed: set state.audit_key "
-                "(e.g. ${TRADEGUARD_AUDIT_KEY})"
+                f"(e.g. ${{TRADEGUARD_AUDIT_KEY}}) or restore {keyfile.key_path(self.path).name}"
             )
         if row[0] == "0" and self._key is not None:
             raise StoreUnavailable(
