@@ -19,7 +19,7 @@ import yaml
 from tests.conftest import USERS, MakeGuard
 from tradeguard import audit
 from tradeguard.audit import Verification
-from tradeguard.store import SqliteStore
+from tradeguard.store import SqliteStore, keyfile
 
 CLI = Path(sys.executable).parent / "tradeguard"
 RECORDS = 6
@@ -66,6 +66,13 @@ def _edited_entry(db_path: Path, seq: int, reason: str) -> str:
     return json.dumps(entry, sort_keys=True, separators=(",", ":"))
 
 
+def _unkeyed(db_path: Path) -> None:
+    """A store begun before stores were keyed by default: its chain says it is unkeyed."""
+    with closing(sqlite3.connect(db_path)) as db, db:
+        db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        db.execute("INSERT INTO meta VALUES ('audit_keyed', '0')")
+
+
 @pytest.fixture
 def log_path(make_guard: MakeGuard, db_path: Path) -> Path:
     _write_log(make_guard)
@@ -108,7 +115,7 @@ class TestVerifyChain:
         """Recomputing the edited row's own hash moves the break to the row after it."""
         _ts, _entry, prev, _hash = _row(log_path, 3)
         forged = _edited_entry(log_path, 3, "nothing to see here")
-        rehashed = audit.chain_hash(prev, 3, forged)
+        rehashed = audit.chain_hash(prev, 3, forged, keyfile.load(keyfile.key_path(log_path)))
         _execute(log_path, ("UPDATE audit SET entry=?, hash=? WHERE seq=3", (forged, rehashed)))
         result = _verify(log_path)
         assert (result.ok, result.first_bad_seq) == (False, 4)
@@ -321,8 +328,41 @@ class TestKeyedChain:
         self, make_guard: MakeGuard, db_path: Path
     ) -> None:
         """A key cannot be added to a chain begun without one (its records would not verify)."""
+        _unkeyed(db_path)
         first = make_guard()
         first.halt_strategy("s1", user="trader1")
         first.close()
         second = make_guard(state={"path": str(db_path), "audit_key": "k3y"})
         assert "started without a key" in second.status()["store"]["error"]
+
+
+class TestKeyedByDefault:
+    def test_new_store_when_no_audit_key_given_then_key_file_made_owner_only_and_chain_keyed(
+        self, make_guard: MakeGuard, db_path: Path
+    ) -> None:
+        """Whoever creates the store makes <db>.key (0600); a plain SHA-256 rehash is caught."""
+        guard = make_guard()
+        guard.halt_strategy("s1", user="trader1")
+        key = keyfile.key_path(db_path)
+        assert key.stat().st_mode & 0o777 == 0o600
+        _ts, _entry, prev, _hash = _row(db_path, 1)
+        forged = _edited_entry(db_path, 1, "nothing to see here")
+        _execute(
+            db_path,
+            (
+                "UPDATE audit SET entry=?, hash=? WHERE seq=1",
+                (forged, audit.chain_hash(prev, 1, forged)),
+            ),
+        )
+        assert (guard.verify_audit().ok, guard.verify_audit().first_bad_seq) == (False, 1)
+
+    def test_unkeyed_store_when_opened_without_key_then_keeps_working_unkeyed(
+        self, make_guard: MakeGuard, db_path: Path
+    ) -> None:
+        """A store begun unkeyed opens and verifies as before, and no key file is made for it."""
+        _unkeyed(db_path)
+        guard = make_guard()
+        guard.halt_strategy("s1", user="trader1")
+        assert guard.verify_audit().ok
+        assert guard.portfolio_state == "normal"
+        assert not keyfile.key_path(db_path).exists()

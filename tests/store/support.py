@@ -10,7 +10,14 @@ T0 = 1_767_225_600.0
 
 
 def entry(ts: float = T0, reason: str = "because", scope: str = "portfolio") -> AuditEntry:
-    return AuditEntry(ts, "risk1", "state_change", scope, "normal", "soft_halt", reason, {"k": 1})
+    """An audited note: not a ``state_change``, which ``verify_audit`` replays against the
+    states table (see :func:`change` for one)."""
+    return AuditEntry(ts, "risk1", "note", scope, "normal", "soft_halt", reason, {"k": 1})
+
+
+def change(scope: str, before: str, after: str, ts: float = T0) -> AuditEntry:
+    """The ``state_change`` record a state write is committed with."""
+    return AuditEntry(ts, "risk1", "state_change", scope, before, after, "manual")
 
 
 def status(state: str = "soft_halt", version: int = 1, reason: str = "manual") -> ScopeStatus:

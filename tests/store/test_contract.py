@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.store.conftest import OpenStore
-from tests.store.support import T0, approval, entry, recovering, rung, status
+from tests.store.support import T0, approval, change, entry, recovering, rung, status
 from tradeguard.audit import GENESIS
 from tradeguard.errors import StoreUnavailable
 from tradeguard.state import ScopeStatus
@@ -81,7 +81,8 @@ class TestCommit:
         self, store: StateStore
     ) -> None:
         """An earlier state write, the audit entry and the approval in the same call vanish."""
-        store.commit(states=[StateWrite("portfolio", status("soft_halt", 1), 0)], audit=[entry()])
+        halt = change("portfolio", "normal", "soft_halt")
+        store.commit(states=[StateWrite("portfolio", status("soft_halt", 1), 0)], audit=[halt])
         with pytest.raises(StateConflict):
             store.commit(
                 states=[
@@ -92,7 +93,7 @@ class TestCommit:
                 approvals=[approval()],
             )
         assert store.load_states() == {"portfolio": status("soft_halt", 1)}
-        assert [r.entry.reason for r in store.audit_records()] == ["because"]
+        assert [r.entry.reason for r in store.audit_records()] == ["manual"]
         assert store.approvals(pending_only=False) == []
         assert store.verify_audit().ok
 
@@ -211,6 +212,31 @@ class TestAuditRecords:
         assert [r.entry.reason for r in records] == ["state", "incident", "genome", "value", "user"]
         assert [r.seq for r in records] == [1, 2, 3, 4, 5]
         assert (store.verify_audit().ok, store.verify_audit().checked) == (True, 5)
+
+    def test_verify_audit_when_states_follow_their_records_then_ok(self, store: StateStore) -> None:
+        """Each state write with its state_change record replays to the table: intact."""
+        store.commit(
+            states=[StateWrite("portfolio", status("soft_halt", 1), 0)],
+            audit=[change("portfolio", "normal", "soft_halt")],
+        )
+        store.commit(
+            states=[StateWrite("portfolio", status("normal", 2), 1)],
+            audit=[change("portfolio", "soft_halt", "normal")],
+        )
+        assert store.verify_audit().ok
+
+    def test_verify_audit_when_state_written_without_its_record_then_names_the_scope(
+        self, store: StateStore
+    ) -> None:
+        """A state the chain does not record (a bypass of the audit) fails verify by scope."""
+        store.commit(
+            states=[StateWrite("portfolio", status("soft_halt", 1), 0)],
+            audit=[change("portfolio", "normal", "soft_halt")],
+        )
+        store.commit(states=[StateWrite("strategy:alpha", status("active", 1), 0)])
+        result = store.verify_audit()
+        assert not result.ok
+        assert "strategy:alpha" in result.problem
 
 
 class TestMetrics:

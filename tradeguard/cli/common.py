@@ -19,6 +19,7 @@ from tradeguard.config import Config, load_config
 from tradeguard.errors import ConfigError
 from tradeguard.guard import Guard
 from tradeguard.model import User
+from tradeguard.store.anchor import anchor_path
 
 EXIT_ERROR, EXIT_USAGE, EXIT_DENIED, EXIT_UNKNOWN = 1, 2, 3, 4
 
@@ -71,7 +72,9 @@ def open_guard(path: Path | None) -> Guard:
                 " authentication is off in this config: anyone can act as any user",
             )
         )
-    if not config.state.path.exists():
+    db = config.state.path
+    unanchored = not anchor_path(db).exists()  # an anchored store is judged when it opens
+    if unanchored and (not db.exists() or db.stat().st_size == 0):
         raise fail(
             f"no state database at {config.state.path}: check state.path in the config "
             "(a guard creates it on first start)"

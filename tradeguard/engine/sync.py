@@ -12,13 +12,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from tradeguard.engine.book import SYSTEM
 from tradeguard.engine.core import Core
 from tradeguard.engine.rungs import Rungs
 from tradeguard.errors import StoreUnavailable
 from tradeguard.ledger import Ledger
-from tradeguard.model import Actor, ActorKind, PortfolioState, Scope, ScopeKind, StateChange
+from tradeguard.model import (
+    PORTFOLIO,
+    Actor,
+    ActorKind,
+    PortfolioState,
+    Scope,
+    ScopeKind,
+    StateChange,
+)
 from tradeguard.model import StrategyState as S
-from tradeguard.state import ScopeStatus
+from tradeguard.state import Command, ScopeStatus
+from tradeguard.store import StateStore
 
 
 class StoreSync:
@@ -50,6 +60,7 @@ class StoreSync:
                 self._ledger.strategy(scope.id)
             book.states[key] = status
         self._transitions.adopt_marker()
+        self._distrust(store)
         saved = store.load_metrics()
         self._ledger.restore(saved)
         book.registered.update(Scope.parse(k).id for k in saved if k != "portfolio")
@@ -59,6 +70,19 @@ class StoreSync:
         if portfolio.state == PortfolioState.NORMAL:
             book.normal_version = portfolio.version
         self._seen_version = seen
+
+    def _distrust(self, store: StateStore) -> None:
+        """A store that is not the one its anchor names (emptied, cut, rolled back, replaced),
+        whose chain is broken or whose states table is not what its chain says holds no truth
+        to start from: record an emergency in it, then anchor it as it is, so the emergency
+        outlives this process and only a two-person reset lifts it."""
+        verification = store.verify_audit()
+        if verification.ok:
+            return
+        self._transitions.apply(
+            PORTFOLIO, Command.EMERGENCY, SYSTEM, f"store_untrusted: {verification.problem}"
+        )
+        store.accept()
 
     def watch(self) -> bool:
         """The out-of-band path: when the store changed, adopt it now, not at the next tick;

@@ -24,7 +24,7 @@ from tradeguard.audit import AuditEntry, AuditRecord, Verification
 from tradeguard.errors import StoreUnavailable
 from tradeguard.model import user_key
 from tradeguard.state import ScopeStatus
-from tradeguard.store import codec
+from tradeguard.store import codec, replay
 from tradeguard.store.base import (
     Approval,
     FlattenRun,
@@ -175,7 +175,9 @@ class MemoryStore:
     def verify_audit(self) -> Verification:
         with self._read() as t:
             found = [(r.seq, r.entry, r.prev_hash, r.hash, r.ts) for r in t.audit]
-            return audit_chain.verify(found, t.head, self._key)
+            chain = audit_chain.verify(found, t.head, self._key)
+            states = codec.load_states(list(t.states.values()), WHERE)
+            return replay.check(chain, (r.entry for r in t.audit), states)
 
     # -- incidents, genomes, values ---------------------------------------------------------
 
@@ -357,6 +359,14 @@ class MemoryStore:
         """Moves on every write (a shared MemoryStore has no other connection to tell apart)."""
         with self._read():
             return self._version
+
+    def trust_problem(self) -> str | None:
+        """Never one: there is no file to lose, cut or replace, so no anchor; the tables live
+        and die with the process that holds them."""
+        return None
+
+    def accept(self) -> None:
+        """Nothing to anchor."""
 
     def close(self) -> None:
         """Every later call raises StoreUnavailable, as on a closed SQLite connection."""

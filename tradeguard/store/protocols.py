@@ -30,8 +30,9 @@ The aggregates:
   history of their administration; every change is audited.
 * :class:`MetricStore`: the metric baselines a restarted guard resumes from.
 * :class:`FlattenRunStore`: emergency stops' intents, so a crash mid-stop resumes it.
-* :class:`StoreLifecycle`: what spans the store: a version that moves when data changes, and
-  closing (after which every call raises :class:`StoreUnavailable`).
+* :class:`StoreLifecycle`: what spans the store: a version that moves when data changes,
+  whether it is the store its anchor names, and closing (after which every call raises
+  :class:`StoreUnavailable`).
 
 :class:`StateStore` is all of them: what the guard is given.
 """
@@ -175,6 +176,15 @@ class StoreLifecycle(Protocol):
     def data_version(self) -> int:
         """Moves when the stored data changes: how a guard notices, cheaply, that another
         writer committed something."""
+        ...
+
+    def trust_problem(self) -> str | None:
+        """Why the store is not the one its anchor (:mod:`tradeguard.store.anchor`) names, or
+        is behind it (lost, emptied, rolled back, replaced); None when it is."""
+        ...
+
+    def accept(self) -> None:
+        """Trust the store as it is from now on: once the problem is recorded in it."""
         ...
 
     def close(self) -> None: ...

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from tradeguard import audit
 from tradeguard.audit import AuditEntry, AuditRecord, Verification
 from tradeguard.state import ScopeStatus
-from tradeguard.store import codec
+from tradeguard.store import codec, replay
 from tradeguard.store.base import Approval, Rung, StateWrite
 from tradeguard.store.sqlite.connection import SqliteConnection
 
@@ -97,9 +97,22 @@ class SqliteScopeStates(SqliteConnection):
         return codec.load_audit(fetched, since, str(self.path))
 
     def verify_audit(self) -> Verification:
+        """The chain, then the states table against its replay, then the file against its
+        anchor (a cut tail with a rewound head passes the first two)."""
         with self._read() as db:
-            found = db.execute("SELECT seq, entry, prev_hash, hash, ts FROM audit ORDER BY seq")
-            head = db.execute("SELECT seq, hash FROM audit_head WHERE id=1").fetchone()
-            return audit.verify(
-                found.fetchall(), None if head is None else (head[0], head[1]), self._key
-            )
+            db.execute("BEGIN")  # one snapshot: the chain and the table another writer moves
+            try:
+                found = db.execute("SELECT seq, entry, prev_hash, hash, ts FROM audit ORDER BY seq")
+                rows = found.fetchall()
+                head = db.execute("SELECT seq, hash FROM audit_head WHERE id=1").fetchone()
+                table = db.execute("SELECT scope, state, reason, since, actor, version FROM states")
+                stored = table.fetchall()
+                problem = self._problem or self._anchor_problem(db)
+            finally:
+                db.execute("COMMIT")
+        chain = audit.verify(rows, None if head is None else (head[0], head[1]), self._key)
+        states = codec.load_states(stored, str(self.path))
+        result = replay.check(chain, (row[1] for row in rows), states)
+        if result.ok and problem is not None:
+            return Verification(False, result.checked, None, f"anchor: {problem}")
+        return result
