@@ -84,6 +84,11 @@ def test_restart_when_store_damaged_after_kill_then_starts_in_emergency_saying_w
     db = tmp_path / "state.db"
     run_child(EMERGENCY_THEN_KILLED, db)
     DAMAGE[damage](db)
+    assert_untrusted(db)
+
+
+def assert_untrusted(db: Path) -> None:
+    """A guard started on ``db`` is in emergency because it does not trust the store."""
     guard = restart(db)
     try:
         assert guard.portfolio_state == PortfolioState.EMERGENCY
@@ -100,12 +105,7 @@ def test_restart_when_untrusted_store_was_recorded_then_emergency_survives_a_sec
     run_child(EMERGENCY_THEN_KILLED, db)
     empty_and_lose_wal(db)
     restart(db).close()
-    guard = restart(db)
-    try:
-        assert guard.portfolio_state == PortfolioState.EMERGENCY
-        assert "store_untrusted" in portfolio_reason(guard)
-    finally:
-        guard.close()
+    assert_untrusted(db)
 
 
 def test_open_when_neither_store_nor_anchor_exists_then_both_created_and_trusted(

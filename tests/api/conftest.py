@@ -13,6 +13,7 @@ import uvicorn
 from tests.conftest import MakeGuard
 from tradeguard import Guard
 from tradeguard.api import create_app
+from tradeguard.control import users
 from tradeguard.testing import FakeClock, enroll_team
 
 
@@ -54,3 +55,17 @@ def server(make_guard: MakeGuard, clock: FakeClock) -> Iterator[Server]:
         app.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+@pytest.fixture
+def hashed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The tokens whose hash was computed (scrypt: what a flood must not buy), in order."""
+    seen: list[str] = []
+    real = users.token_matches
+
+    def counting(token: str, salt: str, digest: str) -> bool:
+        seen.append(token)
+        return real(token, salt, digest)
+
+    monkeypatch.setattr(users, "token_matches", counting)
+    return seen

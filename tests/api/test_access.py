@@ -11,7 +11,6 @@ from tests.api.conftest import Server
 from tests.conftest import MakeConfig
 from tradeguard.api.access import FailedLogins
 from tradeguard.audit import AuditEntry
-from tradeguard.control import users
 from tradeguard.errors import ConfigError
 from tradeguard.testing import FakeClock
 
@@ -47,20 +46,6 @@ def refusals(server: Server) -> list[AuditEntry]:
 def fail_logins(server: Server, times: int) -> None:
     for _ in range(times):
         assert call(server, "GET", "/api/status", "Bearer trader1.wrong").status_code == 401
-
-
-@pytest.fixture
-def hashed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The tokens whose hash was computed (scrypt), in order."""
-    seen: list[str] = []
-    real = users.token_matches
-
-    def counting(token: str, salt: str, digest: str) -> bool:
-        seen.append(token)
-        return real(token, salt, digest)
-
-    monkeypatch.setattr(users, "token_matches", counting)
-    return seen
 
 
 class TestHaltsNeverRefused:

@@ -12,7 +12,6 @@ import pytest
 from tests.api.conftest import Server
 from tests.conftest import MakeGuard
 from tradeguard.audit import AuditEntry
-from tradeguard.control import users
 from tradeguard.testing import FakeClock
 
 
@@ -63,20 +62,6 @@ def test_strategy_halt_when_body_malformed_then_still_carried_out(
     """Likewise for a strategy's halt."""
     response = post(server, "/api/strategies/mom/halt", **kw)
     assert server.guard.strategy_state("mom") == "halted", (response.status_code, response.text)
-
-
-@pytest.fixture
-def hashed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The tokens whose hash was computed (scrypt: what a flood must not buy)."""
-    seen: list[str] = []
-    real = users.token_matches
-
-    def counting(token: str, salt: str, digest: str) -> bool:
-        seen.append(token)
-        return real(token, salt, digest)
-
-    monkeypatch.setattr(users, "token_matches", counting)
-    return seen
 
 
 def get(server: Server, path: str, headers: dict[str, str]) -> httpx.Response:
