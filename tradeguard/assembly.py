@@ -65,7 +65,7 @@ class Parts:
 def assemble(config: Config, clock: Clock, store: StateStore | None, sleep: Sleep) -> Parts:
     """Every part, wired; then the store is opened and loaded. A store that cannot be opened
     or loaded leaves the guard in emergency (fail closed), never unbuilt."""
-    book = Book(config, clock.time())
+    book = Book(config)
     actuator = Actuator(config.guard.callback_timeout_seconds)
     storage = Storage()
     path = config.state.path
@@ -117,9 +117,6 @@ def assemble(config: Config, clock: Clock, store: StateStore | None, sleep: Slee
         alerts=alerts,
         resume_incidents=incidents.resume,
     )
-    status = StatusView(
-        core, intake=intake, rungs=rungs, climber=climber, stops=stops, backstop=backstop
-    )
     commands = Commands(
         core,
         auth=Authorizer(users.role_of),
@@ -131,6 +128,24 @@ def assemble(config: Config, clock: Clock, store: StateStore | None, sleep: Slee
         incidents=incidents,
     )
     orders = OrderGate(core, ledger=ledger, rungs=rungs)
+    approvals = Approvals(
+        core,
+        commands=commands,
+        users=users,
+        admin=admin,
+        genomes=genomes,
+        intake=intake,
+        readiness=readiness,
+    )
+    status = StatusView(
+        core,
+        intake=intake,
+        rungs=rungs,
+        climber=climber,
+        stops=stops,
+        backstop=backstop,
+        open_requests=approvals.open_requests,
+    )
     parts = Parts(
         core=core,
         intake=intake,
@@ -145,15 +160,7 @@ def assemble(config: Config, clock: Clock, store: StateStore | None, sleep: Slee
         sync=sync,
         status=status,
         commands=commands,
-        approvals=Approvals(
-            core,
-            commands=commands,
-            users=users,
-            admin=admin,
-            genomes=genomes,
-            intake=intake,
-            readiness=readiness,
-        ),
+        approvals=approvals,
         limits=Limits(core, commands=commands, intake=intake, orders=orders),
         agents=Agents(core, open_incident=incidents.open),
     )

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Annotated
 
 import typer
+from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 
@@ -58,7 +59,11 @@ def status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     p = snapshot["portfolio"]
     style = STATE_STYLE.get(p["state"], "")
     out.print(
-        Text.assemble("portfolio: ", (p["state"], style), f"  {p['reason']}  since {p['since']}")
+        Text.assemble(
+            "portfolio: ",
+            (p["state"], style),
+            f"  {p['reason']}" + (f"  since {p['since']}" if p["since"] else ""),
+        )
     )
     if not snapshot["store"]["ok"]:
         out.print(
@@ -243,18 +248,35 @@ def monitor(
     iterations: Annotated[int, typer.Option(help="Stop after N refreshes (0: never).")] = 0,
     config: ConfigOption = None,
 ) -> None:
-    """Live full-screen status, refreshed from the store."""
+    """Live full-screen status, refreshed from the store; piped (a log, `tee`), one snapshot
+    per interval, each printed whole as it is taken."""
     from rich.live import Live
 
     from tradeguard.live_view import render_status
 
     chosen = read_config(config)
     count = 0
-    with Live(console=out, screen=os.isatty(1), auto_refresh=False) as live:
+
+    def snapshot() -> RenderableType:
+        with open_guard(config) as guard:
+            return render_status(guard.status(), chosen)
+
+    def more() -> bool:
+        nonlocal count
+        count += 1
+        if iterations and count >= iterations:
+            return False
+        time.sleep(interval)
+        return True
+
+    if not os.isatty(1):  # Live draws only when it stops on a pipe: print as it goes
         while True:
-            with open_guard(config) as guard:
-                live.update(render_status(guard.status(), chosen), refresh=True)
-            count += 1
-            if iterations and count >= iterations:
+            out.print(snapshot())
+            out.file.flush()
+            if not more():
                 return
-            time.sleep(interval)
+    with Live(console=out, screen=True, auto_refresh=False) as live:
+        while True:
+            live.update(snapshot(), refresh=True)
+            if not more():
+                return

@@ -41,11 +41,12 @@ TIGHT_STATES = frozenset(
 class Book:
     """Scope states, versions, registered and blocked strategies, what is breaching now."""
 
-    def __init__(self, config: Config, now: float) -> None:
+    def __init__(self, config: Config) -> None:
         self.lock = threading.RLock()
         self.config = config  # replaced whole by a limit change (see control.limits)
+        # since 0: never changed (a status shows no time rather than the time it was asked)
         self.states: dict[str, ScopeStatus] = {
-            "portfolio": ScopeStatus(PortfolioState.NORMAL, "initial", now, str(SYSTEM), 0)
+            "portfolio": ScopeStatus(PortfolioState.NORMAL, "initial", 0.0, str(SYSTEM), 0)
         }
         self.registered: set[str] = set(config.strategies)
         self.blocked: frozenset[str] = frozenset()  # strategies whose genome is blacklisted
