@@ -62,10 +62,18 @@ class Parts:
     agents: Agents
 
 
-def assemble(config: Config, clock: Clock, store: StateStore | None, sleep: Sleep) -> Parts:
+def assemble(
+    config: Config,
+    clock: Clock,
+    store: StateStore | None,
+    sleep: Sleep,
+    *,
+    read_only: bool = False,
+) -> Parts:
     """Every part, wired; then the store is opened and loaded. A store that cannot be opened
-    or loaded leaves the guard in emergency (fail closed), never unbuilt."""
-    book = Book(config)
+    or loaded leaves the guard in emergency (fail closed), never unbuilt. ``read_only``: a
+    reader, which opens the store read-only and never writes, alerts or acts."""
+    book = Book(config, read_only=read_only)
     actuator = Actuator(config.guard.callback_timeout_seconds)
     storage = Storage()
     path = config.state.path
@@ -94,7 +102,7 @@ def assemble(config: Config, clock: Clock, store: StateStore | None, sleep: Slee
         emit=actuator.emit,
     )
     wire_alerts(actuator, alerts, config.alerts.dashboard_url)
-    if alerts.channels:
+    if alerts.channels and not read_only:
         actuator.submit(alerts.warm_up)  # in the background: nothing waits
     timeout = config.emergency.call_timeout_seconds
 
@@ -173,7 +181,9 @@ def assemble(config: Config, clock: Clock, store: StateStore | None, sleep: Slee
             store
             if store is not None
             else SqliteStore(
-                path, audit_key=None if key is None else key.get_secret_value().encode()
+                path,
+                audit_key=None if key is None else key.get_secret_value().encode(),
+                read_only=read_only,
             )
         )
         sync.load()

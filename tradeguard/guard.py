@@ -53,9 +53,20 @@ class Guard:
         clock: Clock | None = None,
         store: StateStore | None = None,
         sleep: Sleep = asyncio.sleep,
+        read_only: bool = False,
     ) -> None:
+        """``read_only``: a guard to look through (what ``tradeguard status`` uses): it opens
+        the store read-only, shows what it holds (a damaged or distrusted store as an
+        emergency, as any guard would), and never writes, alerts, watches or acts; a command
+        that would change a state raises ``InvalidTransition``."""
         config = config if config is not None else Config()
-        parts = assemble(config, clock if clock is not None else SystemClock(), store, sleep)
+        parts = assemble(
+            config,
+            clock if clock is not None else SystemClock(),
+            store,
+            sleep,
+            read_only=read_only,
+        )
         core = parts.core
         self._book, self._storage, self._actuator = core.book, core.storage, core.actuator
         self._transitions = core.transitions
@@ -66,7 +77,8 @@ class Guard:
         self._approvals, self._limits, self._agents = parts.approvals, parts.limits, parts.agents
         self.alerts = parts.alerts
         self._closed = False
-        self._backstop.watch()  # started or not, a guard obeys what other processes write
+        if not read_only:
+            self._backstop.watch()  # started or not, a guard obeys what other processes write
 
     # -- registration and callbacks -------------------------------------------------------
 

@@ -18,7 +18,7 @@ from tradeguard.cli.common import (
     ConfigOption,
     JsonOption,
     fail,
-    open_guard,
+    open_reader,
     out,
 )
 from tradeguard.clock import NaiveTime, parse_iso, to_iso
@@ -60,7 +60,7 @@ def audit_show(
     as_json: JsonOption = False,
 ) -> None:
     """List audit records, oldest first."""
-    with open_guard(config) as guard:
+    with open_reader(config) as guard:
         records = guard.audit_records(since=since_time(since, time.time()))
     if as_json:
         out.print_json(json.dumps([r.to_dict() for r in records]))
@@ -77,7 +77,7 @@ def audit_show(
 @audit_app.command("verify")
 def audit_verify(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """Exit 0 if the chain is intact; otherwise 1, naming the first bad record."""
-    with open_guard(config) as guard:
+    with open_reader(config) as guard:
         result = guard.verify_audit()
     if as_json:
         out.print_json(
@@ -106,7 +106,7 @@ def audit_export(
     config: ConfigOption = None,
 ) -> None:
     """Every record as JSON lines, hashes included, for offline verification and archiving."""
-    with open_guard(config) as guard:
+    with open_reader(config) as guard:
         lines = "".join(json.dumps(r.to_dict()) + "\n" for r in guard.audit_records())
     if output is None:
         sys.stdout.write(lines)

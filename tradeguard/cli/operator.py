@@ -25,7 +25,7 @@ from tradeguard.cli.common import (
     ReasonOption,
     UserOption,
     fail,
-    open_guard,
+    open_reader,
     operator_guard,
     out,
     read_config,
@@ -48,7 +48,7 @@ STATE_STYLE = {
 
 def status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """Show portfolio and strategy states from the store; works with no guard running."""
-    with open_guard(config) as guard:
+    with open_reader(config) as guard:
         snapshot = guard.status()
     broken = not snapshot["store"]["ok"]
     if as_json:
@@ -258,7 +258,7 @@ def monitor(
     count = 0
 
     def snapshot() -> RenderableType:
-        with open_guard(config) as guard:
+        with open_reader(config) as guard:
             return render_status(guard.status(), chosen)
 
     def more() -> bool:

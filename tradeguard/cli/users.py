@@ -24,6 +24,7 @@ from tradeguard.cli.common import (
     err,
     fail,
     open_guard,
+    open_reader,
     operator_guard,
     out,
 )
@@ -190,7 +191,7 @@ def users_remove(name: str, user: AdminOption = None, config: ConfigOption = Non
 @users_app.command("history")
 def users_history(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """Who enrolled whom and every administration act, oldest first (append-only)."""
-    with open_guard(config) as guard:
+    with open_reader(config) as guard:
         events = guard.user_history()
     if as_json:
         out.print_json(json.dumps([dataclasses.asdict(e) for e in events]))
@@ -204,7 +205,7 @@ def users_history(config: ConfigOption = None, as_json: JsonOption = False) -> N
 @users_app.command("list")
 def users_list(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """Every user, role, whether it has a token, and where its role comes from."""
-    with open_guard(config) as guard:
+    with open_reader(config) as guard:
         users = guard.users()
     if as_json:
         out.print_json(json.dumps(users))

@@ -41,8 +41,9 @@ TIGHT_STATES = frozenset(
 class Book:
     """Scope states, versions, registered and blocked strategies, what is breaching now."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, read_only: bool = False) -> None:
         self.lock = threading.RLock()
+        self.read_only = read_only  # a reader: it looks, and never writes or acts
         self.config = config  # replaced whole by a limit change (see control.limits)
         # since 0: never changed (a status shows no time rather than the time it was asked)
         self.states: dict[str, ScopeStatus] = {

@@ -94,6 +94,7 @@ class Transitions:
         that lost one is refused: it was decided on what the person saw. A halt that memory
         calls redundant is decided again once the store's changes are adopted, if it has any
         (one ``data_version`` read): "already halted" must be the store's word, not memory's."""
+        self._writable(command)
         started = time.perf_counter()
         reason = inputs.text(reason)
         tightening = command in TIGHTENING
@@ -183,6 +184,12 @@ class Transitions:
                 self.lockdown(why)
             return None
 
+    def _writable(self, command: Command) -> None:
+        if self._book.read_only:
+            raise InvalidTransition(
+                f"this guard was opened read-only, to look: {command} from one that writes"
+            )
+
     def lockdown(self, reason: str) -> None:
         """Emergency in memory, for failures where the normal path cannot be trusted."""
         log.critical("entering emergency: %s", reason)
@@ -211,6 +218,8 @@ class Transitions:
         come back without it."""
         self._storage.error = message
         self.lockdown(f"store_unavailable: {message}")
+        if self._book.read_only:  # a reader reports what it found; it leaves no trace
+            return
         try:
             if not self._marker.exists():
                 self._marker.write_text(json.dumps({"at": self._clock.time(), "reason": message}))
@@ -226,6 +235,9 @@ class Transitions:
             why = str(json.loads(marker.read_text()).get("reason", "unknown"))
         except (OSError, ValueError, AttributeError):
             why = "unreadable marker"
+        if self._book.read_only:  # shown as it stands; a guard that writes makes it durable
+            self.lockdown(f"store_unavailable earlier: {why} (marker {marker.name})")
+            return
         self.apply(
             PORTFOLIO,
             Command.EMERGENCY,
@@ -285,6 +297,8 @@ class Transitions:
             log.error("could not audit %d refused attempts: %s", len(entries), exc)
 
     def publish(self, change: StateChange) -> None:
+        if self._book.read_only:  # a reader never acts: no stops, alerts or incidents
+            return
         for subscriber in self._subscribers:
             subscriber(change)
         self._actuator.emit("state_change", change)
