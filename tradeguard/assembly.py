@@ -81,7 +81,7 @@ def assemble(
         book, storage, clock, actuator, path.with_name(path.name + ".emergency")
     )
     core = Core(book, storage, transitions, clock, actuator)
-    ledger = Ledger(config.triggers)
+    ledger = Ledger(config.triggers, config.guard.trading_day.calendar())
     for sid, strategy in config.strategies.items():
         ledger.strategy(sid).allocated_capital = strategy.allocated_capital
     intake = Intake(core, ledger=ledger)

@@ -16,8 +16,7 @@ from tradeguard import inputs
 from tradeguard.config import Triggers
 from tradeguard.model import Scope, finite_or_none
 from tradeguard.stats import CorrelationWindow, RollingVolatility, WindowMax
-
-DAY = 86_400.0
+from tradeguard.tradingday import TradingDay
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +102,7 @@ class PortfolioMetrics:
             "equity": self.equity,
             "peak_equity": self.peak_equity,
             "drawdown": finite_or_none(self.drawdown),
+            "trading_day": None if self.day is None else TradingDay.name(self.day),
             "day_start_equity": self.day_start_equity,
             "daily_loss": finite_or_none(self.daily_loss),
             "pnl_velocity": finite_or_none(self.pnl_velocity),
@@ -144,8 +144,9 @@ def _drawdown(peak: float, equity: float) -> float:
 
 
 class Ledger:
-    def __init__(self, triggers: Triggers) -> None:
+    def __init__(self, triggers: Triggers, calendar: TradingDay | None = None) -> None:
         self._triggers = triggers
+        self._calendar = calendar if calendar is not None else TradingDay()
         self.portfolio = PortfolioMetrics()
         self.strategies: dict[str, StrategyMetrics] = {}
         self._holders: dict[str, set[str]] = {}  # symbol -> strategies holding it
@@ -225,7 +226,7 @@ class Ledger:
     def update_portfolio_equity(self, equity: float, now: float) -> list[str]:
         """Returns the strategies whose position size moved with the new equity."""
         p = self.portfolio
-        day = int(now // DAY)
+        day = self._calendar.of(now)
         if p.day != day:
             p.day = day
             p.day_start_equity = p.equity if p.equity is not None else equity

@@ -65,6 +65,12 @@ def status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
             f"  {p['reason']}" + (f"  since {p['since']}" if p["since"] else ""),
         )
     )
+    day = snapshot["portfolio"]["metrics"]["trading_day"]
+    calendar = snapshot["trading_day"]
+    out.print(
+        f"trading day {day or '-'} (rolls at {calendar['rollover']} {calendar['timezone']})",
+        highlight=False,
+    )
     if not snapshot["store"]["ok"]:
         out.print(
             Text.assemble(("store unavailable:", "bold red"), f" {snapshot['store']['error']}")

@@ -105,6 +105,10 @@ class StatusView:
                 },
                 "strategies": strategies,
                 "pending_approvals": pending,
+                "trading_day": {
+                    "timezone": book.config.guard.trading_day.timezone,
+                    "rollover": book.config.guard.trading_day.rollover.strftime("%H:%M"),
+                },
                 "store": {
                     "path": str(book.config.state.path),
                     "ok": self._storage.error is None,
