@@ -77,7 +77,7 @@ class Stops:
         if future is None:
             now = self._clock.time()
             # Nothing attached, nothing verified: not "flat", which would be a claim.
-            return FlattenReport("", "portfolio", "no venues attached", True, now, now, flat=False)
+            return FlattenReport("", "portfolio", "no venues attached", True, now, now)
         return await asyncio.wrap_future(future)
 
     def still_halted(self, scope: str) -> bool:
@@ -103,12 +103,12 @@ class Stops:
             if running is not None and not running.done():
                 continue
             last = self._last_reports.get(scope)
-            if last is not None and last.flat and {v.venue for v in last.venues} == names:
+            if last is not None and last.done and {v.venue for v in last.venues} == names:
                 continue
             if last is None and running is None and scope != "portfolio":
                 continue  # never started here: a strategy halted before this process began
             sid = None if scope == "portfolio" else Scope.parse(scope).id
-            self.flatten(sid, "retry: the last stop did not verify every venue flat")
+            self.flatten(sid, "retry: the last stop did not verify every venue")
 
     def flatten(
         self, strategy_id: str | None, reason: str
@@ -237,7 +237,7 @@ class Stops:
             log.exception("emergency stop %s failed", run.id)
             self._record_run(dataclasses.replace(run, status="failed", report={"error": repr(exc)}))
             raise
-        status = "flat" if report.flat else "incomplete"
+        status = "incomplete" if not report.done else "flat" if report.flat else "positions_kept"
         self._record_run(dataclasses.replace(run, status=status, report=report.to_dict()))
         self.last = report
         self._last_reports[report.scope] = report
@@ -297,8 +297,10 @@ def _step_summary(kind: str, details: dict[str, Any]) -> str:
         return f"{venue}: {details['cancelled']} orders cancelled in {details['seconds']:.3f}s"
     if kind == "venue_flat":
         return f"{venue}: flat after {details['orders_sent']} orders, {details['rounds']} rounds"
+    if kind == "venue_kept":
+        return f"{venue}: {details['outcome']}"
     if kind == "finished":
-        return f"{'flat' if details['flat'] else 'NOT flat'} in {details['seconds']:.3f}s"
+        return f"{details['outcome']} in {details['seconds']:.3f}s"
     if kind == "escalated":
         return f"{venue}: not flat after {details['elapsed']:.1f}s; escalated"
     return f"{kind} {venue}".strip()
