@@ -107,7 +107,7 @@ class TestWhatActsOnVenues:
     ) -> None:
         """The audit, the event, the status and the stored run all say the position was kept,
         none says flat; the breaker does not take "kept" for a stop to redo."""
-        guard, venues = armed(make_config, clock)
+        guard, _venues = armed(make_config, clock)
         try:
             done: list[FlattenReport] = []
             guard.register_callback("flatten_done", done.append)

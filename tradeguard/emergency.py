@@ -45,6 +45,32 @@ def held(positions: Sequence[VenuePosition]) -> str:
     return f"{len(positions)} open ({', '.join(sorted({p.symbol for p in positions}))})"
 
 
+def counted(n: int, noun: str) -> str:
+    """``1 order``, ``2 orders``: counts people read, in the audit and on the terminal."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def describe_step(kind: str, details: dict[str, Any]) -> str:
+    """A stop's step in one line, from its published details: the audit record's reason and
+    the demo's narration are the same words."""
+    venue = details.get("venue", "")
+    if kind == "venue_cancelled":
+        return f"{venue}: {counted(details['cancelled'], 'order')} cancelled"
+    if kind == "venue_flat":
+        return (
+            f"{venue}: flat after {counted(details['orders_sent'], 'order')}, "
+            f"{counted(details['rounds'], 'round')}, "
+            f"{counted(len(details['errors']), 'error')} retried"
+        )
+    if kind == "venue_kept":
+        return f"{venue}: {details['outcome']}"
+    if kind == "finished":
+        return f"{details['outcome']} in {details['seconds']:.3f}s"
+    if kind == "escalated":
+        return f"{venue}: not flat after {details['elapsed']:.1f}s; escalated"
+    return f"{kind} {venue}".strip()
+
+
 @dataclass
 class VenueReport:
     """One venue's part of a stop. ``open_positions`` and ``open_orders`` are what the last

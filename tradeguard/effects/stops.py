@@ -17,7 +17,7 @@ from typing import Any
 
 from tradeguard.audit import AuditEntry
 from tradeguard.config import OnHalt
-from tradeguard.emergency import EmergencyStop, FlattenReport, Sleep, StopPolicy
+from tradeguard.emergency import EmergencyStop, FlattenReport, Sleep, StopPolicy, describe_step
 from tradeguard.engine.core import Core
 from tradeguard.errors import StoreUnavailable
 from tradeguard.model import (
@@ -192,11 +192,24 @@ class Stops:
         return venues
 
     def describe(self) -> dict[str, Any]:
+        """The stops this process runs, and the last verdict: its own, else the last one any
+        process recorded in the store (what the CLI and a dashboard without venues show)."""
         return {
             "venues": [v.name for v in self.venues],
             "running": sorted(s for s, f in self.running.items() if not f.done()),
-            "last": None if self.last is None else self.last.to_dict(),
+            "last": self._last_recorded() if self.last is None else self.last.to_dict(),
         }
+
+    def _last_recorded(self) -> dict[str, Any] | None:
+        store = self._storage.healthy()
+        if store is None:
+            return None
+        try:
+            finished = [r for r in store.flatten_runs() if r.report is not None]
+        except StoreUnavailable as exc:
+            self._transitions.fail_store(str(exc))
+            return None
+        return finished[-1].report if finished else None
 
     def cancel_all(self) -> None:
         """At close: running stops are cancelled here and resume on restart."""
@@ -260,7 +273,7 @@ class Stops:
             scope,
             None,
             None,
-            _step_summary(kind, details),
+            describe_step(kind, details),
             details,
         )
         if self._storage.healthy() is not None:
@@ -289,18 +302,3 @@ class Stops:
                 f"flatten_deadline: {breach.message}",
                 breach,
             )
-
-
-def _step_summary(kind: str, details: dict[str, Any]) -> str:
-    venue = details.get("venue", "")
-    if kind == "venue_cancelled":
-        return f"{venue}: {details['cancelled']} orders cancelled in {details['seconds']:.3f}s"
-    if kind == "venue_flat":
-        return f"{venue}: flat after {details['orders_sent']} orders, {details['rounds']} rounds"
-    if kind == "venue_kept":
-        return f"{venue}: {details['outcome']}"
-    if kind == "finished":
-        return f"{details['outcome']} in {details['seconds']:.3f}s"
-    if kind == "escalated":
-        return f"{venue}: not flat after {details['elapsed']:.1f}s; escalated"
-    return f"{kind} {venue}".strip()
