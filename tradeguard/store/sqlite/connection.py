@@ -8,6 +8,7 @@ one add their tables' methods on top of :class:`SqliteConnection`.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import uuid
@@ -36,7 +37,7 @@ class SqliteConnection:
                 self.path, timeout=timeout, isolation_level=None, check_same_thread=False
             )
         except sqlite3.Error as exc:
-            raise StoreUnavailable(f"{self.path}: {exc}") from exc
+            raise _unopened(self.path, exc) from exc
         try:
             self._open()
         except BaseException:
@@ -62,7 +63,7 @@ class SqliteConnection:
             self._check_audit_key()
             self._check_anchor()
         except sqlite3.Error as exc:
-            raise StoreUnavailable(f"{self.path}: {exc}") from exc
+            raise _unopened(self.path, exc) from exc
 
     def _check_anchor(self) -> None:
         """Is this file the store the anchor names, at least as far on? A new store (neither
@@ -208,3 +209,24 @@ class SqliteConnection:
 
 def _new_id() -> str:
     return uuid.uuid4().hex
+
+
+def _unopened(path: Path, exc: sqlite3.Error) -> StoreUnavailable:
+    """Opening failed: SQLite says "unable to open database file"; say what is in the way."""
+    why = _in_the_way(path)
+    return StoreUnavailable(f"{path}: {exc}" + ("" if why is None else f" ({why})"))
+
+
+def _in_the_way(path: Path) -> str | None:
+    parent = path.parent
+    if not parent.exists():
+        return f"the directory {parent} does not exist"
+    if not parent.is_dir():
+        return f"{parent} is not a directory"
+    if path.is_dir():
+        return f"{path} is a directory"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"this user cannot write in {parent} (SQLite keeps its journal files there)"
+    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+        return f"this user cannot read and write {path}"
+    return None
