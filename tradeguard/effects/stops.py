@@ -39,6 +39,9 @@ from tradeguard.venues.base import Venue
 log = logging.getLogger("tradeguard")
 
 FLATTENING = (PortfolioState.HARD_HALT, PortfolioState.EMERGENCY)
+# A finished stop's recorded status, by its verdict: flat; done with positions kept (cancel
+# only); or not verified (gave up, abandoned).
+_VERDICTS = ("flat", "positions_kept", "incomplete")
 _STOPPED = (StrategyState.HALTED, StrategyState.DISABLED)
 
 
@@ -205,11 +208,11 @@ class Stops:
         if store is None:
             return None
         try:
-            finished = [r for r in store.flatten_runs() if r.report is not None]
+            run = store.latest_flatten(_VERDICTS)
         except StoreUnavailable as exc:
             self._transitions.fail_store(str(exc))
             return None
-        return finished[-1].report if finished else None
+        return None if run is None else run.report
 
     def cancel_all(self) -> None:
         """At close: running stops are cancelled here and resume on restart."""
@@ -250,7 +253,7 @@ class Stops:
             log.exception("emergency stop %s failed", run.id)
             self._record_run(dataclasses.replace(run, status="failed", report={"error": repr(exc)}))
             raise
-        status = "incomplete" if not report.done else "flat" if report.flat else "positions_kept"
+        status = _VERDICTS[0] if report.flat else _VERDICTS[1] if report.done else _VERDICTS[2]
         self._record_run(dataclasses.replace(run, status=status, report=report.to_dict()))
         self.last = report
         self._last_reports[report.scope] = report
