@@ -86,6 +86,10 @@ def status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
         )
     if snapshot["strategies"]:
         out.print(table)
+    last = snapshot["emergency_stop"]["last"]
+    if last is not None:
+        verdict = last.get("outcome", "verdict not recorded")
+        out.print(f"last stop: {last['scope']}: {verdict} (started {last['started_at']})")
     if broken:
         raise typer.Exit(EXIT_ERROR)
     for req in snapshot["pending_approvals"]:

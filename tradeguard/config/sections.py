@@ -19,9 +19,11 @@ from tradeguard.config.fields import (
     PORTFOLIO_ACTIONS,
     Fraction,
     Frozen,
+    HttpUrl,
     LaxAction,
     Positive,
     PositiveInt,
+    SecretHttpUrl,
     fraction,
     non_negative,
 )
@@ -79,7 +81,7 @@ class EmailConfig(Frozen):
 
 
 class WebhookConfig(Frozen):
-    url: str
+    url: HttpUrl
     secret: SecretStr | None = Field(default=None, strict=False)  # HMAC-SHA256 signature key
 
 
@@ -107,10 +109,10 @@ DEFAULT_ROUTING = {
 
 
 class AlertsConfig(Frozen):
-    slack_webhook: SecretStr | None = Field(default=None, strict=False)
+    slack_webhook: SecretHttpUrl | None = None
     email: EmailConfig = EmailConfig()
     pagerduty_key: SecretStr | None = Field(default=None, strict=False)
-    pagerduty_url: str = "https://events.pagerduty.com/v2/enqueue"
+    pagerduty_url: HttpUrl = "https://events.pagerduty.com/v2/enqueue"
     webhooks: list[WebhookConfig] = []
     routing: Annotated[
         dict[Annotated[AlertPriority, Field(strict=False)], list[str]], AfterValidator(_routes)
@@ -118,7 +120,7 @@ class AlertsConfig(Frozen):
     cooldown_seconds: Annotated[float, AfterValidator(non_negative)] = 60.0
     timeout_seconds: Positive = 5.0  # one delivery attempt
     max_attempts: PositiveInt = 12  # then reported as failed
-    dashboard_url: str | None = None  # linked from every alert
+    dashboard_url: HttpUrl | None = None  # linked from every alert
 
     @property
     def configured(self) -> set[str]:

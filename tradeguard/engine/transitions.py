@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -192,7 +193,7 @@ class Transitions:
 
     def lockdown(self, reason: str) -> None:
         """Emergency in memory, for failures where the normal path cannot be trusted."""
-        log.critical("entering emergency: %s", reason)
+        shout(f"entering emergency: {reason}")
         current = self._book.states["portfolio"]
         if current.state == PortfolioState.EMERGENCY:
             return
@@ -362,3 +363,22 @@ class Transitions:
         if stored is None:
             raise StoreUnavailable(f"the state row for {key} disappeared from the store")
         return stored
+
+
+def shout(message: str) -> None:
+    """Logged as critical, and on stderr too when the host set up no logging to hear it (the
+    package's NullHandler swallows records otherwise): a guard that locks itself down, at
+    start with an unusable store say, must never do so in silence."""
+    log.critical("%s", message)
+    if not _heard(log):
+        print(f"tradeguard CRITICAL: {message}", file=sys.stderr, flush=True)
+
+
+def _heard(logger: logging.Logger) -> bool:
+    """Whether a record logged here reaches a handler that outputs it somewhere."""
+    node: logging.Logger | None = logger
+    while node is not None:
+        if any(not isinstance(h, logging.NullHandler) for h in node.handlers):
+            return True
+        node = node.parent if node.propagate else None
+    return False

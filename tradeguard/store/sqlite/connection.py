@@ -8,6 +8,7 @@ one add their tables' methods on top of :class:`SqliteConnection`.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import uuid
@@ -51,7 +52,7 @@ class SqliteConnection:
                 uri=read_only,
             )
         except sqlite3.Error as exc:
-            raise StoreUnavailable(f"{self.path}: {exc}") from exc
+            raise _unopened(self.path, exc) from exc
         try:
             self._look() if read_only else self._open()
         except BaseException:
@@ -77,7 +78,7 @@ class SqliteConnection:
             self._check_audit_key()
             self._check_anchor()
         except sqlite3.Error as exc:
-            raise StoreUnavailable(f"{self.path}: {exc}") from exc
+            raise _unopened(self.path, exc) from exc
 
     def _look(self) -> None:
         """Open for reading only: the schema must be this version already (a writer migrates),
@@ -252,3 +253,24 @@ class SqliteConnection:
 
 def _new_id() -> str:
     return uuid.uuid4().hex
+
+
+def _unopened(path: Path, exc: sqlite3.Error) -> StoreUnavailable:
+    """Opening failed: SQLite says "unable to open database file"; say what is in the way."""
+    why = _in_the_way(path)
+    return StoreUnavailable(f"{path}: {exc}" + ("" if why is None else f" ({why})"))
+
+
+def _in_the_way(path: Path) -> str | None:
+    parent = path.parent
+    if not parent.exists():
+        return f"the directory {parent} does not exist"
+    if not parent.is_dir():
+        return f"{parent} is not a directory"
+    if path.is_dir():
+        return f"{path} is a directory"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"this user cannot write in {parent} (SQLite keeps its journal files there)"
+    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+        return f"this user cannot read and write {path}"
+    return None
