@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import MakeConfig, MakeGuard
 from tradeguard import Guard
-from tradeguard.errors import BadRequest, ConfigError
+from tradeguard.errors import BadRequest, ConfigError, StoreUnavailable
 from tradeguard.incidents.killchain import (
     PHASES,
     Incident,
@@ -198,6 +198,19 @@ class TestClose:
         (incident,) = restarted.incidents()
         assert incident["status"] == "closed"
         assert [p["phase"] for p in incident["phases"]] == [str(p) for p in PHASES]
+
+    def test_halt_when_it_finds_the_store_closed_by_close_then_no_marker(
+        self, make_guard: MakeGuard, db_path: Path
+    ) -> None:
+        """A write racing the guard's own close() (a phase, a stop, a callback) fails on a
+        store closed on purpose: not a store failure, so no marker for the next process."""
+        guard = make_guard()
+        guard.register_strategy("alpha")
+        guard.close()
+        with pytest.raises(StoreUnavailable):
+            guard.halt_strategy("alpha", "trader1")
+        assert not db_path.with_name(db_path.name + ".emergency").exists()
+        assert make_guard().portfolio_state == "normal"
 
 
 class TestRemediation:
