@@ -307,6 +307,23 @@ class TestRemediation:
         desk.approve(desk.unblock_genome(fp, "risk1", "reviewed").id, "risk2")
         assert not desk.is_blacklisted(BYSTANDER)
 
+    def test_explicit_disable_when_the_book_is_lifted_meanwhile_then_still_disabled(
+        self, make_guard: MakeGuard
+    ) -> None:
+        """A person's explicit word is not the chain's tightening: a reset of the book after
+        containment does not supersede it."""
+        guard = make_guard(killchain={"callback_timeout_seconds": 60})
+        guard.register_strategy("bystander", genome=BYSTANDER)
+        guard.update_portfolio(equity=1_000_000.0)
+        reached, release = held_in(guard, "contain")
+        guard.start_incident("it misbehaved", "risk1", strategies=["bystander"], disable=True)
+        assert reached.wait(30)
+        guard.reset("risk1", "reviewed")
+        release.set()
+        assert guard.wait_incidents(30)
+        assert guard.portfolio_state == "normal" and guard.strategy_state("bystander") == "disabled"
+        assert guard.is_blacklisted(BYSTANDER)
+
     @pytest.mark.parametrize("strategies", [None, ["loser", "bystander"]])
     def test_explicit_disable_when_not_one_strategy_named_then_bad_request(
         self, desk: Guard, strategies: list[str] | None

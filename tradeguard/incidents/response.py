@@ -334,12 +334,13 @@ class IncidentResponse:
     def _remediate(self, incident: Incident) -> list[str]:
         """What the cause's policy says for the strategy the evidence tied to it: disable it and
         blacklist its genome, keep it halted, or nothing beyond containment. Never on behalf
-        of an episode a person has lifted. Raises (and the phase is tried again) when the
-        disabling or the blacklisting could not be recorded."""
+        of an episode a person has lifted (unless a person asked for it by name). Raises (and
+        the phase is tried again) when the disabling or the blacklisting could not be
+        recorded."""
         d = incident.diagnosis or {}
         sid, remedy = d.get("responsible"), Remedy(d.get("remedy", Remedy.HALT))
         policy = f"remediation for a {d.get('cause')} incident: {remedy}"
-        lift = self._lift(incident)
+        lift = None if incident.remedy else self._lift(incident)
         if sid is None:
             notes = [f"nothing disabled: no strategy tied to the cause ({policy})"]
         elif remedy is Remedy.NONE:
@@ -362,10 +363,9 @@ class IncidentResponse:
     def _disable(self, incident: Incident, sid: str, d: dict[str, Any]) -> list[str]:
         why = f"incident {incident.id}: responsible ({d.get('method')}: {d.get('evidence')})"
         scope = Scope.strategy(sid)
-        change = self._transitions.apply(
-            scope, Command.DISABLE, KILLCHAIN, why, episode=incident.episode
-        )
-        lift = self._lift(incident)
+        episode = None if incident.remedy else incident.episode  # a person's word stands
+        change = self._transitions.apply(scope, Command.DISABLE, KILLCHAIN, why, episode=episode)
+        lift = None if episode is None else self._lift(incident)
         if change is None and lift is not None:  # the person's lift came first
             state = self._book.status_of(scope).state
             return [f"superseded: {lift} before remediation ran: {sid} left {state}"]
