@@ -397,7 +397,7 @@ class TestIncidentsAtTheConsole:
         guard = Guard(load_config(desk.config))
         guard.register_strategy("mom", genome={"kind": "momentum", "v": 1})
         guard.record_trade("mom", -75.0)
-        incident = guard.start_incident("console drill", "risk1")
+        incident = guard.start_incident("console drill", "risk1", strategies=["mom"], disable=True)
         assert guard.wait_incidents(30)
         guard.close()
         listed = json.loads(desk.cli("incidents", "list", "--json").stdout)

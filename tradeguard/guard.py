@@ -127,10 +127,16 @@ class Guard:
         self._incidents.chain.on_phase(phase, fn)
 
     def start_incident(
-        self, reason: str, user: User, *, strategies: Sequence[str] | None = None
+        self,
+        reason: str,
+        user: User,
+        *,
+        strategies: Sequence[str] | None = None,
+        disable: bool = False,
     ) -> Incident:
-        """Open an incident by hand (risk_manager): all six phases then run."""
-        return self._commands.start_incident(reason, user, strategies)
+        """Open an incident by hand (risk_manager): all six phases then run. ``disable=True``
+        with one strategy named: it is disabled and its genome blacklisted on your word."""
+        return self._commands.start_incident(reason, user, strategies, disable)
 
     def incidents(self, *, snapshots: bool = True) -> list[dict[str, Any]]:
         """Every incident; ``snapshots=False`` leaves out the (large) post-mortem snapshots."""
@@ -387,6 +393,8 @@ class Guard:
             return
         self._closed = True
         self._backstop.close()
+        # the incident running here finishes its phase and parks; the next start resumes it
+        self._incidents.chain.close(self._book.config.killchain.close_grace_seconds)
         self._transitions.flush_refusals(everything=True)
         self.save_baselines()
         flushed = self._actuator.flush(5.0)
@@ -394,7 +402,6 @@ class Guard:
             self._actuator.submit(self.alerts.aclose)
             flushed = self._actuator.flush(5.0)
         self._stops.cancel_all()
-        self._incidents.chain.close()
         # callbacks emitted since the flush get the actuator's grace; if the flush already
         # waited out a hung callback, waiting for it again helps nobody
         self._actuator.close(grace=5.0 if flushed else 0.0)

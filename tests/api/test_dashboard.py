@@ -119,7 +119,9 @@ class TestDashboard:
     ) -> None:
         """The incident table shows each incident, its status and the responsible strategy."""
         server.guard.record_trade("mom", -40.0)
-        incident = server.guard.start_incident("drill in the browser", "risk1")
+        incident = server.guard.start_incident(
+            "drill in the browser", "risk1", strategies=["mom"], disable=True
+        )
         assert server.guard.wait_incidents(30)
         connect(page, server, "viewer1")
         table = page.locator("#incidents")

@@ -65,8 +65,11 @@ def incidents_show(
     diagnosis = found.get("diagnosis") or {}
     if diagnosis:
         out.print(
-            f"diagnosis: {diagnosis.get('responsible') or 'nobody'} ({diagnosis.get('method')})"
+            f"diagnosis: {diagnosis.get('responsible') or 'nobody'} ({diagnosis.get('method')}"
+            f"{': ' + diagnosis['evidence'] if diagnosis.get('evidence') else ''})"
         )
+        if diagnosis.get("cause"):
+            out.print(f"cause: {diagnosis['cause']}; remediation: {diagnosis.get('remedy')}")
     snapshot = found.get("snapshot") or {}
     if snapshot.get("audit_head"):
         head = snapshot["audit_head"]

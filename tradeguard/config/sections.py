@@ -328,12 +328,39 @@ class CriticalityConfig(Frozen):
         return self
 
 
+class Remedy(StrEnum):
+    """What the KillChain's remediation does to the strategy the evidence ties to the cause:
+    ``disable`` it for good and blacklist its genome, keep it ``halt``ed (a person decides),
+    or ``none`` (containment alone)."""
+
+    DISABLE = "disable"
+    HALT = "halt"
+    NONE = "none"
+
+
+LaxRemedy = Annotated[Remedy, Field(strict=False)]
+
+
+class RemediationConfig(Frozen):
+    """The remedy per cause: an incident a rule's breach started (``rule``), the criticality
+    score's crossing (``criticality``), or one a person, an automated principal or the guard
+    itself declared (``person``). Disabling is permanent: by default only a rule's breach
+    that names a strategy earns it."""
+
+    rule: LaxRemedy = Remedy.DISABLE
+    criticality: LaxRemedy = Remedy.HALT
+    person: LaxRemedy = Remedy.HALT
+
+
 class KillChainConfig(Frozen):
-    """Incident response: how long a phase callback may take, and how far back diagnosis
-    looks for the first breach."""
+    """Incident response: how long a phase callback may take, how far back diagnosis looks
+    for the first breach, what remediation does per cause, and how long ``close`` lets a
+    running phase finish before the chain is parked (resumed at the next start)."""
 
     callback_timeout_seconds: Positive = 10.0
     lookback_seconds: Positive = 3600.0
+    remediation: RemediationConfig = RemediationConfig()
+    close_grace_seconds: Positive = 10.0
 
 
 class ReserveConfig(Frozen):

@@ -78,6 +78,14 @@ class Book:
         """Every strategy scope that has a state of its own (halted at least once)."""
         return [k for k in self.states if k.startswith("strategy:")]
 
+    def lifted_since(self, episode: int) -> bool:
+        """Whether a person has lifted the portfolio since its version ``episode`` (the halt
+        episode an incident belongs to): only people reset it to normal. The reset is in
+        force in ``states`` before its subscribers move ``normal_version``: both are read."""
+        now = self.status_of(PORTFOLIO)
+        lifted = now.state == PortfolioState.NORMAL and now.version > episode
+        return lifted or self.normal_version > episode
+
     def on_change(self, change: StateChange) -> None:
         """A reset ends a halt episode: a new one may begin (see incidents.response)."""
         if change.scope.kind is ScopeKind.PORTFOLIO and change.after == PortfolioState.NORMAL:

@@ -78,6 +78,11 @@ class Transitions:
         elsewhere that this process has not adopted yet)."""
         self._catch_up = catch_up
 
+    def catch_up(self) -> bool:
+        """Adopt what other processes wrote, now (True when there was anything): before an
+        automated actor decides on whether a person has lifted something."""
+        return self._catch_up is not None and self._catch_up()
+
     def apply(
         self,
         scope: Scope,
@@ -89,8 +94,11 @@ class Transitions:
         approvals: Sequence[Approval] = (),
         details: Mapping[str, Any] | None = None,
         rungs: Sequence[Rung] = (),
+        episode: int | None = None,
     ) -> StateChange | None:
-        """Move ``scope`` by ``command``; None when it was already at least as strict. A halt
+        """Move ``scope`` by ``command``; None when it was already at least as strict, or when
+        it tightens on behalf of the halt episode that began at portfolio version ``episode``
+        (an incident's) and a person has lifted the portfolio since. A halt
         that lost a version race is re-decided on the stored state (it never loosens); a lift
         that lost one is refused: it was decided on what the person saw. A halt that memory
         calls redundant is decided again once the store's changes are adopted, if it has any
@@ -107,6 +115,8 @@ class Transitions:
         with self._book.lock:
             current = self._book.status_of(scope)
             for _attempt in range(5):
+                if episode is not None and self._superseded(scope, current, episode):
+                    return None
                 after = next_state(scope.kind, current.state, command)
                 if after is None and catch_up is not None:
                     fresh, catch_up = catch_up(), None
@@ -162,6 +172,14 @@ class Transitions:
         self.publish(change)
         return change
 
+    def _superseded(self, scope: Scope, current: ScopeStatus, episode: int) -> bool:
+        """A person lifted the episode: in memory, or (the portfolio's own row, re-read after
+        a version race) in the store."""
+        if self._book.lifted_since(episode):
+            return True
+        portfolio = scope.kind is ScopeKind.PORTFOLIO
+        return portfolio and current.state == PortfolioState.NORMAL and current.version > episode
+
     def quietly(
         self,
         scope: Scope,
@@ -169,11 +187,13 @@ class Transitions:
         actor: Actor,
         reason: str,
         breach: Breach | None = None,
+        *,
+        episode: int | None = None,
     ) -> StateChange | None:
         """For automated actors: a store failure is already handled (emergency), not raised; any
         other failure to apply a halt locks everything down rather than letting trading go on."""
         try:
-            return self.apply(scope, command, actor, reason, breach=breach)
+            return self.apply(scope, command, actor, reason, breach=breach, episode=episode)
         except StoreUnavailable:
             return None
         except Exception as exc:
@@ -216,7 +236,12 @@ class Transitions:
     def fail_store(self, message: str) -> None:
         """The store cannot be trusted: lock down in memory; nothing can be lifted until fixed.
         A marker file beside the DB carries the emergency over a restart, should the store
-        come back without it."""
+        come back without it. Once this guard closed its store, a write that finds it closed
+        is the shutdown's doing, not the store's: logged, no marker (the next process would
+        otherwise start in emergency over a store that is fine)."""
+        if self._storage.closed:
+            log.warning("after close, not a store failure: %s", message)
+            return
         self._storage.error = message
         self.lockdown(f"store_unavailable: {message}")
         if self._book.read_only:  # a reader reports what it found; it leaves no trace
