@@ -4,7 +4,8 @@ Four strategies (each registered with its genome) trade four symbols on two simu
 with 15% of the capital held back as the avalanche reserve. One of them churns itself into a
 drawdown and is halted and flattened. Later the market crashes: the CriticalityMonitor's score
 crosses its threshold, the reserve is released and the KillChain runs its six phases (it
-finds the churner breached first, disables it and blacklists its genome); the daily-loss
+names the churner, whose own breach came first, and keeps it halted: for a criticality
+incident the default remedy is ``halt``, not disable); the daily-loss
 breaker soft-halts the book, the drawdown breaker hard-halts it, and the emergency stop takes
 every venue flat while one venue times out, rejects, fills partially and drops off for a
 while. After the close a risk manager lifts the halt and a senior trader tries to bring one
