@@ -103,12 +103,10 @@ class Transitions:
         that lost one is refused: it was decided on what the person saw. A halt that memory
         calls redundant is decided again once the store's changes are adopted, if it has any
         (one ``data_version`` read): "already halted" must be the store's word, not memory's."""
-        self._writable(command)
+        self._may(actor, command)
         started = time.perf_counter()
         reason = inputs.text(reason)
         tightening = command in TIGHTENING
-        if actor.automated and not tightening:
-            raise PermissionDenied(f"{actor} is automated and may only tighten, not {command}")
         key = str(scope)
         states = self._book.states
         catch_up = self._catch_up if tightening else None  # asked once, while on memory
@@ -205,11 +203,14 @@ class Transitions:
                 self.lockdown(why)
             return None
 
-    def _writable(self, command: Command) -> None:
+    def _may(self, actor: Actor, command: Command) -> None:
+        """A reader changes nothing; an automated actor only tightens."""
         if self._book.read_only:
             raise InvalidTransition(
                 f"this guard was opened read-only, to look: {command} from one that writes"
             )
+        if actor.automated and command not in TIGHTENING:
+            raise PermissionDenied(f"{actor} is automated and may only tighten, not {command}")
 
     def lockdown(self, reason: str) -> None:
         """Emergency in memory, for failures where the normal path cannot be trusted."""
