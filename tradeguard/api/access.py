@@ -53,8 +53,13 @@ class TooManyFailures(TradeguardError):
 
 
 class FailedLogins:
-    """Failed credentials per source in the current second of the clock; only the current
-    second is kept, so an address that stops costs no memory."""
+    """Credentials hashed and failed per source in the current second of the clock; only the
+    current second is kept, so an address that stops costs no memory.
+
+    An attempt is counted when it is admitted, before its hash is computed, and given back if
+    the credential holds: counted only once it had failed, the requests of a flood that
+    arrive while the first hashes are still running would all pass the check, and each would
+    compute one (three times the limit, measured under 16 threads)."""
 
     def __init__(self, clock: Clock, limit: Callable[[], int]) -> None:
         self._clock = clock
@@ -63,14 +68,23 @@ class FailedLogins:
         self._second = -1
         self._counts: dict[str, int] = {}
 
-    def over(self, source: str) -> bool:
-        with self._lock:
-            return self._current().get(source, 0) >= self._limit()
-
-    def failed(self, source: str) -> None:
+    def admit(self, source: str) -> int | None:
+        """Take one of ``source``'s attempts this second: the second it was counted in
+        (for ``refund``), or None when none is left."""
         with self._lock:
             counts = self._current()
+            if counts.get(source, 0) >= self._limit():
+                return None
             counts[source] = counts.get(source, 0) + 1
+            return self._second
+
+    def refund(self, source: str, second: int) -> None:
+        """Give back an attempt whose credential held: only failures count. An attempt of a
+        second now past is not given to this one."""
+        with self._lock:
+            counts = self._current()
+            if second == self._second and counts.get(source, 0) > 0:
+                counts[source] -= 1
 
     def _current(self) -> dict[str, int]:
         second = int(self._clock.time())
@@ -120,18 +134,21 @@ class Access:
 
     def _checked(self, source: str, credential: str) -> str | Operator:
         user, sep, token = credential.rpartition(".")
-        if self.failures.over(source):
-            known = self._guard.verified(user, token) if sep and user else None
-            if known is None:
-                raise TooManyFailures(user or None)
+        known = self._guard.verified(user, token) if sep and user else None
+        if known is not None:  # verified before: never slowed, no hash
             return known
+        if sep and user and not self._guard.auth_enabled:
+            return user  # nothing to hash, so nothing to bound
+        second = self.failures.admit(source)
+        if second is None:
+            raise TooManyFailures(user or None)
         if not sep or not user:
-            self.failures.failed(source)
             why = "a bearer token is <user>.<token>"
             self._guard.refuse("(malformed)", "authenticate", why, source=source)
             raise Unauthenticated("the bearer token is <user>.<token>", invalid=True)
         try:
-            return self._guard.authenticate(user, token, source=source) or user
+            found = self._guard.authenticate(user, token, source=source) or user
         except PermissionDenied as exc:
-            self.failures.failed(source)
             raise Unauthenticated(str(exc), invalid=True, claimed=user) from None
+        self.failures.refund(source, second)
+        return found

@@ -96,8 +96,10 @@ class Users:
 
     def verified(self, user: str, token: str) -> Operator | None:
         """``user``, if this very token was verified here before and is still theirs; no
-        hash is computed and nothing is audited (a cheap check for the failed-login limit)."""
-        if not self._book.config.auth.enabled:
+        hash is computed and nothing is audited (a cheap check for the failed-login limit).
+        A token never verified here is answered without reading the store: a flood of
+        guesses costs a dictionary look-up each."""
+        if not self._book.config.auth.enabled or _cache_key(user, token) not in self._verified:
             return None
         record = self._record(user)
         if record is None or record.token_hash is None:
