@@ -6,8 +6,10 @@ import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any
 
+import anyio
 import httpx
 import pytest
+from anyio import to_thread
 
 from tests.api.conftest import Server
 from tests.conftest import MakeConfig
@@ -103,6 +105,61 @@ class TestHaltsNeverRefused:
         assert call(server, "POST", "/api/strategies/nosuch/halt", body={}).status_code == 404
         forced = call(server, "POST", "/api/strategies/nosuch/halt", body={"force": True})
         assert forced.status_code == 200 and server.guard.strategy_state("nosuch") == "halted"
+
+
+@pytest.fixture
+def workers() -> int:
+    """The worker threads a server runs its sync endpoints on (anyio's default limit)."""
+
+    async def limit() -> int:
+        return int(to_thread.current_default_thread_limiter().total_tokens)
+
+    return anyio.run(limit)
+
+
+class TestHaltsUnderAFlood:
+    @pytest.fixture
+    def guard_sections(self, workers: int) -> dict[str, Any]:
+        """A limit that admits one bad token per worker thread, so a flood can hold them all."""
+        return {"auth": {"failed_logins_per_second": workers}}
+
+    def test_halt_when_every_worker_held_by_bad_tokens_then_carried_out_and_audited(
+        self, server: Server, workers: int, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A halt needs no worker thread: while a flood of bad tokens from the same address
+        holds every one of them in its hash, an authenticated halt is carried out and
+        recorded as authenticated, and the flood leaves one refusal on record."""
+        assert httpx.get(server.url + "/api/status", headers=server.auth("trader1")).is_success
+        release, hashing, real = threading.Event(), threading.Semaphore(0), users.token_matches
+
+        def held(token: str, salt: str, digest: str) -> bool:
+            hashing.release()
+            release.wait(60)
+            return real(token, salt, digest)
+
+        monkeypatch.setattr(users, "token_matches", held)
+        with ThreadPoolExecutor(workers) as pool:
+            flood = [
+                pool.submit(call, server, "GET", "/api/status", "Bearer trader1.wrong")
+                for _ in range(workers)
+            ]
+            try:
+                for _ in range(workers):
+                    assert hashing.acquire(timeout=60)
+                halted = httpx.post(
+                    server.url + "/api/strategies/mom/halt",
+                    headers=server.auth("trader1"),
+                    json={"reason": "under a flood"},
+                    timeout=30,
+                )
+            finally:
+                release.set()
+            codes = {f.result().status_code for f in flood}
+        assert halted.status_code == 200 and server.guard.strategy_state("mom") == "halted"
+        change = last_change(server)
+        assert change.actor == "trader1" and change.details["initiator"] == {"authenticated": True}
+        assert codes == {401}
+        assert [r.actor for r in refusals(server)] == ["trader1"]
 
 
 class TestStatusCodes:
