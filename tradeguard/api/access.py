@@ -6,13 +6,14 @@ a known user without the role is 403, decided by the command. A halt never needs
 is never refused, so a halt endpoint takes whatever it is given, and the audit says whether it
 was authenticated.
 
-Failed credentials are bounded per client address (``auth.failed_logins_per_second``, counted
-in this process, from an attempt's admission): beyond the limit, a credential not verified
-before is answered 429 before its hash is computed, because scrypt costs 45-100 ms and a flood
-of bad tokens must not eat the CPU the guard needs. Those answers are given on the event loop,
-without a worker thread or a store read. A credential verified before is never slowed, and a
-halt is never 429'd: it skips the check and is carried out as not authenticated. These are HTTP's concerns (status
-codes, challenges, addresses), which is why they live here and not in ``control``.
+Failed credentials are bounded per client address (``auth.failed_logins_per_second``, counted in
+this process, from an attempt's admission): beyond the limit, a credential not verified before
+is answered 429 before its hash is computed, because scrypt costs 45-100 ms and a flood of bad
+tokens must not eat the CPU the guard needs. Those answers are given on the event loop, without
+a worker thread or a store read. A credential verified before is never slowed, and a halt is
+never 429'd: it skips the check and is carried out as not authenticated. These are HTTP's
+concerns (status codes, challenges, addresses), which is why they live here and not in
+``control``.
 """
 
 from __future__ import annotations
@@ -55,8 +56,8 @@ class TooManyFailures(TradeguardError):
 
 
 class FailedLogins:
-    """Credentials hashed and failed per source in the current second of the clock; only the
-    current second is kept, so an address that stops costs no memory.
+    """Attempts with a credential not verified before, per source, in the current second of
+    the clock; only the current second is kept, so an address that stops costs no memory.
 
     An attempt is counted when it is admitted, before its hash is computed, and given back if
     the credential holds: counted only once it had failed, the requests of a flood that
