@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,6 +22,7 @@ from tradeguard import (
     StrategyState,
     UnknownRequest,
 )
+from tradeguard.auth import hash_token
 from tradeguard.testing import FakeClock
 
 ALL_USERS = ["viewer1", "trader1", "senior1", "risk1", "admin1"]
@@ -324,3 +329,34 @@ class TestTwoPersonReset:
         with pytest.raises(UnknownRequest):
             locked.approve("deadbeef", "risk2")
         assert refusals(locked)[-1] == ("risk2", "refused:approve")
+
+
+class TestTokenHashing:
+    def test_hashes_when_asked_at_once_then_computed_one_at_a_time(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Four threads asking at once get their hashes one after another: scrypt is 16 MB
+        of memory-hard work, and a burst of admitted bad tokens must not take every core."""
+        inside, most, count = [0], [0], threading.Lock()
+        real = hashlib.scrypt
+
+        def watched(*args: Any, **kwargs: Any) -> bytes:
+            with count:
+                inside[0] += 1
+                most[0] = max(most[0], inside[0])
+            try:
+                return real(*args, **kwargs)
+            finally:
+                with count:
+                    inside[0] -= 1
+
+        monkeypatch.setattr(hashlib, "scrypt", watched)
+        together = threading.Barrier(4)
+
+        def hashed(k: int) -> str:
+            together.wait(30)
+            return hash_token(f"token{k}")[1]
+
+        with ThreadPoolExecutor(4) as pool:
+            digests = list(pool.map(hashed, range(4)))
+        assert most[0] == 1 and len(set(digests)) == 4

@@ -300,6 +300,11 @@ class Guard:
         """``user``, if this token was verified in this process before (no hash computed)."""
         return self._users.verified(user, token)
 
+    def recognized(self, user: str, token: str) -> bool:
+        """This token was verified in this process once (``verified`` says if it still
+        holds); no store read, no hash."""
+        return self._users.recognized(user, token)
+
     def users(self) -> list[dict[str, Any]]:
         return self._users.listed()
 

@@ -6,6 +6,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 import uvicorn
@@ -28,10 +29,18 @@ class Server:
 
 
 @pytest.fixture
-def server(make_guard: MakeGuard, clock: FakeClock) -> Iterator[Server]:
+def guard_sections() -> dict[str, Any]:
+    """Config sections for the server's guard: the defaults, unless a test overrides this."""
+    return {}
+
+
+@pytest.fixture
+def server(
+    make_guard: MakeGuard, clock: FakeClock, guard_sections: dict[str, Any]
+) -> Iterator[Server]:
     """The guard's fake clock is the API's too: the failed-login limit's second moves only
     when the test says."""
-    guard = make_guard()
+    guard = make_guard(**guard_sections)
     guard.record_trade("mom", 1.0)
     tokens = enroll_team(guard, ("viewer1", "trader1", "senior1", "risk1", "risk2", "admin1"))
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

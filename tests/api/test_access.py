@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any
 
+import anyio
 import httpx
 import pytest
+from anyio import to_thread
 
 from tests.api.conftest import Server
 from tests.conftest import MakeConfig
 from tradeguard.api.access import FailedLogins
 from tradeguard.audit import AuditEntry
+from tradeguard.control import users
 from tradeguard.errors import ConfigError
 from tradeguard.testing import FakeClock
 
@@ -102,6 +107,61 @@ class TestHaltsNeverRefused:
         assert forced.status_code == 200 and server.guard.strategy_state("nosuch") == "halted"
 
 
+@pytest.fixture
+def workers() -> int:
+    """The worker threads a server runs its sync endpoints on (anyio's default limit)."""
+
+    async def limit() -> int:
+        return int(to_thread.current_default_thread_limiter().total_tokens)
+
+    return anyio.run(limit)
+
+
+class TestHaltsUnderAFlood:
+    @pytest.fixture
+    def guard_sections(self, workers: int) -> dict[str, Any]:
+        """A limit that admits one bad token per worker thread, so a flood can hold them all."""
+        return {"auth": {"failed_logins_per_second": workers}}
+
+    def test_halt_when_every_worker_held_by_bad_tokens_then_carried_out_and_audited(
+        self, server: Server, workers: int, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A halt needs no worker thread: while a flood of bad tokens from the same address
+        holds every one of them in its hash, an authenticated halt is carried out and
+        recorded as authenticated, and the flood leaves one refusal on record."""
+        assert httpx.get(server.url + "/api/status", headers=server.auth("trader1")).is_success
+        release, hashing, real = threading.Event(), threading.Semaphore(0), users.token_matches
+
+        def held(token: str, salt: str, digest: str) -> bool:
+            hashing.release()
+            release.wait(60)
+            return real(token, salt, digest)
+
+        monkeypatch.setattr(users, "token_matches", held)
+        with ThreadPoolExecutor(workers) as pool:
+            flood = [
+                pool.submit(call, server, "GET", "/api/status", "Bearer trader1.wrong")
+                for _ in range(workers)
+            ]
+            try:
+                for _ in range(workers):
+                    assert hashing.acquire(timeout=60)
+                halted = httpx.post(
+                    server.url + "/api/strategies/mom/halt",
+                    headers=server.auth("trader1"),
+                    json={"reason": "under a flood"},
+                    timeout=30,
+                )
+            finally:
+                release.set()
+            codes = {f.result().status_code for f in flood}
+        assert halted.status_code == 200 and server.guard.strategy_state("mom") == "halted"
+        change = last_change(server)
+        assert change.actor == "trader1" and change.details["initiator"] == {"authenticated": True}
+        assert codes == {401}
+        assert [r.actor for r in refusals(server)] == ["trader1"]
+
+
 class TestStatusCodes:
     def test_status_when_no_credential_then_401_with_bearer_challenge(self, server: Server) -> None:
         """No credential: 401 and the bare challenge (RFC 6750: no error code)."""
@@ -156,6 +216,30 @@ class TestFailedLoginLimit:
         assert response.status_code == 429 and response.headers["Retry-After"] == "1"
         assert len(hashed) == 5
 
+    def test_bad_tokens_when_sent_at_once_then_at_most_limit_hashed(
+        self, server: Server, hashed: list[str], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Ten bad tokens at once: while the first 5 hashes still run, the other 5 are
+        answered 429 without one (counted only on failing, all 10 were hashed)."""
+        release, counting = threading.Event(), users.token_matches
+
+        def held(token: str, salt: str, digest: str) -> bool:
+            release.wait(60)
+            return counting(token, salt, digest)
+
+        monkeypatch.setattr(users, "token_matches", held)
+        with ThreadPoolExecutor(10) as pool:
+            sent = [
+                pool.submit(call, server, "GET", "/api/status", "Bearer trader1.wrong")
+                for _ in range(10)
+            ]
+            answered = as_completed(sent, timeout=60)
+            early = [next(answered).result().status_code for _ in range(5)]
+            release.set()
+            codes = early + [f.result().status_code for f in answered]
+        assert early == [429] * 5 and sorted(codes) == [401] * 5 + [429] * 5
+        assert len(hashed) == 5
+
     def test_verified_credential_when_source_over_limit_then_served(
         self, server: Server, hashed: list[str]
     ) -> None:
@@ -188,20 +272,43 @@ class TestFailedLoginLimit:
 
 
 class TestFailedLogins:
-    def test_over_when_limit_reached_then_only_for_that_source(self, clock: FakeClock) -> None:
-        """Failures are counted per source: one address over its limit slows no other."""
+    def test_admit_when_limit_reached_then_only_for_that_source(self, clock: FakeClock) -> None:
+        """Attempts are counted per source: one address over its limit slows no other."""
         limit = FailedLogins(clock, lambda: 2)
-        limit.failed("10.0.0.1")
-        assert not limit.over("10.0.0.1")
-        limit.failed("10.0.0.1")
-        assert limit.over("10.0.0.1") and not limit.over("10.0.0.2")
+        assert limit.admit("10.0.0.1") is not None and limit.admit("10.0.0.1") is not None
+        assert limit.admit("10.0.0.1") is None and limit.admit("10.0.0.2") is not None
 
-    def test_over_when_second_passed_then_counting_starts_again(self, clock: FakeClock) -> None:
+    def test_admit_when_attempts_still_running_then_counted_already(self, clock: FakeClock) -> None:
+        """An attempt counts from its admission, before its hash is known to fail: requests
+        arriving while the first hashes run cannot each start one."""
+        limit = FailedLogins(clock, lambda: 1)
+        assert limit.admit("10.0.0.1") is not None
+        assert limit.admit("10.0.0.1") is None
+
+    def test_refund_when_credential_held_then_attempt_given_back(self, clock: FakeClock) -> None:
+        """Only failures count: an attempt whose credential held is given back."""
+        limit = FailedLogins(clock, lambda: 1)
+        second = limit.admit("10.0.0.1")
+        assert second is not None
+        limit.refund("10.0.0.1", second)
+        assert limit.admit("10.0.0.1") is not None
+
+    def test_refund_when_second_passed_then_not_given_to_the_next(self, clock: FakeClock) -> None:
+        """An attempt admitted in a past second is not given back to the current one."""
+        limit = FailedLogins(clock, lambda: 1)
+        first = limit.admit("10.0.0.1")
+        assert first is not None
+        clock.advance(1.0)
+        assert limit.admit("10.0.0.1") is not None
+        limit.refund("10.0.0.1", first)
+        assert limit.admit("10.0.0.1") is None
+
+    def test_admit_when_second_passed_then_counting_starts_again(self, clock: FakeClock) -> None:
         """A new second starts a new count."""
         limit = FailedLogins(clock, lambda: 1)
-        limit.failed("10.0.0.1")
+        limit.admit("10.0.0.1")
         clock.advance(1.0)
-        assert not limit.over("10.0.0.1")
+        assert limit.admit("10.0.0.1") is not None
 
     @pytest.mark.parametrize("bad", [0, -3])
     def test_limit_when_not_positive_then_config_error(

@@ -96,13 +96,20 @@ class Users:
 
     def verified(self, user: str, token: str) -> Operator | None:
         """``user``, if this very token was verified here before and is still theirs; no
-        hash is computed and nothing is audited (a cheap check for the failed-login limit)."""
-        if not self._book.config.auth.enabled:
+        hash is computed and nothing is audited (a cheap check for the failed-login limit).
+        A token never verified here is answered without reading the store: a flood of
+        guesses costs a dictionary look-up each."""
+        if not self.recognized(user, token):
             return None
         record = self._record(user)
         if record is None or record.token_hash is None:
             return None
         return Operator(record.name) if self._seen(user, token, record.token_hash) else None
+
+    def recognized(self, user: str, token: str) -> bool:
+        """This token was verified here once (it may have been revoked since: ``verified``
+        says). Memory only, so the HTTP API asks it on its event loop."""
+        return self._book.config.auth.enabled and _cache_key(user, token) in self._verified
 
     def _seen(self, name: str, token: str, token_hash: str) -> bool:
         return self._verified.get(_cache_key(name, token)) == token_hash
