@@ -74,7 +74,8 @@ class Transitions:
     def follow(self, catch_up: Callable[[], bool]) -> None:
         """``catch_up()`` adopts what other processes wrote, True when there was anything: a
         halt that memory calls redundant asks it first (the store may hold a lift made
-        elsewhere that this process has not adopted yet)."""
+        elsewhere that this process has not adopted yet), and so does every lift
+        (:meth:`refresh`)."""
         self._catch_up = catch_up
 
     def apply(
@@ -135,7 +136,7 @@ class Transitions:
                     except StateConflict:
                         stored = self._stored(key)
                         if not tightening:
-                            states[key] = stored
+                            self.refresh()  # what the store holds, judged before it counts
                             raise InvalidTransition(
                                 f"{key} changed in another process (now {stored.state}: "
                                 f"{stored.reason}); nothing was lifted: look again"
@@ -234,15 +235,13 @@ class Transitions:
         )
         marker.unlink()
 
-    def refresh(self, key: str) -> None:
-        """Before a lift, take the store's word if another process moved the scope on."""
-        store = self._storage.healthy()
-        if store is None:
-            return
-        stored = store.load_states().get(key)
-        mine = self._book.states.get(key)
-        if stored is not None and (mine is None or stored.version > mine.version):
-            self._book.states[key] = stored
+    def refresh(self) -> None:
+        """Before a lift (or a limit change), take the store's word on every scope another
+        process moved on. Adopted, never copied: a lift made elsewhere is judged by this
+        guard's rules before it takes effect, like any adoption (a copy put it in force
+        unjudged, and the watcher, finding nothing newer, never judged it after)."""
+        if self._catch_up is not None:
+            self._catch_up()
 
     def refuse(
         self,

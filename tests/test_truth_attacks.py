@@ -1,0 +1,246 @@
+"""Issue 15, attacked: ways the guard still came back less restrictive than it should be.
+
+Each test reproduces one finding with real guards on a real SQLite file (and, where the CLI is
+the other party, a real CLI process): a lift another process made reaching the order gate
+without this guard's judgement, a halt written by a guard that shares its store object (or to
+a file put in place of the one a guard has open) never reaching the guard, and a tail cut
+from the chain with the anchor rewritten to match.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import MakeConfig, MakeGuard, MakeParts
+from tradeguard import Guard, Order, PortfolioState, StrategyState
+from tradeguard.assembly import Parts
+from tradeguard.audit import AuditEntry, AuditRecord
+from tradeguard.errors import TradeguardError
+from tradeguard.model import Scope
+from tradeguard.store import Approval, Rung, SqliteStore, StateWrite
+from tradeguard.testing import FakeClock
+
+ROOT = Path(__file__).resolve().parent.parent
+S1 = Scope.strategy("s1")
+
+
+def buy(strategy: str = "s1") -> Order:
+    return Order(strategy, "BTC", "buy", 1.0, 100.0)
+
+
+def margin_breached(make_parts: MakeParts) -> Parts:
+    """A trading process whose portfolio is soft-halted by margin at 95% (limit 90%)."""
+    parts = make_parts()
+    parts.intake.update_prices({"BTC": 100.0})
+    parts.commands.register_strategy("s1", None, None)
+    parts.intake.update_portfolio(equity=1e6, margin_used=95.0, margin_available=5.0)
+    assert parts.core.book.portfolio_state is PortfolioState.SOFT_HALT
+    return parts
+
+
+def position_breached(make_parts: MakeParts) -> Parts:
+    """A trading process whose s1 is halted by a position of 50% of equity (limit 20%)."""
+    parts = make_parts()
+    parts.intake.update_prices({"BTC": 100.0})
+    parts.commands.register_strategy("s1", None, None)
+    parts.intake.update_portfolio(equity=1_000.0)
+    parts.intake.update_position("s1", "BTC", 5.0, 100.0)
+    assert parts.core.book.status_of(S1).state == StrategyState.HALTED
+    return parts
+
+
+def attempt(act: Callable[[], object]) -> None:
+    """A person's act that may well be refused (the lift it asked for was made elsewhere)."""
+    try:
+        act()
+    except TradeguardError:
+        pass
+
+
+class TestLiftsMetByALiftHere:
+    """A lift made elsewhere, then a person here asks for a lift (or changes a limit): the
+    guard looks at the store first. What it adopts there is judged like every adoption."""
+
+    @pytest.mark.parametrize("act", ["reset", "resume_other", "set_limit"])
+    def test_reset_elsewhere_when_person_here_acts_then_margin_breach_rehalts_before_any_order(
+        self, make_parts: MakeParts, make_guard: MakeGuard, act: str
+    ) -> None:
+        """Margin stays at 95%, the CLI resets; a second risk manager here resets too (or
+        resumes another strategy, or changes a limit): the book must stay halted."""
+        trading = margin_breached(make_parts)
+        if act == "resume_other":
+            trading.commands.halt_strategy("s2", "trader1", "for the resume")
+        make_guard().reset("risk1", reason="looked fine from the CLI")
+        acts: dict[str, Callable[[], object]] = {
+            "reset": lambda: trading.approvals.reset("risk2", "me too"),
+            "resume_other": lambda: trading.commands.resume_strategy("s2", "senior1", "ok"),
+            "set_limit": lambda: trading.limits.set_limit(
+                "daily_loss",
+                "risk1",
+                limit=0.01,
+                action=None,
+                enabled=None,
+                reason="tighter",
+            ),
+        }
+        attempt(acts[act])
+        assert not trading.orders.check(buy()).accepted
+        assert trading.core.book.portfolio_state is PortfolioState.SOFT_HALT
+
+    def test_resume_elsewhere_when_person_here_resumes_then_position_breach_rehalts(
+        self, make_parts: MakeParts, make_guard: MakeGuard
+    ) -> None:
+        """A position stays at 50%, the CLI resumes s1; a senior trader here resumes s1 too:
+        s1 must be halted again before any order of it is judged."""
+        trading = position_breached(make_parts)
+        make_guard().resume_strategy("s1", "senior1", reason="looked fine from the CLI")
+        attempt(lambda: trading.commands.resume_strategy("s1", "senior1", "me too"))
+        assert not trading.orders.check(buy()).accepted
+        assert trading.core.book.status_of(S1).state == StrategyState.HALTED
+
+
+class LiftedMeanwhile(SqliteStore):
+    """The trading process's own store on the shared file, where another process makes its
+    lift just before this one's next state write (the race a lift loses: a real second guard
+    writes to the real file, in between)."""
+
+    other: Callable[[], object] | None = None
+
+    def commit(
+        self,
+        *,
+        states: Sequence[StateWrite] = (),
+        audit: Sequence[AuditEntry] = (),
+        approvals: Sequence[Approval] = (),
+        rungs: Sequence[Rung] = (),
+    ) -> list[AuditRecord]:
+        if states and self.other is not None:
+            other, self.other = self.other, None
+            other()
+        return super().commit(states=states, audit=audit, approvals=approvals, rungs=rungs)
+
+
+def test_reset_when_it_loses_the_race_to_a_reset_elsewhere_then_the_lift_is_judged(
+    make_guard: MakeGuard, db_path: Path
+) -> None:
+    """Two risk managers reset at once, one here and one in the CLI, while margin stays at
+    95%: this guard's write loses; the reset it takes from the store is still judged."""
+    cli = make_guard()
+    store = LiftedMeanwhile(db_path)
+    trading = make_guard(store=store)
+    trading.update_prices({"BTC": 100.0})
+    trading.register_strategy("s1")
+    trading.update_portfolio(equity=1e6, margin_used=95.0, margin_available=5.0)
+    assert trading.portfolio_state is PortfolioState.SOFT_HALT
+    cli.tick()
+    store.other = lambda: cli.reset("risk1", reason="from the CLI")
+    attempt(lambda: trading.reset("risk2", "here"))
+    assert not trading.check_order(buy()).accepted
+    assert trading.portfolio_state is PortfolioState.SOFT_HALT
+
+
+def test_halt_when_two_guards_share_one_store_object_then_the_other_adopts_it(
+    make_config: MakeConfig, db_path: Path, clock: FakeClock
+) -> None:
+    """Two guards in one process handed the same store (``store=``): a halt one writes moves
+    the store's data version for the other too, or the other never sees it."""
+    store = SqliteStore(db_path)
+    writer = Guard(make_config(), clock=clock, store=store)
+    trading = Guard(make_config(), clock=clock, store=store)
+    try:
+        trading.update_prices({"BTC": 100.0})
+        trading.register_strategy("s1")
+        writer.halt_strategy("s1", "trader1", "stop s1")
+        assert trading._backstop._sync.watch()  # what its watcher does every interval
+        assert trading.strategy_state("s1") is StrategyState.HALTED
+        assert not trading.check_order(buy()).accepted
+    finally:
+        trading.close()
+        writer.close()
+
+
+def cli_halt(config: Path, strategy: str) -> subprocess.CompletedProcess[str]:
+    """``tradeguard halt-strategy`` in a real CLI process."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from tradeguard.cli import app; app()",
+            "halt-strategy",
+            strategy,
+            "--force",
+            "-c",
+            str(config),
+            "-u",
+            "trader1",
+            "-r",
+            "from the CLI",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+
+
+@pytest.mark.parametrize("how", ["moved_aside", "removed"])
+def test_store_file_when_replaced_under_a_running_guard_then_it_stops_trading(
+    make_parts: MakeParts, db_path: Path, tmp_path: Path, how: str
+) -> None:
+    """The file a guard has open is moved aside (or removed) and the CLI halts s1 in the file
+    now at that path: the guard reads an orphan that will never see a halt, so it must stop,
+    not go on trading on it."""
+    trading = make_parts()
+    trading.intake.update_prices({"BTC": 100.0})
+    trading.commands.register_strategy("s1", None, None)
+    for suffix in ("", "-wal", "-shm"):
+        found = db_path.with_name(db_path.name + suffix)
+        if found.exists() and how == "moved_aside":
+            found.rename(tmp_path / f"aside.db{suffix}")
+        elif found.exists():
+            found.unlink()
+    config = tmp_path / "tradeguard.yaml"
+    config.write_text(
+        f"users:\n  trader1: trader\nstate:\n  path: {db_path}\nauth:\n  enabled: false\n"
+    )
+    done = cli_halt(config, "s1")
+    assert done.returncode == 0, done.stderr
+    trading.sync.watch()  # what its watcher does every interval
+    assert not trading.orders.check(buy()).accepted
+
+
+def test_tail_cut_when_anchor_rewritten_to_match_then_guard_starts_in_emergency(
+    make_guard: MakeGuard, db_path: Path
+) -> None:
+    """An attacker with the file and the anchor but not the key deletes a person's halt (its
+    record, its row), rewinds the head and writes an anchor for the cut chain: the anchor
+    must be as unforgeable as the chain it vouches for."""
+    guard = make_guard()
+    guard.halt_strategy("s0", "trader1", "earlier")
+    guard.halt_strategy("s1", "trader1", "a person's halt")
+    guard.close()
+    with closing(sqlite3.connect(db_path)) as db, db:
+        db.execute("DELETE FROM audit WHERE seq = (SELECT MAX(seq) FROM audit)")
+        db.execute("DELETE FROM states WHERE scope = 'strategy:s1'")
+        seq, head = db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+        db.execute("UPDATE audit_head SET seq=?, hash=?", (seq, head))
+    with closing(sqlite3.connect(db_path)) as db:
+        store_id = db.execute("SELECT value FROM meta WHERE key='store_id'").fetchone()[0]
+        versions = db.execute("SELECT total(version) FROM states").fetchone()[0]
+    anchor = db_path.with_name(db_path.name + ".anchor")
+    forged = {"store": store_id, "seq": seq, "hash": head, "versions": int(versions)}
+    anchor.write_text(json.dumps(forged))
+    again = make_guard()
+    assert again.portfolio_state is PortfolioState.EMERGENCY
+    assert "store_untrusted" in again.status()["portfolio"]["reason"]
+    assert not again.verify_audit().ok
