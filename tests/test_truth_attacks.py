@@ -15,7 +15,7 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
-from contextlib import closing
+from contextlib import closing, suppress
 from pathlib import Path
 
 import pytest
@@ -23,7 +23,7 @@ import pytest
 from tests.conftest import MakeConfig, MakeGuard, MakeParts
 from tradeguard import Guard, Order, PortfolioState, StrategyState
 from tradeguard.assembly import Parts
-from tradeguard.audit import AuditEntry, AuditRecord
+from tradeguard.audit import GENESIS, AuditEntry, AuditRecord, chain_hash
 from tradeguard.errors import TradeguardError
 from tradeguard.model import Scope
 from tradeguard.store import Approval, Rung, SqliteStore, StateWrite
@@ -60,10 +60,8 @@ def position_breached(make_parts: MakeParts) -> Parts:
 
 def attempt(act: Callable[[], object]) -> None:
     """A person's act that may well be refused (the lift it asked for was made elsewhere)."""
-    try:
+    with suppress(TradeguardError):
         act()
-    except TradeguardError:
-        pass
 
 
 class TestLiftsMetByALiftHere:
@@ -240,7 +238,43 @@ def test_tail_cut_when_anchor_rewritten_to_match_then_guard_starts_in_emergency(
     anchor = db_path.with_name(db_path.name + ".anchor")
     forged = {"store": store_id, "seq": seq, "hash": head, "versions": int(versions)}
     anchor.write_text(json.dumps(forged))
+    store = SqliteStore(db_path)
+    try:
+        assert "not sealed" in (store.trust_problem() or "")
+        assert not store.verify_audit().ok
+    finally:
+        store.close()
     again = make_guard()
     assert again.portfolio_state is PortfolioState.EMERGENCY
     assert "store_untrusted" in again.status()["portfolio"]["reason"]
-    assert not again.verify_audit().ok
+
+
+def test_chain_when_rewritten_unkeyed_beside_its_key_file_then_store_refused(
+    make_guard: MakeGuard, db_path: Path
+) -> None:
+    """Without the key, an attacker rewrites the whole chain unkeyed (plain SHA-256, which
+    anyone can compute) without a person's halt, marks the store unkeyed and writes an
+    unsealed anchor: a store whose key file exists is keyed, whatever its table says."""
+    guard = make_guard()
+    guard.halt_strategy("s0", "trader1", "earlier")
+    guard.halt_strategy("s1", "trader1", "a person's halt")
+    guard.close()
+    with closing(sqlite3.connect(db_path)) as db, db:
+        db.execute("DELETE FROM audit WHERE seq = (SELECT MAX(seq) FROM audit)")
+        db.execute("DELETE FROM states WHERE scope = 'strategy:s1'")
+        prev, seq = GENESIS, 0
+        for seq, entry in db.execute("SELECT seq, entry FROM audit ORDER BY seq").fetchall():
+            digest = chain_hash(prev, seq, entry)
+            db.execute("UPDATE audit SET prev_hash=?, hash=? WHERE seq=?", (prev, digest, seq))
+            prev = digest
+        db.execute("UPDATE audit_head SET seq=?, hash=?", (seq, prev))
+        db.execute("UPDATE meta SET value='0' WHERE key='audit_keyed'")
+        store_id = db.execute("SELECT value FROM meta WHERE key='store_id'").fetchone()[0]
+        versions = db.execute("SELECT total(version) FROM states").fetchone()[0]
+    anchor = db_path.with_name(db_path.name + ".anchor")
+    anchor.write_text(
+        json.dumps({"store": store_id, "seq": seq, "hash": prev, "versions": int(versions)})
+    )
+    again = make_guard()
+    assert again.portfolio_state is PortfolioState.EMERGENCY
+    assert not again.check_order(buy()).accepted
