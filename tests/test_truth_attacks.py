@@ -278,3 +278,66 @@ def test_chain_when_rewritten_unkeyed_beside_its_key_file_then_store_refused(
     again = make_guard()
     assert again.portfolio_state is PortfolioState.EMERGENCY
     assert not again.check_order(buy()).accepted
+
+
+class Boasting(float):
+    """A float that says it is within every bound and below every limit (and NaN would too)."""
+
+    def __le__(self, other: object) -> bool:
+        return True
+
+    def __lt__(self, other: object) -> bool:
+        return True
+
+    def __gt__(self, other: object) -> bool:
+        return True
+
+    def __ge__(self, other: object) -> bool:
+        return True
+
+
+class BoastingInt(int):
+    """An int that says it is within every bound and below every limit."""
+
+    def __le__(self, other: object) -> bool:
+        return True
+
+    def __lt__(self, other: object) -> bool:
+        return True
+
+    def __gt__(self, other: object) -> bool:
+        return True
+
+
+class EqualToAll(str):
+    """An id that claims to equal (and hash like) a registered strategy's."""
+
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    def __hash__(self) -> int:
+        return hash("s1")
+
+
+@pytest.mark.parametrize(
+    "order",
+    [
+        Order("s1", "BTC", "buy", Boasting(1e300), 100.0),
+        Order("s1", "BTC", "buy", Boasting("nan"), 100.0),
+        Order("s1", "BTC", "buy", 1.0, Boasting("nan")),
+        Order("s1", "BTC", "buy", BoastingInt(10**30), 100.0),
+        Order(EqualToAll("ghost"), "BTC", "buy", 1.0, 100.0),
+    ],
+    ids=["float_1e300", "float_nan_quantity", "float_nan_price", "int_1e30", "id_equal_to_all"],
+)
+def test_order_when_its_numbers_or_id_lie_about_themselves_then_judged_by_value(
+    make_guard: MakeGuard, order: Order
+) -> None:
+    """A subclass whose comparisons say it is within every bound (numpy's float64 is judged by
+    value too) is judged as the plain value it holds: 1e300, NaN or an unknown id is refused,
+    with no size limit configured (the magnitude bound is the only one left)."""
+    unlimited = dict.fromkeys(("max_order_quantity", "max_order_notional", "max_position_notional"))
+    guard = make_guard(pretrade={"limits": {**unlimited, "max_gross_exposure": None}})
+    guard.update_prices({"BTC": 100.0})
+    guard.register_strategy("s1")
+    assert not guard.check_order(order).accepted
