@@ -24,10 +24,11 @@ from tests.conftest import MakeConfig, MakeGuard, MakeParts
 from tradeguard import Guard, Order, PortfolioState, StrategyState
 from tradeguard.assembly import Parts
 from tradeguard.audit import GENESIS, AuditEntry, AuditRecord, chain_hash
+from tradeguard.auth import hash_token
 from tradeguard.errors import TradeguardError
 from tradeguard.model import Scope
 from tradeguard.store import Approval, Rung, SqliteStore, StateWrite
-from tradeguard.testing import FakeClock
+from tradeguard.testing import FakeClock, enroll_team
 
 ROOT = Path(__file__).resolve().parent.parent
 S1 = Scope.strategy("s1")
@@ -341,3 +342,82 @@ def test_order_when_its_numbers_or_id_lie_about_themselves_then_judged_by_value(
     guard.update_prices({"BTC": 100.0})
     guard.register_strategy("s1")
     assert not guard.check_order(order).accepted
+
+
+OPEN_ROWS = (
+    "the users and approvals tables are not checked against the audit chain: a row written "
+    "without the key is taken as the truth. Fix (schema 3): seal every users and approvals "
+    "row with the audit key (an HMAC column over the row, written in the same transaction as "
+    "its audit record) and refuse, at open and at every read that authorizes, a row whose seal "
+    "is missing or wrong (store_untrusted, as a states row that differs from the chain)"
+)
+
+
+TEAM = {
+    "admin1": "admin",
+    "admin2": "admin",
+    "risk1": "risk_manager",
+    "risk2": "risk_manager",
+    "trader1": "trader",
+}
+
+
+def _team(make_guard: MakeGuard) -> None:
+    """Four people enrolled as a team is; an emergency declared; the guard closed."""
+    guard = make_guard(users=TEAM, auth={"enabled": True})
+    enroll_team(guard, ("admin1", "admin2", "risk1", "risk2"))
+    guard.emergency("trader1", "a person's emergency")
+    guard.close()
+
+
+@pytest.mark.xfail(strict=True, reason=OPEN_ROWS)
+def test_users_table_when_tokens_minted_without_the_key_then_no_emergency_is_lifted(
+    make_guard: MakeGuard, db_path: Path, clock: FakeClock
+) -> None:
+    """With the database file alone (no key, no anchor touched), an attacker writes token
+    hashes of their own for two risk managers and lifts the emergency as both of them."""
+    _team(make_guard)
+    with closing(sqlite3.connect(db_path)) as db, db:
+        for name in ("risk1", "risk2"):
+            salt, digest = hash_token(f"minted-{name}")
+            db.execute("UPDATE users SET salt=?, token_hash=? WHERE name=?", (salt, digest, name))
+    clock.advance(3600)  # past every cool-down
+    guard = make_guard(users=TEAM, auth={"enabled": True})
+    with suppress(TradeguardError):
+        first = guard.authenticate("risk1", "minted-risk1")
+        second = guard.authenticate("risk2", "minted-risk2")
+        assert first is not None and second is not None
+        guard.approve(guard.reset(first, "minted").id, second)
+    assert guard.portfolio_state is PortfolioState.EMERGENCY
+
+
+@pytest.mark.xfail(strict=True, reason=OPEN_ROWS)
+def test_approvals_table_when_request_forged_without_the_key_then_one_person_cannot_lift(
+    make_guard: MakeGuard, db_path: Path, clock: FakeClock
+) -> None:
+    """With the database file alone, risk2 writes a pending reset request in risk1's name and
+    approves it: one person has lifted an emergency that takes two."""
+    _team(make_guard)
+    clock.advance(3600)
+    with closing(sqlite3.connect(db_path)) as db, db:
+        version = db.execute("SELECT version FROM states WHERE scope='portfolio'").fetchone()[0]
+        db.execute(
+            "INSERT INTO approvals VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                "forged",
+                "reset",
+                "portfolio",
+                "risk1",
+                clock.time(),
+                clock.time() + 600,
+                version,
+                "pending",
+                None,
+                None,
+                "forged",
+            ),
+        )
+    guard = make_guard(users=TEAM, auth={"enabled": True})
+    with suppress(TradeguardError):
+        guard.approve("forged", "risk2")
+    assert guard.portfolio_state is PortfolioState.EMERGENCY
