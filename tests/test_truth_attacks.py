@@ -26,7 +26,7 @@ from tradeguard.assembly import Parts
 from tradeguard.audit import GENESIS, AuditEntry, AuditRecord, chain_hash
 from tradeguard.auth import hash_token
 from tradeguard.errors import TradeguardError
-from tradeguard.model import Scope
+from tradeguard.model import PORTFOLIO, Scope
 from tradeguard.store import Approval, Rung, SqliteStore, StateWrite
 from tradeguard.testing import FakeClock, enroll_team
 
@@ -421,3 +421,27 @@ def test_approvals_table_when_request_forged_without_the_key_then_one_person_can
     with suppress(TradeguardError):
         guard.approve("forged", "risk2")
     assert guard.portfolio_state is PortfolioState.EMERGENCY
+
+
+def test_guard_when_inherited_by_a_forked_child_then_the_child_refuses_every_order(
+    make_guard: MakeGuard,
+) -> None:
+    """A trading process forks workers after building its guard (multiprocessing's default on
+    Linux): the child's copy has no watcher and may not use the store's connection, so a CLI
+    halt never reached it and it went on accepting; it must refuse instead."""
+    guard = make_guard()
+    guard.update_prices({"BTC": 100.0})
+    guard.register_strategy("s1")
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through the pipe and exits
+        verdict = guard.check_order(buy()).accepted
+        os.write(write, json.dumps([verdict, guard.status_of(PORTFOLIO).reason]).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as answer:
+        accepted, reason = json.loads(answer.read())
+    os.waitpid(child, 0)
+    assert not accepted
+    assert "forked" in reason
+    assert guard.check_order(buy()).accepted  # the parent's own guard is untouched

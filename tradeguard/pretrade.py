@@ -12,10 +12,10 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections import OrderedDict, deque
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from tradeguard.config import OrderLimits, PretradeConfig
-from tradeguard.inputs import MAX_MAGNITUDE, is_identifier
+from tradeguard.inputs import MAX_MAGNITUDE, is_identifier, plain_value
 from tradeguard.model import ACCEPTED, Decision, Order, PortfolioState, Side, StrategyState
 
 _BLOCKING_PORTFOLIO = {PortfolioState.HARD_HALT, PortfolioState.EMERGENCY}
@@ -60,23 +60,11 @@ def plain(order: Order) -> Order:
     for ``malformed`` to refuse."""
     return dataclasses.replace(
         order,
-        strategy_id=_plain(order.strategy_id),
-        symbol=_plain(order.symbol),
-        quantity=_plain(order.quantity),
-        price=_plain(order.price),
+        strategy_id=plain_value(order.strategy_id),
+        symbol=plain_value(order.symbol),
+        quantity=plain_value(order.quantity),
+        price=plain_value(order.price),
     )
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, float):
-        return float.__float__(value)
-    if isinstance(value, int):
-        return int.__int__(value)
-    if isinstance(value, str):
-        return str.__str__(value)
-    return value
 
 
 def malformed(order: Order) -> Decision | None:

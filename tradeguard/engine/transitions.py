@@ -206,6 +206,19 @@ class Transitions:
             )
         )
 
+    def forked(self) -> None:
+        """In a child forked from this process: the book was copied, but not the watcher that
+        keeps it true, nor a store connection fit to use (SQLite's may not cross a fork), nor
+        the threads subscribers hand work to. So the copy is locked down in memory, quietly
+        (nothing to publish to), and lets go of the store: every order it is asked about is
+        refused. A process that trades makes its own Guard."""
+        why = "forked: this guard was inherited by a child process, which must make its own"
+        self._storage.store, self._storage.error = None, why
+        current = self._book.states["portfolio"]
+        self._book.states["portfolio"] = ScopeStatus(
+            PortfolioState.EMERGENCY, why, self._clock.time(), str(SYSTEM), current.version
+        )
+
     def fail_store(self, message: str) -> None:
         """The store cannot be trusted: lock down in memory; nothing can be lifted until fixed.
         A marker file beside the DB carries the emergency over a restart, should the store
