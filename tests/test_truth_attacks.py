@@ -27,6 +27,7 @@ from tradeguard.audit import GENESIS, AuditEntry, AuditRecord, chain_hash
 from tradeguard.auth import hash_token
 from tradeguard.errors import TradeguardError
 from tradeguard.model import PORTFOLIO, Scope
+from tradeguard.state import Command
 from tradeguard.store import Approval, Rung, SqliteStore, StateWrite
 from tradeguard.testing import FakeClock, enroll_team
 
@@ -445,3 +446,29 @@ def test_guard_when_inherited_by_a_forked_child_then_the_child_refuses_every_ord
     assert not accepted
     assert "forked" in reason
     assert guard.check_order(buy()).accepted  # the parent's own guard is untouched
+
+
+@pytest.mark.parametrize(
+    ("lifted", "emergency_first"),
+    [("strategy:s1", False), ("strategy:s1", True), ("portfolio", True)],
+    ids=["strategy_halt", "strategy_halt_in_an_emergency", "emergency"],
+)
+def test_states_row_when_lifted_without_the_key_under_a_running_guard_then_not_adopted(
+    make_parts: MakeParts, db_path: Path, lifted: str, emergency_first: bool
+) -> None:
+    """``UPDATE states SET state=<lifted>, version=version+1``, no audit record, while a guard
+    runs: its watcher adopted the row as a lift made elsewhere (a person's halt, or the
+    emergency, gone until the next restart's replay). Adopted lifts are checked against the
+    chain first; a table the chain does not produce is an untrusted store."""
+    trading = make_parts()
+    trading.intake.update_prices({"BTC": 100.0})
+    trading.commands.halt_strategy("s1", "trader1", "a person's halt")
+    if emergency_first:
+        trading.commands.manual("risk1", Command.EMERGENCY, PORTFOLIO, "a person's emergency")
+    state = "normal" if lifted == "portfolio" else "active"
+    with closing(sqlite3.connect(db_path)) as db, db:
+        db.execute("UPDATE states SET state=?, version=version+1 WHERE scope=?", (state, lifted))
+    trading.sync.watch()  # what its watcher does every interval
+    assert not trading.orders.check(buy()).accepted
+    assert trading.core.book.portfolio_state is PortfolioState.EMERGENCY
+    assert trading.core.book.status_of(S1).state == StrategyState.HALTED
