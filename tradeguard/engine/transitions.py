@@ -66,6 +66,7 @@ class Transitions:
         self._subscribers: list[Subscriber] = []
         self._catch_up: Callable[[], bool] | None = None
         self._refusals = RefusalWindows(clock, lambda: book.config.auth.refusal_window_seconds)
+        self._inherited: object = None  # the store a forked child must leave alone (forked)
 
     def subscribe(self, fn: Subscriber) -> None:
         """Call ``fn(change)`` on every change, synchronously, once the state is in force."""
@@ -213,6 +214,9 @@ class Transitions:
         (nothing to publish to), and lets go of the store: every order it is asked about is
         refused. A process that trades makes its own Guard."""
         why = "forked: this guard was inherited by a child process, which must make its own"
+        # kept, never used: closing it here, while the parent uses the file, is what SQLite
+        # warns against too (it could take the file for the last connection and clean up)
+        self._inherited = self._storage.store
         self._storage.store, self._storage.error = None, why
         current = self._book.states["portfolio"]
         self._book.states["portfolio"] = ScopeStatus(
