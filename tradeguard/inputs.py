@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable
 from decimal import Decimal
 from numbers import Integral, Real
-from typing import TypeGuard
+from typing import Any, TypeGuard
 
 # Larger than any real price, quantity or amount of money; beyond it sums can overflow to inf.
 MAX_MAGNITUDE = 1e15
@@ -94,6 +94,20 @@ def identifier(name: str, value: object) -> str:
         )
     # a plain copy of a str subclass: what the guard stores and compares is only the text
     return value if type(value) is str else str.__str__(value)
+
+
+def plain_value(value: Any) -> Any:
+    """The plain float, int or str a subclass holds (its own operators may lie); bool and
+    every other type as given, for the caller's validation to refuse."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, float):
+        return float.__float__(value)
+    if isinstance(value, int):
+        return int.__int__(value)
+    if isinstance(value, str):
+        return str.__str__(value)
+    return value
 
 
 Validator = Callable[[str, object], float | int]

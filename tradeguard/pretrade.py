@@ -9,12 +9,13 @@ no rate and leaves no dedup trace.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections import OrderedDict, deque
 from typing import NamedTuple
 
 from tradeguard.config import OrderLimits, PretradeConfig
-from tradeguard.inputs import MAX_MAGNITUDE, is_identifier
+from tradeguard.inputs import MAX_MAGNITUDE, is_identifier, plain_value
 from tradeguard.model import ACCEPTED, Decision, Order, PortfolioState, Side, StrategyState
 
 _BLOCKING_PORTFOLIO = {PortfolioState.HARD_HALT, PortfolioState.EMERGENCY}
@@ -51,6 +52,21 @@ def _positive(v: object) -> bool:
     return (t is float or t is int) and 0 < v <= MAX_MAGNITUDE  # type: ignore[operator]
 
 
+def plain(order: Order) -> Order:
+    """``order`` as the plain values it holds: a subclass of float, int or str (numpy's
+    float64, or one whose operators lie: a quantity of 1e300 that says it is below every
+    limit and a reduction of every position, an id that equals a registered one) is judged by
+    the value it holds, never by its own operators. Other types (bool among them) are kept,
+    for ``malformed`` to refuse."""
+    return dataclasses.replace(
+        order,
+        strategy_id=plain_value(order.strategy_id),
+        symbol=plain_value(order.symbol),
+        quantity=plain_value(order.quantity),
+        price=plain_value(order.price),
+    )
+
+
 def malformed(order: Order) -> Decision | None:
     """What every check needs: whose it is, a side, and a finite positive quantity and price.
     An order that cannot be judged is refused, never waved through."""
@@ -66,11 +82,8 @@ def malformed(order: Order) -> Decision | None:
     if _positive(order.quantity) and _positive(order.price):
         return None  # the common case, without the loop below
     for name, v in (("quantity", order.quantity), ("price", order.price)):
-        # the same magnitude bound as the fast path: a subclass of float (numpy's) is judged
-        # by value, never let past the bound that plain floats meet
-        if not _positive(v) and not (
-            isinstance(v, float | int) and not isinstance(v, bool) and 0 < v <= MAX_MAGNITUDE
-        ):
+        # plain floats and ints only (see ``plain``): a subclass could lie about the bound
+        if not _positive(v):
             return Decision(
                 False,
                 "bounds",
@@ -181,10 +194,12 @@ class Pipeline:
     ) -> Decision:
         """The first refusal, in the fixed order, or ACCEPTED. (Never chain checks with `or`:
         a Decision is an object, and the first one found is the answer.) ``well_formed``: the
-        caller already ran ``malformed``."""
-        refused = None if well_formed else malformed(order)
-        if refused is not None:
-            return refused
+        caller already made the order ``plain`` and ran ``malformed``."""
+        if not well_formed:
+            order = plain(order)
+            refused = malformed(order)
+            if refused is not None:
+                return refused
         # One lock for the whole judgement: two threads cannot both pass on the same pending
         # total. (acquire/release, not `with`: a third of the cost on the hot path.)
         self._lock.acquire()
@@ -477,4 +492,4 @@ class Pipeline:
         self._recent_fingerprints.append(fingerprint)
 
 
-__all__ = ["Context", "Pipeline", "kill_switch", "malformed"]
+__all__ = ["Context", "Pipeline", "kill_switch", "malformed", "plain"]

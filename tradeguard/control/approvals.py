@@ -61,7 +61,7 @@ class Approvals:
         episode = self._readiness.episode_rules("portfolio")  # audit I/O: not under the lock
         with self._book.lock:
             actor = self._commands.authorize(user, Command.RESET, PORTFOLIO)
-            self._transitions.refresh("portfolio")
+            self._transitions.refresh()
             current = self._book.status_of(PORTFOLIO)
             if current.state == PortfolioState.NORMAL:
                 why = "the portfolio is not halted: nothing to reset"
@@ -111,7 +111,7 @@ class Approvals:
                 self._transitions.refuse(user, "approve", PORTFOLIO, f"no request {request_id!r}")
                 raise UnknownRequest(f"no two-person request {request_id!r}; see pending_approvals")
             now = self._clock.time()
-            self._transitions.refresh("portfolio")
+            self._transitions.refresh()
             problem, status = self._problem(request, str(actor), now)
             if problem:
                 self._transitions.refuse(user, "approve", PORTFOLIO, f"{request.id}: {problem}")

@@ -193,7 +193,7 @@ class Commands:
         held = self._readiness.held(sid)  # venue I/O: never under the guard's lock
         episode = self._readiness.episode_rules(key)  # audit I/O, likewise
         with book.lock:
-            self._transitions.refresh("portfolio")
+            self._transitions.refresh()
             if book.portfolio_state is PortfolioState.EMERGENCY:
                 why = (
                     "lockdown: nothing is resumed during an emergency; "
@@ -201,7 +201,6 @@ class Commands:
                 )
                 self._transitions.refuse(user, Command.RESUME, scope, why)
                 raise PermissionDenied(why)
-            self._transitions.refresh(key)
             status = book.status_of(scope)
             if status.state != S.HALTED:
                 why = f"cannot resume strategy {sid} in state {status.state}: only a halt lifts"

@@ -51,7 +51,7 @@ class Limits:
         actor = self._commands.authorize(user, Command.CONFIGURE, PORTFOLIO)
         book = self._book
         with book.lock:
-            self._transitions.refresh("portfolio")  # an emergency declared elsewhere freezes
+            self._transitions.refresh()  # an emergency declared elsewhere freezes
             current = getattr(book.config.triggers, trigger, None)
             if trigger not in Triggers.model_fields or not isinstance(current, Trigger):
                 self._refuse(

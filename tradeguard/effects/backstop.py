@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -26,6 +28,7 @@ from tradeguard.effects.stops import Stops
 from tradeguard.engine.core import Core
 from tradeguard.engine.intake import Intake
 from tradeguard.engine.sync import StoreSync
+from tradeguard.engine.transitions import Transitions
 from tradeguard.errors import InvalidInput, InvalidTransition, StoreUnavailable
 from tradeguard.ledger import Ledger
 from tradeguard.model import PORTFOLIO, Breach
@@ -49,6 +52,17 @@ class TickResult:
     at: float
     breaches: list[Breach] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+
+
+def _in_child(transitions: weakref.ref[Transitions]) -> Callable[[], None]:
+    """The at-fork hook of one guard (a weak reference: the hook outlives the guard)."""
+
+    def locked_down() -> None:
+        alive = transitions()
+        if alive is not None:
+            alive.forked()
+
+    return locked_down
 
 
 class Backstop:
@@ -82,6 +96,8 @@ class Backstop:
         # one pool per source: a source that hangs uses up its own threads, never the ones
         # the other sources are read on (their breaches must still be applied)
         self._source_calls: dict[str, TimedCalls] = {}
+        # no thread survives a fork: a child that inherits this guard is locked down
+        os.register_at_fork(after_in_child=_in_child(weakref.ref(core.transitions)))
 
     def tick(self) -> TickResult:
         """Re-read every metric source, re-apply every rule (time-based ones included), save

@@ -39,6 +39,13 @@ class OrderGate:
     def check(self, order: Order) -> Decision:
         """The 8-point pre-trade verdict, called before every order: kill_switch, bounds,
         limits, cap, drawdown, rate, dedup, allocation. Reads state without the guard's lock."""
+        if (
+            type(order.quantity) is not float
+            or type(order.price) is not float
+            or type(order.strategy_id) is not str
+            or type(order.symbol) is not str
+        ):
+            order = pretrade.plain(order)  # judged by the values it holds, not its operators
         refused = pretrade.malformed(order)
         if refused is None and order.strategy_id not in self._registered:
             refused = Decision(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from tradeguard.engine.book import SYSTEM
+from tradeguard.engine.book import SYSTEM, TIGHT_STATES
 from tradeguard.engine.core import Core
 from tradeguard.engine.rungs import Rungs
 from tradeguard.errors import StoreUnavailable
@@ -71,21 +71,31 @@ class StoreSync:
             book.normal_version = portfolio.version
         self._seen_version = seen
 
-    def _distrust(self, store: StateStore) -> None:
+    def _distrust(self, store: StateStore) -> bool:
         """A store that is not the one its anchor names (emptied, cut, rolled back, replaced),
         whose chain is broken or whose states table is not what its chain says holds no truth
-        to start from: record an emergency in it, then anchor it as it is, so the emergency
-        outlives this process and only a two-person reset lifts it."""
+        to start from (or to lift from): record an emergency in it, then anchor it as it is,
+        so the emergency outlives this process and only a two-person reset lifts it. True
+        when it did."""
         verification = store.verify_audit()
         if verification.ok:
-            return
+            return False
         if self._book.read_only:
             self._transitions.lockdown(f"store_untrusted: {verification.problem}")
-            return
-        self._transitions.apply(
-            PORTFOLIO, Command.EMERGENCY, SYSTEM, f"store_untrusted: {verification.problem}"
-        )
+            return True
+        if self._book.portfolio_state is not PortfolioState.EMERGENCY:  # (already: a halt
+            # memory calls redundant would ask the store again, and be back here)
+            self._transitions.apply(
+                PORTFOLIO, Command.EMERGENCY, SYSTEM, f"store_untrusted: {verification.problem}"
+            )
         store.accept()
+        return True
+
+    def _loosens(self, key: str, status: ScopeStatus) -> bool:
+        """Would adopting this row make its scope less restrictive here?"""
+        mine = self._book.states.get(key)
+        newer = mine is None or status.version > mine.version
+        return newer and status.state not in TIGHT_STATES
 
     def watch(self) -> bool:
         """The out-of-band path: when the store changed, adopt it now, not at the next tick;
@@ -127,6 +137,11 @@ class StoreSync:
         try:
             stored = store.load_states()
             self.adopt_genomes()
+            # A lift is taken from the store only once the chain says it was made: a row
+            # edited without the key (``UPDATE states SET state='active', version=version+1``)
+            # would otherwise lift a person's halt in every running guard until a restart.
+            if any(self._loosens(k, s) for k, s in stored.items()) and self._distrust(store):
+                return
         except StoreUnavailable as exc:
             errors.append(f"store: {exc}")
             self._transitions.fail_store(str(exc))

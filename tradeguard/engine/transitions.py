@@ -67,6 +67,7 @@ class Transitions:
         self._subscribers: list[Subscriber] = []
         self._catch_up: Callable[[], bool] | None = None
         self._refusals = RefusalWindows(clock, lambda: book.config.auth.refusal_window_seconds)
+        self._inherited: object = None  # the store a forked child must leave alone (forked)
 
     def subscribe(self, fn: Subscriber) -> None:
         """Call ``fn(change)`` on every change, synchronously, once the state is in force."""
@@ -75,7 +76,8 @@ class Transitions:
     def follow(self, catch_up: Callable[[], bool]) -> None:
         """``catch_up()`` adopts what other processes wrote, True when there was anything: a
         halt that memory calls redundant asks it first (the store may hold a lift made
-        elsewhere that this process has not adopted yet)."""
+        elsewhere that this process has not adopted yet), and so does every lift
+        (:meth:`refresh`)."""
         self._catch_up = catch_up
 
     def catch_up(self) -> bool:
@@ -145,7 +147,7 @@ class Transitions:
                     except StateConflict:
                         stored = self._stored(key)
                         if not tightening:
-                            states[key] = stored
+                            self.refresh()  # what the store holds, judged before it counts
                             raise InvalidTransition(
                                 f"{key} changed in another process (now {stored.state}: "
                                 f"{stored.reason}); nothing was lifted: look again"
@@ -234,6 +236,22 @@ class Transitions:
             )
         )
 
+    def forked(self) -> None:
+        """In a child forked from this process: the book was copied, but not the watcher that
+        keeps it true, nor a store connection fit to use (SQLite's may not cross a fork), nor
+        the threads subscribers hand work to. So the copy is locked down in memory, quietly
+        (nothing to publish to), and lets go of the store: every order it is asked about is
+        refused. A process that trades makes its own Guard."""
+        why = "forked: this guard was inherited by a child process, which must make its own"
+        # kept, never used: closing it here, while the parent uses the file, is what SQLite
+        # warns against too (it could take the file for the last connection and clean up)
+        self._inherited = self._storage.store
+        self._storage.store, self._storage.error = None, why
+        current = self._book.states["portfolio"]
+        self._book.states["portfolio"] = ScopeStatus(
+            PortfolioState.EMERGENCY, why, self._clock.time(), str(SYSTEM), current.version
+        )
+
     def fail_store(self, message: str) -> None:
         """The store cannot be trusted: lock down in memory; nothing can be lifted until fixed.
         A marker file beside the DB carries the emergency over a restart, should the store
@@ -273,15 +291,13 @@ class Transitions:
         )
         marker.unlink()
 
-    def refresh(self, key: str) -> None:
-        """Before a lift, take the store's word if another process moved the scope on."""
-        store = self._storage.healthy()
-        if store is None:
-            return
-        stored = store.load_states().get(key)
-        mine = self._book.states.get(key)
-        if stored is not None and (mine is None or stored.version > mine.version):
-            self._book.states[key] = stored
+    def refresh(self) -> None:
+        """Before a lift (or a limit change), take the store's word on every scope another
+        process moved on. Adopted, never copied: a lift made elsewhere is judged by this
+        guard's rules before it takes effect, like any adoption (a copy put it in force
+        unjudged, and the watcher, finding nothing newer, never judged it after)."""
+        if self._catch_up is not None:
+            self._catch_up()
 
     def refuse(
         self,

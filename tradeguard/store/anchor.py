@@ -7,6 +7,13 @@ So every commit that moves the audit chain also writes a small file beside the d
 sum of its state versions (which only ever grow). At every open the database must still be that
 store and at least that far; :func:`compare` says what is wrong when it is not.
 
+A keyed store's anchor is sealed with its audit key (HMAC-SHA256 over the mark): without the
+seal, whoever holds the database and the anchor but not the key could cut the chain's tail,
+rewind its head and write an anchor that says the cut chain is as far as the store got. An
+anchor whose seal is missing or wrong is refused. What stays out of reach is named in the
+README: a copy of an older database and its anchor put back together (both genuine), or
+every file removed at once (a new store), are told apart only by a copy kept off the host.
+
 The file is replaced atomically (temporary file, fsync, rename, fsync of the directory) under
 an exclusive lock on the directory, and only ever moves forward: two processes sharing the
 store cannot put it back. A crash between the database commit and the anchor leaves the
@@ -17,6 +24,8 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
+import hmac
 import json
 import os
 from collections.abc import Iterator
@@ -40,8 +49,9 @@ def anchor_path(db: Path) -> Path:
     return db.with_name(db.name + ".anchor")
 
 
-def read(path: Path) -> Mark | None:
-    """The anchored mark, or None when there is no anchor; an unreadable one raises."""
+def read(path: Path, key: bytes | None = None) -> Mark | None:
+    """The anchored mark, or None when there is no anchor; an unreadable one raises, and so
+    does one not sealed with ``key`` (a keyed store's anchor written without its key)."""
     try:
         text = path.read_text()
     except FileNotFoundError:
@@ -51,9 +61,22 @@ def read(path: Path) -> Mark | None:
     try:
         data = json.loads(text)
         mark = Mark(str(data["store"]), int(data["seq"]), str(data["hash"]), int(data["versions"]))
-    except (ValueError, KeyError, TypeError) as exc:
+        seal = data.get("seal")
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise StoreUnavailable(f"{path}: the anchor is unreadable ({exc!r})") from exc
+    if key is not None and not (
+        isinstance(seal, str) and hmac.compare_digest(seal, _seal(mark, key))
+    ):
+        raise StoreUnavailable(
+            f"{path}: the anchor is not sealed with the store's audit key: "
+            "it was written by someone who does not hold the key"
+        )
     return mark
+
+
+def _seal(mark: Mark, key: bytes) -> str:
+    message = json.dumps(asdict(mark), sort_keys=True, separators=(",", ":")).encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
 def compare(anchored: Mark, found: Mark, hash_at_seq: str | None) -> str | None:
@@ -75,12 +98,16 @@ def compare(anchored: Mark, found: Mark, hash_at_seq: str | None) -> str | None:
     return None
 
 
-def advance(path: Path, mark: Mark, *, force: bool = False) -> None:
-    """Write ``mark`` unless the anchor is already as far on for this store (another process
-    sharing it wrote a later one): atomically, durably, under the directory's lock.
-    ``force`` writes it regardless: an operator's store replaces the anchored one."""
+def advance(path: Path, mark: Mark, key: bytes | None, *, force: bool = False) -> None:
+    """Write ``mark`` (sealed with ``key``, when the store is keyed) unless the anchor is
+    already as far on for this store (another process sharing it wrote a later one):
+    atomically, durably, under the directory's lock. ``force`` writes it regardless: an
+    operator's store replaces the anchored one."""
+    record: dict[str, object] = asdict(mark)
+    if key is not None:
+        record["seal"] = _seal(mark, key)
     with _locked(path.parent) as directory:
-        current = None if force else read(path)
+        current = None if force else read(path, key)
         if (
             current is not None
             and current.store == mark.store
@@ -91,7 +118,7 @@ def advance(path: Path, mark: Mark, *, force: bool = False) -> None:
         temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
         try:
             with open(temporary, "w") as out:
-                out.write(json.dumps(asdict(mark)))
+                out.write(json.dumps(record))
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(temporary, path)

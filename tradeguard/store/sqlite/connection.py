@@ -43,6 +43,8 @@ class SqliteConnection:
         self._anchor = anchor.anchor_path(self.path)
         self._problem: str | None = None  # why the file is not the anchored store
         self._moved = False  # the open write transaction appended to the chain
+        self._commits = 0  # this connection's own commits (data_version counts others' only)
+        self._file: tuple[int, int] | None = None  # (device, inode) of the file opened
         try:
             self._db = sqlite3.connect(
                 f"file:{quote(str(self.path.absolute()))}?mode=ro" if read_only else self.path,
@@ -55,6 +57,7 @@ class SqliteConnection:
             raise _unopened(self.path, exc) from exc
         try:
             self._look() if read_only else self._open()
+            self._file = _identity(self.path)
         except BaseException:
             self._db.close()
             raise
@@ -115,12 +118,15 @@ class SqliteConnection:
         if not found.store:  # new, or from before anchors: give it an identity
             self._db.execute("INSERT OR IGNORE INTO meta VALUES ('store_id', ?)", (_new_id(),))
             found = self._mark(self._db)
-        if anchor.read(self._anchor) != found:  # new, or a crash came between commit and anchor
-            anchor.advance(self._anchor, found)
+        if anchor.read(self._anchor, self._key) != found:  # new, or a crash after a commit
+            anchor.advance(self._anchor, found, self._key)
 
     def _anchor_problem(self, db: sqlite3.Connection) -> str | None:
         """How the file differs from its anchor now (None: it is the store, as far on)."""
-        anchored = anchor.read(self._anchor)
+        try:
+            anchored = anchor.read(self._anchor, self._key)
+        except StoreUnavailable as exc:  # unreadable, or not sealed with the key: untrusted
+            return str(exc)
         found = self._mark(db)
         if anchored is None:
             if not found.store:
@@ -156,7 +162,7 @@ class SqliteConnection:
         with self._read() as db:
             db.execute("INSERT OR IGNORE INTO meta VALUES ('store_id', ?)", (_new_id(),))
             mark = self._mark(db)
-        anchor.advance(self._anchor, mark, force=True)
+        anchor.advance(self._anchor, mark, self._key, force=True)
         self._problem = None
 
     def _migrate(self) -> None:
@@ -198,6 +204,14 @@ class SqliteConnection:
                 "key cannot be added later: remove state.audit_key or start "
                 "a new store"
             )
+        if row[0] == "0" and keyfile.load(keyfile.key_path(self.path)) is not None:
+            # only a keyed store's creator makes a key file: an unkeyed chain beside one was
+            # rewritten by someone without the key (and its anchor with it)
+            raise StoreUnavailable(
+                f"{self.path}: its audit chain says it is unkeyed, yet "
+                f"{keyfile.key_path(self.path).name} exists: the chain was rewritten "
+                "without the key"
+            )
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
@@ -227,8 +241,9 @@ class SqliteConnection:
                 if isinstance(exc, sqlite3.Error):
                     raise StoreUnavailable(f"{self.path}: {exc}") from exc
                 raise
+            self._commits += 1
             if mark is not None:
-                anchor.advance(self._anchor, mark)
+                anchor.advance(self._anchor, mark, self._key)
 
     def _append(self, db: sqlite3.Connection, entry: AuditEntry) -> AuditRecord:
         """Link ``entry`` onto the chain inside the caller's write transaction."""
@@ -240,15 +255,34 @@ class SqliteConnection:
         return row.record(entry)
 
     def data_version(self) -> int:
-        """Changes whenever another connection commits: how a guard notices, cheaply, that a
-        CLI or another process wrote to the store."""
+        """Changes whenever anyone commits: how a guard notices, cheaply, that a CLI or another
+        process wrote to the store. SQLite's own counter moves on other connections' commits
+        only, so this connection's are added: two guards handed one store object see each
+        other's halts. A file no longer at the path (moved aside, removed, replaced) will never
+        see another process's write again: that raises, as a store that cannot say."""
         with self._read() as db:
             row = db.execute("PRAGMA data_version").fetchone()
-        return int(row[0])
+            version = int(row[0]) + self._commits
+        try:
+            moved = _identity(self.path) != self._file
+        except OSError:
+            moved = True
+        if moved:
+            raise StoreUnavailable(
+                f"{self.path}: the database file open here is no longer the one at its path "
+                "(moved, removed or replaced): nothing written there reaches this process"
+            )
+        return version
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _identity(path: Path) -> tuple[int, int]:
+    """Which file is at ``path`` (device, inode); raises ``OSError`` when there is none."""
+    found = os.stat(path)
+    return found.st_dev, found.st_ino
 
 
 def _new_id() -> str:
