@@ -38,6 +38,7 @@ from tradeguard.events import Actuator
 from tradeguard.incidents.registry import GenomeRegistry
 from tradeguard.incidents.response import IncidentResponse
 from tradeguard.ledger import Ledger
+from tradeguard.store.journal import BaselineJournal, Snapshot, journal_path
 from tradeguard.recovery import Ladder
 from tradeguard.store import SqliteStore, StateStore
 
@@ -78,7 +79,15 @@ def assemble(config: Config, clock: Clock, store: StateStore | None, sleep: Slee
         ledger.strategy(sid).allocated_capital = strategy.allocated_capital
     intake = Intake(core, ledger=ledger)
     rungs = Rungs(core, ledger=ledger, ladder=Ladder(config.recovery))
-    sync = StoreSync(core, ledger=ledger, rungs=rungs, recheck=intake.recheck)
+    # a file store keeps a journal of the loss baselines beside it; a memory store none
+    db = path if store is None else store.path if isinstance(store, SqliteStore) else None
+    sync = StoreSync(
+        core,
+        ledger=ledger,
+        rungs=rungs,
+        recheck=intake.recheck,
+        journal=None if db is None else journal_path(db),
+    )
     transitions.follow(sync.watch)  # a redundant-looking halt is decided on the store
     stops = Stops(core, sleep=sleep)
     users = Users(core)
@@ -172,4 +181,12 @@ def assemble(config: Config, clock: Clock, store: StateStore | None, sleep: Slee
         sync.load()
     except Exception as exc:  # whatever cannot be loaded cannot be trusted: fail closed
         transitions.fail_store(f"cannot load state: {exc!r}")
+        return parts  # and a journal that could not be read is left as it is
+    if db is not None:
+        ledger.journal = backstop.journal = BaselineJournal(
+            db,
+            lambda: Snapshot(ledger.baselines(), ledger.velocity_samples()),
+            book.lock,
+            on_failure=transitions.fail_store,
+        )
     return parts

@@ -31,6 +31,7 @@ from tradeguard.ledger import Ledger
 from tradeguard.model import PORTFOLIO, Breach
 from tradeguard.periodic import Periodic
 from tradeguard.rules import Topic
+from tradeguard.store.journal import BaselineJournal
 from tradeguard.timed_calls import TimedCalls
 
 if TYPE_CHECKING:
@@ -40,6 +41,7 @@ log = logging.getLogger("tradeguard")
 
 MetricsSource = Callable[[], Mapping[str, Any]]
 _WATCHER = "tradeguard-watcher"
+_JOURNAL = "tradeguard-journal"
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +84,7 @@ class Backstop:
         # one pool per source: a source that hangs uses up its own threads, never the ones
         # the other sources are read on (their breaches must still be applied)
         self._source_calls: dict[str, TimedCalls] = {}
+        self.journal: BaselineJournal | None = None  # a file store's (set once it loaded)
 
     def tick(self) -> TickResult:
         """Re-read every metric source, re-apply every rule (time-based ones included), save
@@ -158,12 +161,15 @@ class Backstop:
 
     def save_baselines(self) -> str | None:
         """Write the loss baselines (peaks, day start, streaks) so a restart keeps measuring
-        from them; the breaker does it every tick and ``close`` does it last. Returns the
-        problem, if the store failed (the guard is then in emergency)."""
+        from them, and fsync their journal; the breaker does it every tick and ``close``
+        does it last. Returns the problem, if the store failed (the guard is then in
+        emergency)."""
         with self._book.lock:
             if not self._book.fed:  # a reader (the CLI) must not write back what it read
                 return None
             baselines = self._ledger.baselines()
+        if self.journal is not None:
+            self.journal.sync()
         store = self._storage.healthy()
         if store is None:
             return None
@@ -206,20 +212,26 @@ class Backstop:
         from now, as the store was just loaded."""
         interval = self._book.config.guard.watch_interval_seconds
         self._thread(_WATCHER, self._sync.watch, interval, wait_first=True)
+        if self.journal is not None:  # like the watcher: from birth, started or not
+            every = self._book.config.state.baseline_fsync_seconds
+            self._thread(_JOURNAL, self.journal.sync, every, wait_first=True)
 
     def stop(self) -> None:
         """Stop monitoring (the breaker and criticality threads); the watcher runs on until
         ``close``: a guard that stopped monitoring still obeys a halt made elsewhere."""
         for name, thread in self._threads.items():
-            if name != _WATCHER:
+            if name not in (_WATCHER, _JOURNAL):
                 thread.stop()
 
     def close(self) -> None:
-        """Stop every thread and release the source readers (a hung one is left to die)."""
+        """Stop every thread, release the source readers (a hung one is left to die), fsync
+        and release the baselines journal."""
         for thread in self._threads.values():
             thread.stop()
         for calls in self._source_calls.values():
             calls.close()
+        if self.journal is not None:
+            self.journal.close()
 
     def health(self) -> dict[str, Any]:
         """Judged by the age of the last tick, not by the thread being alive: a thread that is
