@@ -18,8 +18,10 @@ import pytest
 from tests.conftest import USERS, MakeGuard, reading
 from tradeguard import Guard, PortfolioState, StrategyState
 from tradeguard.config import parse_config
+from tradeguard.ledger import StrategyMetrics
 from tradeguard.model import PORTFOLIO, Scope
-from tradeguard.store.journal import RECORD, BaselineJournal, Snapshot, journal_path, replay
+from tradeguard.store.journal import RECORD, BaselineJournal, Snapshot, journal_path
+from tradeguard.store.journal_reader import replay
 from tradeguard.testing import FakeClock, MemoryStore
 
 P, S = PortfolioState, StrategyState
@@ -132,7 +134,9 @@ class TestCrash:
         guard.close()
         assert path.read_bytes() == bytes(damaged)
 
-    def test_journal_when_not_ours_then_emergency(self, make_guard: MakeGuard, db_path: Path) -> None:
+    def test_journal_when_not_ours_then_emergency(
+        self, make_guard: MakeGuard, db_path: Path
+    ) -> None:
         """Text where the journal should be (not even its header) is garbage too."""
         make_guard().close()
         journal_path(db_path).write_text("peak=1000000\n")
@@ -216,13 +220,14 @@ class _Ledgerish:
 
     def loss(self, journal: BaselineJournal, sid: str) -> None:
         n = self.losses[sid] = self.losses.get(sid, 0) + 1
-        journal.strategy(sid, n, 0, n, -10.0 * n, None, None)
+        figures = StrategyMetrics(
+            Scope.strategy(sid), realized_pnl=-10.0 * n, trade_count=n, consecutive_losses=n
+        )
+        journal.strategy(sid, figures)
 
 
 class TestCompaction:
-    def test_compaction_when_records_written_meanwhile_then_none_lost(
-        self, tmp_path: Path
-    ) -> None:
+    def test_compaction_when_records_written_meanwhile_then_none_lost(self, tmp_path: Path) -> None:
         """Records written between the compaction's snapshot and its rename (while the new
         file is fsynced, outside the lock) are carried into the new file."""
         ledger, lock = _Ledgerish(), threading.RLock()

@@ -38,9 +38,9 @@ from tradeguard.events import Actuator
 from tradeguard.incidents.registry import GenomeRegistry
 from tradeguard.incidents.response import IncidentResponse
 from tradeguard.ledger import Ledger
-from tradeguard.store.journal import BaselineJournal, Snapshot, journal_path
 from tradeguard.recovery import Ladder
 from tradeguard.store import SqliteStore, StateStore
+from tradeguard.store.journal import BaselineJournal, Snapshot, journal_path
 
 
 @dataclass(frozen=True, slots=True)

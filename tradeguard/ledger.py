@@ -142,25 +142,9 @@ class Journal(Protocol):
     """Where every baseline change goes the moment it is made, so that no crash loses it
     (:class:`tradeguard.store.journal.BaselineJournal`); called under the guard's lock."""
 
-    def strategy(
-        self,
-        sid: str,
-        trade_count: int,
-        wins: int,
-        losses: int,
-        realized_pnl: float,
-        equity: float | None,
-        peak: float | None,
-    ) -> None: ...
+    def strategy(self, sid: str, m: StrategyMetrics) -> None: ...
 
-    def portfolio(
-        self,
-        day: int | None,
-        equity: float | None,
-        peak: float | None,
-        day_start: float | None,
-        at: float | None,
-    ) -> None: ...
+    def portfolio(self, p: PortfolioMetrics, at: float | None) -> None: ...
 
     def window_reset(self) -> None: ...
 
@@ -222,23 +206,12 @@ class Ledger:
             if m.peak_equity is None:  # the capital it started with is its first peak
                 m.peak_equity = m.allocated_capital
             self._strategy_equity(m, m.allocated_capital + m.realized_pnl)
-        self._journal_strategy(m)
+        self.journal.strategy(strategy_id, m)
 
     def update_strategy_equity(self, strategy_id: str, equity: float) -> None:
         m = self.strategy(strategy_id)
         self._strategy_equity(m, equity)
-        self._journal_strategy(m)
-
-    def _journal_strategy(self, m: StrategyMetrics) -> None:
-        self.journal.strategy(
-            m.scope.id,
-            m.trade_count,
-            m.wins,
-            m.consecutive_losses,
-            m.realized_pnl,
-            m.equity,
-            m.peak_equity,
-        )
+        self.journal.strategy(strategy_id, m)
 
     @staticmethod
     def _strategy_equity(m: StrategyMetrics, equity: float) -> None:
@@ -267,7 +240,7 @@ class Ledger:
             changed = changed or (slot in _BASELINE_SLOTS and getattr(m, slot) != value)
             setattr(m, slot, value)
         if changed:
-            self._journal_strategy(m)
+            self.journal.strategy(m.scope.id, m)
 
     def _exposure(self, m: StrategyMetrics) -> None:
         gross = largest = 0.0
@@ -301,7 +274,7 @@ class Ledger:
         self._equity_at = p.equity_at = now
         high = self._velocity.add(now, equity)
         p.pnl_velocity = (high - equity) / high if high > 0 else 0.0
-        self.journal.portfolio(p.day, equity, p.peak_equity, p.day_start_equity, now)
+        self.journal.portfolio(p, now)
         held = [sid for sid, m in self.strategies.items() if m.positions]
         for sid in held:
             self._exposure(self.strategies[sid])
@@ -362,7 +335,7 @@ class Ledger:
         """A resume acknowledges the losses so far: limits are measured from here on."""
         m = self.strategy(strategy_id)
         _acknowledge_losses(m)
-        self._journal_strategy(m)
+        self.journal.strategy(m.scope.id, m)
 
     def rebased(self, strategy_id: str) -> StrategyMetrics:
         """A copy of the strategy's metrics as a resume would leave them: what a resume is
@@ -386,7 +359,7 @@ class Ledger:
         if p.equity is not None and self._equity_at is not None:
             at = self._equity_at
             self._velocity.add(at, p.equity)  # the next fall is measured from here
-        self.journal.portfolio(p.day, p.equity, p.peak_equity, p.day_start_equity, at)
+        self.journal.portfolio(p, at)
 
     # -- baselines that must survive a restart --------------------------------------------
 
@@ -435,7 +408,6 @@ class Ledger:
             m.win_rate = m.wins / m.trade_count if m.trade_count else None
             if m.equity is not None and m.peak_equity is not None:
                 m.drawdown = _drawdown(m.peak_equity, m.equity)
-
 
     def velocity_samples(self) -> list[tuple[float, float]]:
         """The equity samples the velocity window holds: a restart keeps measuring from them."""

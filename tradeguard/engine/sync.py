@@ -31,7 +31,7 @@ from tradeguard.model import (
 from tradeguard.model import StrategyState as S
 from tradeguard.state import Command, ScopeStatus
 from tradeguard.store import StateStore
-from tradeguard.store.journal import replay
+from tradeguard.store.journal_reader import replay
 
 
 class StoreSync:
@@ -75,9 +75,7 @@ class StoreSync:
         saved = store.load_metrics()
         self._ledger.restore(saved)
         journaled = self._replay(saved)
-        book.registered.update(
-            Scope.parse(k).id for k in {*saved, *journaled} if k != "portfolio"
-        )
+        book.registered.update(Scope.parse(k).id for k in {*saved, *journaled} if k != "portfolio")
         self._rungs.adopt()
         self.adopt_genomes()
         portfolio = book.states["portfolio"]

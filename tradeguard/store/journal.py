@@ -37,23 +37,21 @@ import os
 import struct
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from tradeguard.errors import StoreUnavailable
+from typing import Any, Protocol
 
 log = logging.getLogger("tradeguard")
 
 RECORD = 64
 MAGIC = b"TGBASEL1"
 SEGMENT = 16 << 20  # allocated up front: a write into a mapped hole on a full disk is SIGBUS
-_HEADER = struct.Struct("<8sQ48x")
-_NAME = struct.Struct("<BxHI56x")
-_STRATEGY = struct.Struct("<BxxxIqqqddd8x")
-_PORTFOLIO = struct.Struct("<Bxxxxxxxqdddd16x")
-_SAMPLE = struct.Struct("<Bxxxxxxxdd40x")
-_EMPTY = struct.Struct("<B63x")
+HEADER = struct.Struct("<8sQ48x")
+NAME = struct.Struct("<BxHI56x")
+STRATEGY = struct.Struct("<BxxxIqqqddd8x")
+PORTFOLIO = struct.Struct("<Bxxxxxxxqdddd16x")
+SAMPLE = struct.Struct("<Bxxxxxxxdd40x")
+EMPTY = struct.Struct("<B63x")
 N, S, P, W, V = (ord(c) for c in "NSPWV")
 NONE = math.nan  # an optional figure that is not known (NaN is never a valid baseline)
 
@@ -71,23 +69,52 @@ class Snapshot:
     window: list[tuple[float, float]]
 
 
-@dataclass(slots=True)
-class Replayed:
-    """What a journal holds: the baselines by scope, the velocity window (None when the
-    journal never said), whether a power cut tore its tail, how many records it read."""
+class StrategyFigures(Protocol):
+    """What the journal keeps of a strategy (the ledger's ``StrategyMetrics``)."""
 
-    scopes: dict[str, dict[str, Any]] = field(default_factory=dict)
-    window: list[tuple[float, float]] | None = None
-    torn: bool = False
-    records: int = 0
+    trade_count: int
+    wins: int
+    consecutive_losses: int
+    realized_pnl: float
+    equity: float | None
+    peak_equity: float | None
+
+
+class PortfolioFigures(Protocol):
+    """What the journal keeps of the portfolio (the ledger's ``PortfolioMetrics``)."""
+
+    day: int | None
+    equity: float | None
+    peak_equity: float | None
+    day_start_equity: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Image:
+    """A snapshot as records, the numbers it gave, where the live file stood when taken."""
+
+    data: bytes
+    names: dict[str, int]
+    start: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Fresh:
+    """A new journal file, fsynced with its image, not yet renamed in place."""
+
+    image: _Image
+    temporary: Path
+    fd: int
+    map: mmap.mmap
+
+
+def _name_records(sid: str, idx: int) -> bytes:
+    data = sid.encode()
+    return NAME.pack(N, len(data), idx) + data.ljust(-(-len(data) // RECORD) * RECORD)
 
 
 def _opt(value: float | None) -> float:
     return NONE if value is None else value
-
-
-def _back(value: float) -> float | None:
-    return None if math.isnan(value) else value
 
 
 class BaselineJournal:
@@ -115,21 +142,13 @@ class BaselineJournal:
         self._fd = -1
         self._map: mmap.mmap | None = None
         self._pos = self._end = self._base = 0  # write position, capacity, snapshot's end
-        self._ids: dict[str, int] = {}
+        self._ids: dict[str, int] = {}  # the strategies the live file named, their numbers
+        self._next = 0
         self._retired: list[tuple[int, mmap.mmap]] = []  # closed by the next sync
 
     # -- the hot path (under the guard's lock) ------------------------------------------
 
-    def strategy(
-        self,
-        sid: str,
-        trade_count: int,
-        wins: int,
-        losses: int,
-        realized_pnl: float,
-        equity: float | None,
-        peak: float | None,
-    ) -> None:
+    def strategy(self, sid: str, m: StrategyFigures) -> None:
         if self._state != "live" and not self._begin():
             return
         idx = self._ids.get(sid)
@@ -140,34 +159,37 @@ class BaselineJournal:
         p = self._room()
         if p < 0:
             return
-        m = self._map
-        assert m is not None
-        _STRATEGY.pack_into(
-            m, p, 0, idx, trade_count, wins, losses, realized_pnl, _opt(equity), _opt(peak)
+        mm = self._map
+        assert mm is not None
+        STRATEGY.pack_into(
+            mm,
+            p,
+            0,
+            idx,
+            m.trade_count,
+            m.wins,
+            m.consecutive_losses,
+            m.realized_pnl,
+            _opt(m.equity),
+            _opt(m.peak_equity),
         )
-        m[p] = S  # the kind last: a record cut short reads as the end
+        mm[p] = S  # the kind last: a record cut short reads as the end
         self._pos = p + RECORD
 
-    def portfolio(
-        self,
-        day: int | None,
-        equity: float | None,
-        peak: float | None,
-        day_start: float | None,
-        at: float | None,
-    ) -> None:
+    def portfolio(self, p: PortfolioFigures, at: float | None) -> None:
+        """``at``: when the equity was sampled for the velocity window (None: not)."""
         if self._state != "live" and not self._begin():
             return
-        p = self._room()
-        if p < 0:
+        pos = self._room()
+        if pos < 0:
             return
-        m = self._map
-        assert m is not None
-        _PORTFOLIO.pack_into(
-            m, p, 0, -1 if day is None else day, _opt(equity), _opt(peak), _opt(day_start), _opt(at)
-        )
-        m[p] = P
-        self._pos = p + RECORD
+        mm = self._map
+        assert mm is not None
+        day = -1 if p.day is None else p.day
+        start = _opt(p.day_start_equity)
+        PORTFOLIO.pack_into(mm, pos, 0, day, _opt(p.equity), _opt(p.peak_equity), start, _opt(at))
+        mm[pos] = P
+        self._pos = pos + RECORD
 
     def window_reset(self) -> None:
         if self._state != "live" and not self._begin():
@@ -180,18 +202,18 @@ class BaselineJournal:
         self._pos = p + RECORD
 
     def _name(self, sid: str) -> int:
-        data = sid.encode()
-        slots = -(-len(data) // RECORD)
-        p = self._room(1 + slots)
+        """Number a strategy in the live file (its name record first); -1 on failure."""
+        p = self._room(1 + -(-len(sid.encode()) // RECORD))
         if p < 0:
             return p
-        idx = self._ids[sid] = len(self._ids)
+        record = _name_records(sid, self._next)
+        idx = self._ids[sid] = self._next
+        self._next += 1
         m = self._map
         assert m is not None
-        m[p + RECORD : p + RECORD + len(data)] = data
-        _NAME.pack_into(m, p, 0, len(data), idx)
+        m[p + 1 : p + len(record)] = record[1:]
         m[p] = N
-        self._pos = p + RECORD * (1 + slots)
+        self._pos = p + len(record)
         return idx
 
     def _room(self, records: int = 1) -> int:
@@ -245,26 +267,23 @@ class BaselineJournal:
         log.error("%s: %s", self.path, why)
         self._state, self._failure = "failed", why
 
-    def _image(self) -> bytes:
-        """Header and snapshot records: every name this journal numbered, every baseline,
-        the velocity window. Under the lock."""
+    def _image(self) -> _Image:
+        """Under the lock: header and snapshot records (every strategy named, every baseline,
+        the velocity window). Strategies the live file never named are numbered for the new
+        file only (from the shared counter: no number is ever given twice)."""
         snap = self._snapshot()
-        out = bytearray(_HEADER.pack(MAGIC, 0))
-        for sid, idx in self._ids.items():
-            data = sid.encode()
-            out += _NAME.pack(N, len(data), idx) + data.ljust(-(-len(data) // RECORD) * RECORD)
-        for key, data in snap.scopes.items():
-            if key == "portfolio":
-                continue
-            sid = key.partition(":")[2]
-            idx = self._ids.get(sid)
-            if idx is None:
-                idx = self._ids[sid] = len(self._ids)
-                name = sid.encode()
-                out += _NAME.pack(N, len(name), idx) + name.ljust(-(-len(name) // RECORD) * RECORD)
-            out += _STRATEGY.pack(
+        names = dict(self._ids)
+        strategies = {k.partition(":")[2]: d for k, d in snap.scopes.items() if k != "portfolio"}
+        for sid in strategies.keys() - names.keys():
+            names[sid] = self._next
+            self._next += 1
+        out = bytearray(HEADER.pack(MAGIC, 0))
+        for sid, idx in names.items():
+            out += _name_records(sid, idx)
+        for sid, data in strategies.items():
+            out += STRATEGY.pack(
                 S,
-                idx,
+                names[sid],
                 data["trade_count"],
                 data["wins"],
                 data["consecutive_losses"],
@@ -272,12 +291,12 @@ class BaselineJournal:
                 _opt(data["equity"]),
                 _opt(data["peak_equity"]),
             )
-        out += _EMPTY.pack(W)
+        out += EMPTY.pack(W)
         for at, value in snap.window:
-            out += _SAMPLE.pack(V, at, value)
+            out += SAMPLE.pack(V, at, value)
         p = snap.scopes.get("portfolio", {})
         day = p.get("day")
-        out += _PORTFOLIO.pack(
+        out += PORTFOLIO.pack(
             P,
             -1 if day is None else day,
             _opt(p.get("equity")),
@@ -286,51 +305,51 @@ class BaselineJournal:
             NONE,
         )
         out[8:16] = len(out).to_bytes(8, "little")  # the snapshot is fsynced with the file
-        return bytes(out)
+        return _Image(bytes(out), names, self._pos)
 
-    def _create(self, image: bytes) -> tuple[Path, int, mmap.mmap, int]:
+    def _create(self, image: _Image) -> _Fresh:
         """A new file holding ``image``, allocated and fsynced, not yet in place."""
-        size = max(SEGMENT, 4 * len(image))
+        size = max(SEGMENT, 4 * len(image.data))
         temporary = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
         fd = os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             os.posix_fallocate(fd, 0, size)
-            os.pwrite(fd, image, 0)
+            os.pwrite(fd, image.data, 0)
             os.fsync(fd)
-            return temporary, fd, mmap.mmap(fd, size), len(image)
+            return _Fresh(image, temporary, fd, mmap.mmap(fd, size))
         except BaseException:
             os.close(fd)
             with contextlib.suppress(OSError):
                 temporary.unlink()
             raise
 
-    def _install(self, fresh: tuple[Path, int, mmap.mmap, int], tail: bytes) -> None:
+    def _install(self, fresh: _Fresh, tail: bytes) -> None:
         """Under the lock: the records written since the image after it, then the new file
         in place of the old (the old one is closed by the next sync)."""
-        temporary, fd, m, used = fresh
+        m, used = fresh.map, len(fresh.image.data)
         if used + len(tail) > len(m):
             raise OSError("the records written during a compaction do not fit")
         m[used : used + len(tail)] = tail
-        os.replace(temporary, self.path)
+        os.replace(fresh.temporary, self.path)
         if self._map is not None:
             self._retired.append((self._fd, self._map))
-        self._fd, self._map, self._base = fd, m, used
+        self._fd, self._map, self._base = fresh.fd, m, used
         self._pos, self._end = used + len(tail), len(m)
+        self._ids = {**fresh.image.names, **self._ids}  # the tail's own numbers win
 
-    def prepare_compaction(self) -> tuple[tuple[Path, int, mmap.mmap, int], int]:
+    def prepare_compaction(self) -> _Fresh:
         """Compaction, first half: a snapshot under the lock, written and fsynced to a new
-        file outside it. Returns it, with where the records written since then begin."""
+        file outside it."""
         with self._lock:
-            image, start = self._image(), self._pos
-        return self._create(image), start
+            image = self._image()
+        return self._create(image)
 
-    def finish_compaction(self, pending: tuple[tuple[Path, int, mmap.mmap, int], int]) -> None:
+    def finish_compaction(self, fresh: _Fresh) -> None:
         """Second half: the records written since the snapshot copied in, the file renamed in
         place, all of it fsynced."""
-        fresh, start = pending
         with self._lock:
             assert self._map is not None
-            self._install(fresh, self._map[start : self._pos])
+            self._install(fresh, self._map[fresh.image.start : self._pos])
         _fsync_directory(self.path)
         self._flush()
 
@@ -386,117 +405,3 @@ def _fsync_directory(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def replay(path: Path) -> Replayed | None:
-    """Read a journal (never writing it): None when there is none; a damaged one raises
-    :class:`StoreUnavailable`; a torn tail past the fsynced end is dropped, ``torn`` set."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise StoreUnavailable(f"{path}: cannot read the baselines journal: {exc}") from exc
-    if len(data) < RECORD or data[:8] != MAGIC:
-        raise StoreUnavailable(f"{path}: the baselines journal is damaged: no header")
-    durable = int.from_bytes(data[8:16], "little")
-    if durable < RECORD or durable % RECORD or durable > len(data):
-        raise StoreUnavailable(f"{path}: the baselines journal is damaged: bad header")
-    return _Reader(path, data, durable).run()
-
-
-class _Reader:
-    def __init__(self, path: Path, data: bytes, durable: int) -> None:
-        self.path, self.data, self.durable = path, data, durable
-        self.names: dict[int, str] = {}
-        self.out = Replayed()
-
-    def run(self) -> Replayed:
-        data, pos = self.data, RECORD
-        while pos + RECORD <= len(data):
-            try:
-                step = self._record(pos)
-            except (ValueError, KeyError, UnicodeDecodeError, struct.error) as exc:
-                if pos < self.durable:
-                    raise StoreUnavailable(
-                        f"{self.path}: the baselines journal is damaged at byte {pos}: {exc}"
-                    ) from exc
-                log.error(
-                    "%s: torn tail at byte %d (a power cut lost the last records before their "
-                    "fsync): ignored, the guard starts from the stricter of journal and store",
-                    self.path,
-                    pos,
-                )
-                self.out.torn = True
-                return self.out
-            if step == 0:  # the end
-                if data.count(0, pos) < len(data) - pos:
-                    log.error("%s: torn tail: records after a gap at byte %d", self.path, pos)
-                    self.out.torn = True
-                return self.out
-            pos += step
-            self.out.records += 1
-        return self.out
-
-    def _record(self, pos: int) -> int:
-        """Apply the record at ``pos``; the bytes it took, 0 at the end; ValueError when it is
-        not a record this journal writes."""
-        data = self.data
-        kind = data[pos]
-        if kind == 0:
-            if pos < self.durable:
-                raise ValueError("a hole before the fsynced end")
-            return 0
-        if kind == N:
-            _, length, idx = _NAME.unpack_from(data, pos)
-            slots = -(-length // RECORD)
-            if not 0 < length <= 128 or pos + RECORD * (1 + slots) > len(data):
-                raise ValueError(f"a name of {length} bytes")
-            self.names[idx] = data[pos + RECORD : pos + RECORD + length].decode()
-            return RECORD * (1 + slots)
-        if kind == S:
-            _, idx, trades, wins, losses, pnl, equity, peak = _STRATEGY.unpack_from(data, pos)
-            if min(trades, wins, losses) < 0 or not math.isfinite(pnl):
-                raise ValueError("impossible strategy figures")
-            _finite_or_none(equity, peak)
-            self.out.scopes[f"strategy:{self.names[idx]}"] = {
-                "equity": _back(equity),
-                "peak_equity": _back(peak),
-                "realized_pnl": pnl,
-                "trade_count": trades,
-                "wins": wins,
-                "consecutive_losses": losses,
-            }
-        elif kind == P:
-            _, day, equity, peak, start, at = _PORTFOLIO.unpack_from(data, pos)
-            if day < -1:
-                raise ValueError("impossible day")
-            _finite_or_none(equity, peak, start, at)
-            self.out.scopes["portfolio"] = {
-                "equity": _back(equity),
-                "peak_equity": _back(peak),
-                "day": None if day < 0 else day,
-                "day_start_equity": _back(start),
-            }
-            if not math.isnan(at) and not math.isnan(equity):
-                self._window().append((at, equity))
-        elif kind == W:
-            self.out.window = []
-        elif kind == V:
-            _, at, value = _SAMPLE.unpack_from(data, pos)
-            if not (math.isfinite(at) and math.isfinite(value)):
-                raise ValueError("a velocity sample that is not finite")
-            self._window().append((at, value))
-        else:
-            raise ValueError(f"unknown record kind {kind}")
-        return RECORD
-
-    def _window(self) -> list[tuple[float, float]]:
-        if self.out.window is None:
-            self.out.window = []
-        return self.out.window
-
-
-def _finite_or_none(*values: float) -> None:
-    if any(math.isinf(v) for v in values):
-        raise ValueError("an infinite baseline")
