@@ -137,6 +137,7 @@ class BaselineJournal:
         self._compact_after = compact_after
         self._on_failure = on_failure
         self._state = "idle"  # -> "live" at the first change, "off" (another writer), "failed"
+        self._live = False  # _state == "live", read on every record
         self._failure: str | None = None
         self._lockfd = -1
         self._fd = -1
@@ -149,17 +150,17 @@ class BaselineJournal:
     # -- the hot path (under the guard's lock) ------------------------------------------
 
     def strategy(self, sid: str, m: StrategyFigures) -> None:
-        if self._state != "live" and not self._begin():
+        if not self._live and not self._begin():
             return
         idx = self._ids.get(sid)
         if idx is None:
             idx = self._name(sid)
             if idx < 0:
                 return
-        p = self._room()
-        if p < 0:
+        p = self._pos
+        if p + RECORD > self._end and (p := self._room()) < 0:
             return
-        mm = self._map
+        mm, equity, peak = self._map, m.equity, m.peak_equity
         assert mm is not None
         STRATEGY.pack_into(
             mm,
@@ -170,15 +171,15 @@ class BaselineJournal:
             m.wins,
             m.consecutive_losses,
             m.realized_pnl,
-            _opt(m.equity),
-            _opt(m.peak_equity),
+            NONE if equity is None else equity,
+            NONE if peak is None else peak,
         )
         mm[p] = S  # the kind last: a record cut short reads as the end
         self._pos = p + RECORD
 
     def portfolio(self, p: PortfolioFigures, at: float | None) -> None:
         """``at``: when the equity was sampled for the velocity window (None: not)."""
-        if self._state != "live" and not self._begin():
+        if not self._live and not self._begin():
             return
         pos = self._room()
         if pos < 0:
@@ -192,7 +193,7 @@ class BaselineJournal:
         self._pos = pos + RECORD
 
     def window_reset(self) -> None:
-        if self._state != "live" and not self._begin():
+        if not self._live and not self._begin():
             return
         p = self._room()
         if p < 0:
@@ -251,7 +252,7 @@ class BaselineJournal:
                 "baselines to the store at each tick only",
                 self.path.name,
             )
-            self._state = "off"
+            self._move("off")
             return False
         self._lockfd = fd
         try:
@@ -260,12 +261,16 @@ class BaselineJournal:
         except OSError as exc:
             self._fail(f"cannot write the baselines journal: {exc}")
             return False
-        self._state = "live"
+        self._move("live")
         return True
 
     def _fail(self, why: str) -> None:
         log.error("%s: %s", self.path, why)
-        self._state, self._failure = "failed", why
+        self._move("failed")
+        self._failure = why
+
+    def _move(self, state: str) -> None:
+        self._state, self._live = state, state == "live"
 
     def _image(self) -> _Image:
         """Under the lock: header and snapshot records (every strategy named, every baseline,
@@ -358,7 +363,7 @@ class BaselineJournal:
         compact once the records since the last snapshot outgrow ``compact_after``. A
         failure is reported once through ``on_failure`` (the guard fails closed)."""
         with self._sync_lock:
-            if self._state == "live":
+            if self._live:
                 try:
                     if self._pos - self._base > self._compact_after:
                         self.finish_compaction(self.prepare_compaction())
@@ -395,8 +400,8 @@ class BaselineJournal:
             if self._lockfd >= 0:
                 os.close(self._lockfd)
                 self._lockfd = -1
-            if self._state == "live":
-                self._state = "off"
+            if self._live:
+                self._move("off")
 
 
 def _fsync_directory(path: Path) -> None:
