@@ -261,3 +261,74 @@ class TestCompaction:
         assert before is not None and after is not None
         assert after.scopes == before.scopes
         assert after.records < before.records
+
+    def test_record_when_file_full_then_compacted_on_the_spot_and_nothing_lost(
+        self, tmp_path: Path
+    ) -> None:
+        """A file filled before its timer compacted it is compacted by the write that found
+        it full: every change is still there, in a file no larger than it was given."""
+        ledger, lock = _Ledgerish(), threading.RLock()
+        db = tmp_path / "x.db"
+        journal = BaselineJournal(db, ledger.snapshot, lock, segment=16 * RECORD)
+        for n in range(40):
+            ledger.loss(journal, "ab" if n % 2 else "cd")
+        journal.close()
+        found = replay(journal_path(db))
+        assert found is not None
+        assert found.scopes["strategy:ab"]["consecutive_losses"] == 20
+        assert found.scopes["strategy:cd"]["consecutive_losses"] == 20
+        assert found.records < 40  # a snapshot and the records since, not all 40
+
+
+class TestTornTail:
+    def _journal(self, tmp_path: Path) -> Path:
+        ledger, lock = _Ledgerish(), threading.RLock()
+        journal = BaselineJournal(tmp_path / "x.db", ledger.snapshot, lock)
+        ledger.loss(journal, "a")
+        journal.sync()
+        ledger.loss(journal, "a")  # past the fsynced end
+        ledger.loss(journal, "a")
+        journal.close()
+        path = journal_path(tmp_path / "x.db")
+        # close() fsynced everything: put the durable end back to before the last two
+        data = bytearray(path.read_bytes())
+        end = int.from_bytes(data[8:16], "little")
+        data[8:16] = (end - 2 * RECORD).to_bytes(8, "little")
+        path.write_bytes(bytes(data))
+        return path
+
+    def test_replay_when_gap_before_last_record_then_stops_at_gap_and_says_torn(
+        self, tmp_path: Path
+    ) -> None:
+        """Pages written back out of order leave a hole before later records: the replay
+        stops at the hole (the later record is after a loss it cannot see) and says torn."""
+        path = self._journal(tmp_path)
+        data = bytearray(path.read_bytes())
+        end = int.from_bytes(data[8:16], "little")
+        data[end : end + RECORD] = bytes(RECORD)
+        path.write_bytes(bytes(data))
+        found = replay(path)
+        assert found is not None and found.torn
+        assert found.scopes["strategy:a"]["consecutive_losses"] == 1
+
+    def test_replay_when_tail_intact_then_past_the_durable_end_read_too(
+        self, tmp_path: Path
+    ) -> None:
+        """Records past the fsynced end that are whole (a SIGKILL, no power cut) count."""
+        found = replay(self._journal(tmp_path))
+        assert found is not None and not found.torn
+        assert found.scopes["strategy:a"]["consecutive_losses"] == 3
+
+
+class TestJournalFailure:
+    def test_journal_when_it_cannot_be_written_then_guard_fails_closed(
+        self, make_guard: MakeGuard, db_path: Path
+    ) -> None:
+        """A journal that cannot be opened for writing is a store that cannot keep what it
+        must: the next tick puts the guard in emergency and says why."""
+        guard = make_guard()
+        journal_path(db_path).with_name(db_path.name + ".baselines.lock").mkdir()
+        guard.update_portfolio(equity=1_000_000.0)
+        guard.tick()
+        assert guard.portfolio_state is P.EMERGENCY
+        assert "baselines journal" in guard.status_of(PORTFOLIO).reason

@@ -127,6 +127,7 @@ class BaselineJournal:
         snapshot: Callable[[], Snapshot],
         lock: threading.RLock,
         *,
+        segment: int = SEGMENT,
         compact_after: int = SEGMENT // 4,
         on_failure: Callable[[str], None] = lambda _why: None,
     ) -> None:
@@ -134,6 +135,7 @@ class BaselineJournal:
         self._snapshot = snapshot
         self._lock = lock  # the guard's: every record is written under it
         self._sync_lock = threading.Lock()  # one sync or compaction at a time
+        self._segment = segment  # bytes allocated per file (at least 4x its snapshot)
         self._compact_after = compact_after
         self._on_failure = on_failure
         self._state = "idle"  # -> "live" at the first change, "off" (another writer), "failed"
@@ -314,7 +316,7 @@ class BaselineJournal:
 
     def _create(self, image: _Image) -> _Fresh:
         """A new file holding ``image``, allocated and fsynced, not yet in place."""
-        size = max(SEGMENT, 4 * len(image.data))
+        size = max(self._segment, 4 * len(image.data))
         temporary = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
         fd = os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
