@@ -5,8 +5,9 @@ every rule (time-based ones included), climbs the recovery ladder, keeps at unfi
 resumes incidents, pumps alerts, writes the counts of closed refusal windows and saves the
 loss baselines; the watcher adopts other processes' writes within
 ``guard.watch_interval_seconds`` in every guard, started or not (a trading process that never
-called ``start`` must still obey a CLI halt), from the guard's birth to its ``close``; the
-criticality thread runs the monitor's cycle outside the
+called ``start`` must still obey a CLI halt), from the guard's birth to its ``close``, and so
+does the journal thread, which fsyncs the loss baselines' journal every
+``state.baseline_fsync_seconds``; the criticality thread runs the monitor's cycle outside the
 guard's lock and judges its score like any other metric. None of them holds logic of its own:
 they call the same engine the event path uses.
 """

@@ -72,16 +72,23 @@ class _Reader:
                         f"{self.path}: the baselines journal is damaged at byte {pos}: {exc}"
                     ) from exc
                 log.error(
-                    "%s: torn tail at byte %d (a power cut lost the last records before their "
+                    "%s: torn tail at byte %d (a record cut short, or a power cut before its "
                     "fsync): ignored, the guard starts from the stricter of journal and store",
                     self.path,
                     pos,
                 )
                 self.out.torn = True
                 return self.out
-            if step == 0:  # the end
-                if data.count(0, pos) < len(data) - pos:
-                    log.error("%s: torn tail: records after a gap at byte %d", self.path, pos)
+            if step == 0:  # the end, unless a record was cut short or a page went missing
+                kinds = data[pos + RECORD :: RECORD]
+                if kinds.count(0) < len(kinds):
+                    log.error(
+                        "%s: torn tail: records after a gap at byte %d (a record cut short, "
+                        "or pages a power cut lost): ignored, the guard starts from the "
+                        "stricter of journal and store",
+                        self.path,
+                        pos,
+                    )
                     self.out.torn = True
                 return self.out
             pos += step
