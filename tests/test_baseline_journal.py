@@ -176,6 +176,17 @@ class TestRestart:
         reader.close()
         assert (path.read_bytes(), path.stat().st_mtime_ns, path.stat().st_ino) == before
 
+    def test_writer_when_it_begins_then_removes_what_a_killed_compaction_left(
+        self, make_guard: MakeGuard, db_path: Path
+    ) -> None:
+        """A compaction's new file that a kill left unrenamed is removed by the next writer."""
+        stale = journal_path(db_path).with_name(db_path.name + ".baselines.999.0.tmp")
+        stale.write_bytes(b"\0" * RECORD)
+        guard = make_guard()
+        assert stale.exists()  # loading reads, never writes
+        guard.update_portfolio(equity=1_000_000.0)
+        assert not stale.exists()
+
     def test_memory_store_when_updated_then_no_journal(self, db_path: Path) -> None:
         """A MemoryStore keeps nothing on disk: no journal is made beside the config's path."""
         config = parse_config({"users": USERS, "state": {"path": str(db_path)}})
@@ -278,6 +289,25 @@ class TestCompaction:
         assert found.scopes["strategy:ab"]["consecutive_losses"] == 20
         assert found.scopes["strategy:cd"]["consecutive_losses"] == 20
         assert found.records < 40  # a snapshot and the records since, not all 40
+
+    def test_compaction_when_file_filled_meanwhile_then_dropped_and_none_lost(
+        self, tmp_path: Path
+    ) -> None:
+        """A write that finds the file full replaces it while the timer's compaction is
+        being fsynced: that compaction is then dropped, not installed over newer records."""
+        ledger, lock = _Ledgerish(), threading.RLock()
+        db = tmp_path / "x.db"
+        journal = BaselineJournal(db, ledger.snapshot, lock, segment=16 * RECORD)
+        ledger.loss(journal, "a")
+        pending = journal.prepare_compaction()
+        for _ in range(40):  # fills the file: replaced on the spot, more than once
+            ledger.loss(journal, "a")
+        journal.finish_compaction(pending)
+        journal.close()
+        found = replay(journal_path(db))
+        assert found is not None
+        assert found.scopes["strategy:a"]["consecutive_losses"] == 41
+        assert not list(tmp_path.glob("*.tmp"))
 
 
 class TestTornTail:

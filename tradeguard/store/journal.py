@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import logging
 import math
 import mmap
@@ -45,7 +46,11 @@ log = logging.getLogger("tradeguard")
 
 RECORD = 64
 MAGIC = b"TGBASEL1"
-SEGMENT = 16 << 20  # allocated up front: a write into a mapped hole on a full disk is SIGBUS
+# A file's bytes are allocated up front (a write into a mapped hole on a full disk is SIGBUS,
+# which kills the process): 1 MiB at first, twice as much each time one fills up between two
+# syncs (a fast writer), at most 64 MiB.
+SEGMENT = 1 << 20
+MAX_SEGMENT = 64 << 20
 HEADER = struct.Struct("<8sQ48x")
 NAME = struct.Struct("<BxHI56x")
 STRATEGY = struct.Struct("<BxxxIqqqddd8x")
@@ -91,10 +96,12 @@ class PortfolioFigures(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class _Image:
-    """A snapshot as records, the numbers it gave, where the live file stood when taken."""
+    """A snapshot as records, the numbers it gave, where the live file stood when taken
+    (which file: its generation, and how far it was written)."""
 
     data: bytes
     names: dict[str, int]
+    generation: int
     start: int
 
 
@@ -128,7 +135,7 @@ class BaselineJournal:
         lock: threading.RLock,
         *,
         segment: int = SEGMENT,
-        compact_after: int = SEGMENT // 4,
+        compact_after: int | None = None,
         on_failure: Callable[[str], None] = lambda _why: None,
     ) -> None:
         self.path = journal_path(db)
@@ -136,7 +143,7 @@ class BaselineJournal:
         self._lock = lock  # the guard's: every record is written under it
         self._sync_lock = threading.Lock()  # one sync or compaction at a time
         self._segment = segment  # bytes allocated per file (at least 4x its snapshot)
-        self._compact_after = compact_after
+        self._compact_after = compact_after  # None: once the records fill half the room
         self._on_failure = on_failure
         self._state = "idle"  # -> "live" at the first change, "off" (another writer), "failed"
         self._live = False  # _state == "live", read on every record
@@ -147,6 +154,8 @@ class BaselineJournal:
         self._pos = self._end = self._base = 0  # write position, capacity, snapshot's end
         self._ids: dict[str, int] = {}  # the strategies the live file named, their numbers
         self._next = 0
+        self._generation = 0  # which file is live: moves at every install
+        self._made = itertools.count()
         self._retired: list[tuple[int, mmap.mmap]] = []  # closed by the next sync
 
     # -- the hot path (under the guard's lock) ------------------------------------------
@@ -224,10 +233,11 @@ class BaselineJournal:
         compacts long before). -1 when the journal cannot be written (its next sync reports
         it, and the guard fails closed)."""
         if self._pos + records * RECORD > self._end:
+            self._segment = min(2 * self._segment, MAX_SEGMENT)
             try:
                 self._install(self._create(self._image()), b"")
                 _fsync_directory(self.path)
-            except OSError as exc:
+            except (OSError, ValueError) as exc:
                 self._fail(f"cannot compact the baselines journal: {exc}")
                 return -1
         return self._pos
@@ -257,10 +267,12 @@ class BaselineJournal:
             self._move("off")
             return False
         self._lockfd = fd
+        for stale in self.path.parent.glob(f"{self.path.name}.*.tmp"):  # a writer killed
+            stale.unlink(missing_ok=True)  # mid-compaction left it; only a writer makes them
         try:
             self._install(self._create(self._image()), b"")
             _fsync_directory(self.path)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             self._fail(f"cannot write the baselines journal: {exc}")
             return False
         self._move("live")
@@ -312,12 +324,13 @@ class BaselineJournal:
             NONE,
         )
         out[8:16] = len(out).to_bytes(8, "little")  # the snapshot is fsynced with the file
-        return _Image(bytes(out), names, self._pos)
+        return _Image(bytes(out), names, self._generation, self._pos)
 
     def _create(self, image: _Image) -> _Fresh:
         """A new file holding ``image``, allocated and fsynced, not yet in place."""
         size = max(self._segment, 4 * len(image.data))
-        temporary = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
+        made = next(self._made)  # the hot path and the timer may each be making one
+        temporary = self.path.with_name(f"{self.path.name}.{os.getpid()}.{made}.tmp")
         fd = os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             os.posix_fallocate(fd, 0, size)
@@ -341,6 +354,7 @@ class BaselineJournal:
         if self._map is not None:
             self._retired.append((self._fd, self._map))
         self._fd, self._map, self._base = fresh.fd, m, used
+        self._generation += 1
         self._pos, self._end = used + len(tail), len(m)
         self._ids = {**fresh.image.names, **self._ids}  # the tail's own numbers win
 
@@ -353,10 +367,18 @@ class BaselineJournal:
 
     def finish_compaction(self, fresh: _Fresh) -> None:
         """Second half: the records written since the snapshot copied in, the file renamed in
-        place, all of it fsynced."""
+        place, all of it fsynced. A file that filled up meanwhile was replaced by the write
+        that found it full: then this one is dropped (the next sync compacts again)."""
         with self._lock:
-            assert self._map is not None
-            self._install(fresh, self._map[fresh.image.start : self._pos])
+            current = fresh.image.generation == self._generation
+            if current:
+                assert self._map is not None
+                self._install(fresh, self._map[fresh.image.start : self._pos])
+        if not current:
+            fresh.map.close()
+            os.close(fresh.fd)
+            fresh.temporary.unlink()
+            return
         _fsync_directory(self.path)
         self._flush()
 
@@ -367,11 +389,13 @@ class BaselineJournal:
         with self._sync_lock:
             if self._live:
                 try:
-                    if self._pos - self._base > self._compact_after:
+                    room = self._end - self._base
+                    limit = room // 2 if self._compact_after is None else self._compact_after
+                    if self._pos - self._base > limit:
                         self.finish_compaction(self.prepare_compaction())
                     else:
                         self._flush()
-                except OSError as exc:
+                except (OSError, ValueError) as exc:  # (ValueError: a map that cannot be made)
                     self._fail(f"cannot sync the baselines journal: {exc}")
             failure, self._failure = self._failure, None
         if failure is not None:
