@@ -36,6 +36,7 @@ import math
 import mmap
 import os
 import struct
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -333,7 +334,7 @@ class BaselineJournal:
         temporary = self.path.with_name(f"{self.path.name}.{os.getpid()}.{made}.tmp")
         fd = os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            os.posix_fallocate(fd, 0, size)
+            _allocate(fd, size)
             os.pwrite(fd, image.data, 0)
             os.fsync(fd)
             return _Fresh(image, temporary, fd, mmap.mmap(fd, size))
@@ -402,12 +403,22 @@ class BaselineJournal:
             self._on_failure(failure)
 
     def _flush(self) -> None:
-        """fsync the file (mapped pages included), then move the header's durable end."""
+        """Write the mapped pages back, then move the header's durable end. On Linux an
+        fsync of the file does both without the interpreter's lock (``mmap.flush`` would
+        hold it, and every update with it, for the whole write)."""
         with self._lock:
-            fd, end, retired, self._retired = self._fd, self._pos, self._retired, []
+            fd, m, end, retired, self._retired = (
+                self._fd,
+                self._map,
+                self._pos,
+                self._retired,
+                [],
+            )
         for old_fd, old_map in retired:
             old_map.close()
             os.close(old_fd)
+        if sys.platform != "linux" and m is not None:
+            m.flush()
         os.fsync(fd)
         os.pwrite(fd, end.to_bytes(8, "little"), 8)
         os.fdatasync(fd)
@@ -428,6 +439,16 @@ class BaselineJournal:
                 self._lockfd = -1
             if self._live:
                 self._move("off")
+
+
+def _allocate(fd: int, size: int) -> None:
+    """Give the file its blocks now (zeros where the system has no ``posix_fallocate``)."""
+    if hasattr(os, "posix_fallocate"):
+        os.posix_fallocate(fd, 0, size)
+        return
+    chunk = bytes(1 << 20)
+    for at in range(0, size, len(chunk)):
+        os.pwrite(fd, chunk[: size - at], at)
 
 
 def _fsync_directory(path: Path) -> None:
