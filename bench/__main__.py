@@ -47,6 +47,14 @@ def main() -> None:  # noqa: PLR0915  # one statement per figure printed
         target = "(reported)" if name.startswith("update_prices") else "> 100,000"
         rate_table.add_row(name, f"{rate:,.0f}", target)
     console.print(rate_table)
+    journal = core.journal_cost(updates=100_000)
+    trade_us = 1e6 / rates["record_trade"]
+    console.print(
+        f"baselines journal: ledger.record_trade {journal['without_us']:.2f} us without, "
+        f"{journal['with_us']:.2f} us with (+{journal['added_us']:.2f} us): "
+        f"{journal['added_us'] / trade_us:.0%} of a guard's record_trade ({trade_us:.2f} us; "
+        "aim < 15%)"
+    )
 
     checked = {
         "flat_out": pipeline.latency(calls=100_000),
@@ -117,7 +125,7 @@ def main() -> None:  # noqa: PLR0915  # one statement per figure printed
 
     out = Path(__file__).parent / "results.json"
     results = json.loads(out.read_text()) if out.exists() else {}
-    results["core"] = {"halt": halt, "updates_per_second": rates}
+    results["core"] = {"halt": halt, "updates_per_second": rates, "journal": journal}
     results["emergency_stop"] = stops
     results["out_of_band_halt"] = adopted
     results["alert_delivery"] = delivered

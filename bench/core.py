@@ -7,7 +7,9 @@ the call returns, after SQLite committed with synchronous=FULL on a real file.
 
 from __future__ import annotations
 
+import math
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,8 +17,10 @@ from typing import Any
 
 from tradeguard import Guard, StrategyState
 from tradeguard.audit import AuditEntry, AuditRecord
-from tradeguard.config import parse_config
+from tradeguard.config import Triggers, parse_config
+from tradeguard.ledger import Journal, Ledger, NoJournal
 from tradeguard.store import Approval, Rung, SqliteStore, StateWrite
+from tradeguard.store.journal import BaselineJournal, Snapshot
 
 
 class TimedStore(SqliteStore):
@@ -127,3 +131,32 @@ def update_rate(updates: int, strategies: int = 100) -> dict[str, float]:
         assert guard.status()["portfolio"]["state"] == "normal", "the bench must not breach"
         guard.close()
     return rates
+
+
+def journal_cost(updates: int, repeats: int = 5) -> dict[str, float]:
+    """What the baselines journal adds to the ledger's hot path: ``record_trade`` on 100
+    strategies without a journal and with one, in turns, best CPU time of ``repeats``."""
+    ledger = Ledger(Triggers())
+    ids = [f"s{i}" for i in range(100)]
+    with tempfile.TemporaryDirectory() as tmp:
+        journal = BaselineJournal(
+            Path(tmp) / "bench.db",
+            lambda: Snapshot(ledger.baselines(), ledger.velocity_samples()),
+            threading.RLock(),
+        )
+        best: dict[str, float] = {"without": math.inf, "with": math.inf}
+        ways: dict[str, Journal] = {"without": NoJournal(), "with": journal}
+        for _ in range(repeats):
+            for name, way in ways.items():
+                ledger.journal = way
+                start = time.process_time()
+                for i in range(updates):
+                    ledger.record_trade(ids[i % 100], 1.0 if i % 3 else -1.0)
+                best[name] = min(best[name], (time.process_time() - start) / updates)
+            journal.sync()
+        journal.close()
+    return {
+        "without_us": best["without"] * 1e6,
+        "with_us": best["with"] * 1e6,
+        "added_us": (best["with"] - best["without"]) * 1e6,
+    }

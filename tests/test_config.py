@@ -206,6 +206,10 @@ class TestErrors:
                 {"breaker": {"interval_seconds": 0}},
                 "breaker.interval_seconds: must be > 0",
             ),
+            (
+                {"state": {"baseline_fsync_seconds": 0}},
+                "state.baseline_fsync_seconds: must be > 0",
+            ),
         ],
     )
     def test_invalid_value_when_loaded_then_error_with_key_path(

@@ -40,6 +40,7 @@ from tradeguard.incidents.response import IncidentResponse
 from tradeguard.ledger import Ledger
 from tradeguard.recovery import Ladder
 from tradeguard.store import SqliteStore, StateStore
+from tradeguard.store.journal import BaselineJournal, Snapshot, journal_path
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +87,15 @@ def assemble(
         ledger.strategy(sid).allocated_capital = strategy.allocated_capital
     intake = Intake(core, ledger=ledger)
     rungs = Rungs(core, ledger=ledger, ladder=Ladder(config.recovery))
-    sync = StoreSync(core, ledger=ledger, rungs=rungs, recheck=intake.recheck)
+    # a file store keeps a journal of the loss baselines beside it; a memory store none
+    db = path if store is None else store.path if isinstance(store, SqliteStore) else None
+    sync = StoreSync(
+        core,
+        ledger=ledger,
+        rungs=rungs,
+        recheck=intake.recheck,
+        journal=None if db is None else journal_path(db),
+    )
     transitions.follow(sync.watch)  # a redundant-looking halt is decided on the store
     stops = Stops(core, sleep=sleep)
     users = Users(core)
@@ -189,4 +198,12 @@ def assemble(
         sync.load()
     except Exception as exc:  # whatever cannot be loaded cannot be trusted: fail closed
         transitions.fail_store(f"cannot load state: {exc!r}")
+        return parts  # and a journal that could not be read is left as it is
+    if db is not None:
+        ledger.journal = backstop.journal = BaselineJournal(
+            db,
+            lambda: Snapshot(ledger.baselines(), ledger.velocity_samples()),
+            book.lock,
+            on_failure=transitions.fail_store,
+        )
     return parts

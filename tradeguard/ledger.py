@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from tradeguard import inputs
 from tradeguard.config import Triggers
@@ -138,6 +138,34 @@ PORTFOLIO_METRICS: dict[str, tuple[str, inputs.Validator]] = {
 }
 
 
+class Journal(Protocol):
+    """Where every baseline change goes the moment it is made, so that no crash loses it
+    (:class:`tradeguard.store.journal.BaselineJournal`); called under the guard's lock."""
+
+    def strategy(self, sid: str, m: StrategyMetrics) -> None: ...
+
+    def portfolio(self, p: PortfolioMetrics, at: float | None) -> None: ...
+
+    def window_reset(self) -> None: ...
+
+
+class NoJournal:
+    """A ledger's journal until the guard gives it one (a memory store keeps none)."""
+
+    def strategy(self, *_: object) -> None:
+        pass
+
+    def portfolio(self, *_: object) -> None:
+        pass
+
+    def window_reset(self) -> None:
+        pass
+
+
+# The strategy slots a directly reported metric may set that are baselines too.
+_BASELINE_SLOTS = frozenset({"consecutive_losses", "trade_count"})
+
+
 def _drawdown(peak: float, equity: float) -> float:
     # Equity that was never positive cannot be measured against a peak: treat it as total loss.
     return (peak - equity) / peak if peak > 0 else 1.0
@@ -155,6 +183,7 @@ class Ledger:
         self._volatility: dict[str, RollingVolatility] = {}
         self._vol_ratios: dict[str, float] = {}
         self._equity_at: float | None = None
+        self.journal: Journal = NoJournal()
 
     def strategy(self, strategy_id: str) -> StrategyMetrics:
         metrics = self.strategies.get(strategy_id)
@@ -178,9 +207,12 @@ class Ledger:
             if m.peak_equity is None:  # the capital it started with is its first peak
                 m.peak_equity = m.allocated_capital
             self._strategy_equity(m, m.allocated_capital + m.realized_pnl)
+        self.journal.strategy(strategy_id, m)
 
     def update_strategy_equity(self, strategy_id: str, equity: float) -> None:
-        self._strategy_equity(self.strategy(strategy_id), equity)
+        m = self.strategy(strategy_id)
+        self._strategy_equity(m, equity)
+        self.journal.strategy(strategy_id, m)
 
     @staticmethod
     def _strategy_equity(m: StrategyMetrics, equity: float) -> None:
@@ -203,8 +235,13 @@ class Ledger:
 
     def set_strategy_metrics(self, strategy_id: str, values: dict[str, float | int]) -> None:
         m = self.strategy(strategy_id)
+        changed = False
         for name, value in values.items():
-            setattr(m, STRATEGY_METRICS[name][0], value)
+            slot = STRATEGY_METRICS[name][0]
+            changed = changed or (slot in _BASELINE_SLOTS and getattr(m, slot) != value)
+            setattr(m, slot, value)
+        if changed:
+            self.journal.strategy(m.scope.id, m)
 
     def _exposure(self, m: StrategyMetrics) -> None:
         gross = largest = 0.0
@@ -238,6 +275,7 @@ class Ledger:
         self._equity_at = p.equity_at = now
         high = self._velocity.add(now, equity)
         p.pnl_velocity = (high - equity) / high if high > 0 else 0.0
+        self.journal.portfolio(p, now)
         held = [sid for sid, m in self.strategies.items() if m.positions]
         for sid in held:
             self._exposure(self.strategies[sid])
@@ -296,7 +334,9 @@ class Ledger:
 
     def rebase_strategy(self, strategy_id: str) -> None:
         """A resume acknowledges the losses so far: limits are measured from here on."""
-        _acknowledge_losses(self.strategy(strategy_id))
+        m = self.strategy(strategy_id)
+        _acknowledge_losses(m)
+        self.journal.strategy(m.scope.id, m)
 
     def rebased(self, strategy_id: str) -> StrategyMetrics:
         """A copy of the strategy's metrics as a resume would leave them: what a resume is
@@ -315,8 +355,12 @@ class Ledger:
         p.drawdown = p.daily_loss = 0.0 if p.equity is not None else None
         p.pnl_velocity = 0.0 if p.equity is not None else None
         self._velocity = WindowMax(self._triggers.pnl_velocity.window_seconds)
+        self.journal.window_reset()
+        at = None
         if p.equity is not None and self._equity_at is not None:
-            self._velocity.add(self._equity_at, p.equity)  # the next fall is measured from here
+            at = self._equity_at
+            self._velocity.add(at, p.equity)  # the next fall is measured from here
+        self.journal.portfolio(p, at)
 
     # -- baselines that must survive a restart --------------------------------------------
 
@@ -365,6 +409,41 @@ class Ledger:
             m.win_rate = m.wins / m.trade_count if m.trade_count else None
             if m.equity is not None and m.peak_equity is not None:
                 m.drawdown = _drawdown(m.peak_equity, m.equity)
+
+    def velocity_samples(self) -> list[tuple[float, float]]:
+        """The equity samples the velocity window holds: a restart keeps measuring from them."""
+        return self._velocity.samples()
+
+    def restore_window(self, samples: list[tuple[float, float]]) -> None:
+        self._velocity = WindowMax(self._triggers.pnl_velocity.window_seconds)
+        for at, value in samples:
+            self._velocity.add(at, value)
+
+
+def stricter(saved: dict[str, dict[str, Any]], journal: dict[str, dict[str, Any]]) -> None:
+    """After a power cut tore the journal's tail (its last records lost): take, scope by
+    scope, the stricter of the journal and the store's saved baselines, in place in
+    ``journal``: the higher peak, the longer loss streak, the lower equity and realized P&L,
+    the higher day start (of the same day). A lost record never loosens a limit."""
+    for key, found in journal.items():
+        other = saved.get(key)
+        if not isinstance(other, dict):
+            continue
+        for name, pick in _STRICTER.items():
+            mine, theirs = found.get(name), other.get(name)
+            if name == "day_start_equity" and found.get("day") != other.get("day"):
+                continue
+            if mine is not None and theirs is not None:
+                found[name] = pick(mine, theirs)
+
+
+_STRICTER = {
+    "peak_equity": max,
+    "consecutive_losses": max,
+    "day_start_equity": max,
+    "equity": min,
+    "realized_pnl": min,
+}
 
 
 def _acknowledge_losses(m: StrategyMetrics) -> None:

@@ -179,3 +179,8 @@ class WindowMax:
         while items[0][0] < horizon:
             items.popleft()
         return items[0][1]
+
+    def samples(self) -> list[tuple[float, float]]:
+        """The samples that may still be the maximum, oldest first: adding them again to an
+        empty window rebuilds this one."""
+        return list(self._items)

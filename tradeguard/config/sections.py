@@ -142,6 +142,9 @@ class StateConfig(Frozen):
     # HMAC key for the audit chain: without it, nobody with write access to the database can
     # rewrite records and recompute the chain. Set it before the first record; via ${VAR}.
     audit_key: SecretStr | None = Field(default=None, strict=False)
+    # How often the loss-baselines journal beside the store is fsynced: what a power cut may
+    # lose (a SIGKILL loses nothing: every change is in the page cache when its update returns)
+    baseline_fsync_seconds: Positive = 1.0
 
 
 class EmergencyConfig(Frozen):

@@ -5,8 +5,9 @@ every rule (time-based ones included), climbs the recovery ladder, keeps at unfi
 resumes incidents, pumps alerts, writes the counts of closed refusal windows and saves the
 loss baselines; the watcher adopts other processes' writes within
 ``guard.watch_interval_seconds`` in every guard, started or not (a trading process that never
-called ``start`` must still obey a CLI halt), from the guard's birth to its ``close``; the
-criticality thread runs the monitor's cycle outside the
+called ``start`` must still obey a CLI halt), from the guard's birth to its ``close``, and so
+does the journal thread, which fsyncs the loss baselines' journal every
+``state.baseline_fsync_seconds``; the criticality thread runs the monitor's cycle outside the
 guard's lock and judges its score like any other metric. None of them holds logic of its own:
 they call the same engine the event path uses.
 """
@@ -34,6 +35,7 @@ from tradeguard.ledger import Ledger
 from tradeguard.model import PORTFOLIO, Breach
 from tradeguard.periodic import Periodic
 from tradeguard.rules import Topic
+from tradeguard.store.journal import BaselineJournal
 from tradeguard.timed_calls import TimedCalls
 
 if TYPE_CHECKING:
@@ -43,6 +45,7 @@ log = logging.getLogger("tradeguard")
 
 MetricsSource = Callable[[], Mapping[str, Any]]
 _WATCHER = "tradeguard-watcher"
+_JOURNAL = "tradeguard-journal"
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +101,7 @@ class Backstop:
         self._source_calls: dict[str, TimedCalls] = {}
         # no thread survives a fork: a child that inherits this guard is locked down
         os.register_at_fork(after_in_child=_in_child(weakref.ref(core.transitions)))
+        self.journal: BaselineJournal | None = None  # a file store's (set once it loaded)
 
     def tick(self) -> TickResult:
         """Re-read every metric source, re-apply every rule (time-based ones included), save
@@ -174,12 +178,15 @@ class Backstop:
 
     def save_baselines(self) -> str | None:
         """Write the loss baselines (peaks, day start, streaks) so a restart keeps measuring
-        from them; the breaker does it every tick and ``close`` does it last. Returns the
-        problem, if the store failed (the guard is then in emergency)."""
+        from them, and fsync their journal; the breaker does it every tick and ``close``
+        does it last. Returns the problem, if the store failed (the guard is then in
+        emergency)."""
         with self._book.lock:
             if not self._book.fed:  # a reader (the CLI) must not write back what it read
                 return None
             baselines = self._ledger.baselines()
+        if self.journal is not None:
+            self.journal.sync()
         store = self._storage.healthy()
         if store is None:
             return None
@@ -224,20 +231,26 @@ class Backstop:
         from now, as the store was just loaded."""
         interval = self._book.config.guard.watch_interval_seconds
         self._thread(_WATCHER, self._sync.watch, interval, wait_first=True)
+        if self.journal is not None:  # like the watcher: from birth, started or not
+            every = self._book.config.state.baseline_fsync_seconds
+            self._thread(_JOURNAL, self.journal.sync, every, wait_first=True)
 
     def stop(self) -> None:
         """Stop monitoring (the breaker and criticality threads); the watcher runs on until
         ``close``: a guard that stopped monitoring still obeys a halt made elsewhere."""
         for name, thread in self._threads.items():
-            if name != _WATCHER:
+            if name not in (_WATCHER, _JOURNAL):
                 thread.stop()
 
     def close(self) -> None:
-        """Stop every thread and release the source readers (a hung one is left to die)."""
+        """Stop every thread, release the source readers (a hung one is left to die), fsync
+        and release the baselines journal."""
         for thread in self._threads.values():
             thread.stop()
         for calls in self._source_calls.values():
             calls.close()
+        if self.journal is not None:
+            self.journal.close()
 
     def health(self) -> dict[str, Any]:
         """Judged by the age of the last tick, not by the thread being alive: a thread that is

@@ -11,12 +11,14 @@ so a blacklisting elsewhere stops orders here.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 from tradeguard.engine.book import SYSTEM, TIGHT_STATES
 from tradeguard.engine.core import Core
 from tradeguard.engine.rungs import Rungs
 from tradeguard.errors import StoreUnavailable
-from tradeguard.ledger import Ledger
+from tradeguard.ledger import Ledger, stricter
 from tradeguard.model import (
     PORTFOLIO,
     Actor,
@@ -29,11 +31,18 @@ from tradeguard.model import (
 from tradeguard.model import StrategyState as S
 from tradeguard.state import Command, ScopeStatus
 from tradeguard.store import StateStore
+from tradeguard.store.journal_reader import replay
 
 
 class StoreSync:
     def __init__(
-        self, core: Core, *, ledger: Ledger, rungs: Rungs, recheck: Callable[[str], None]
+        self,
+        core: Core,
+        *,
+        ledger: Ledger,
+        rungs: Rungs,
+        recheck: Callable[[str], None],
+        journal: Path | None = None,
     ) -> None:
         self._book = core.book
         self._storage = core.storage
@@ -41,12 +50,14 @@ class StoreSync:
         self._ledger = ledger
         self._rungs = rungs
         self._recheck = recheck  # every rule of one scope, applied (Intake.recheck)
+        self._journal = journal  # the baselines journal beside the store (a file store's)
         self._seen_version = -1
         self._adopting = False  # True only while a thread holding the book's lock adopts
 
     def load(self) -> None:
         """At start: every stored state, the emergency a lost store left behind, the loss
-        baselines, the rungs and the blacklist. Anything unreadable raises (fail closed)."""
+        baselines (the store's, then the journal's over them), the rungs and the blacklist.
+        Anything unreadable raises (fail closed)."""
         store = self._storage.require()
         book = self._book
         seen = store.data_version()  # before reading: a write from now on is adopted later
@@ -63,13 +74,28 @@ class StoreSync:
         self._distrust(store)
         saved = store.load_metrics()
         self._ledger.restore(saved)
-        book.registered.update(Scope.parse(k).id for k in saved if k != "portfolio")
+        journaled = self._replay(saved)
+        book.registered.update(Scope.parse(k).id for k in {*saved, *journaled} if k != "portfolio")
         self._rungs.adopt()
         self.adopt_genomes()
         portfolio = book.states["portfolio"]
         if portfolio.state == PortfolioState.NORMAL:
             book.normal_version = portfolio.version
         self._seen_version = seen
+
+    def _replay(self, saved: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """The journal holds every baseline change up to the crash, the store's only those of
+        the last tick: the journal wins. A torn tail (a power cut) lost the journal's last
+        records: then the stricter of the two, scope by scope (``ledger.stricter``)."""
+        found = None if self._journal is None else replay(self._journal)
+        if found is None:
+            return {}
+        if found.torn:
+            stricter(saved, found.scopes)
+        self._ledger.restore(found.scopes)
+        if found.window is not None:
+            self._ledger.restore_window(found.window)
+        return found.scopes
 
     def _distrust(self, store: StateStore) -> bool:
         """A store that is not the one its anchor names (emptied, cut, rolled back, replaced),
