@@ -345,15 +345,6 @@ def test_order_when_its_numbers_or_id_lie_about_themselves_then_judged_by_value(
     assert not guard.check_order(order).accepted
 
 
-OPEN_ROWS = (
-    "the users and approvals tables are not checked against the audit chain: a row written "
-    "without the key is taken as the truth. Fix (schema 3): seal every users and approvals "
-    "row with the audit key (an HMAC column over the row, written in the same transaction as "
-    "its audit record) and refuse, at open and at every read that authorizes, a row whose seal "
-    "is missing or wrong (store_untrusted, as a states row that differs from the chain)"
-)
-
-
 TEAM = {
     "admin1": "admin",
     "admin2": "admin",
@@ -371,7 +362,6 @@ def _team(make_guard: MakeGuard) -> None:
     guard.close()
 
 
-@pytest.mark.xfail(strict=True, reason=OPEN_ROWS)
 def test_users_table_when_tokens_minted_without_the_key_then_no_emergency_is_lifted(
     make_guard: MakeGuard, db_path: Path, clock: FakeClock
 ) -> None:
@@ -392,7 +382,6 @@ def test_users_table_when_tokens_minted_without_the_key_then_no_emergency_is_lif
     assert guard.portfolio_state is PortfolioState.EMERGENCY
 
 
-@pytest.mark.xfail(strict=True, reason=OPEN_ROWS)
 def test_approvals_table_when_request_forged_without_the_key_then_one_person_cannot_lift(
     make_guard: MakeGuard, db_path: Path, clock: FakeClock
 ) -> None:
@@ -403,7 +392,9 @@ def test_approvals_table_when_request_forged_without_the_key_then_one_person_can
     with closing(sqlite3.connect(db_path)) as db, db:
         version = db.execute("SELECT version FROM states WHERE scope='portfolio'").fetchone()[0]
         db.execute(
-            "INSERT INTO approvals VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO approvals (id, action, scope, requested_by, requested_at, expires_at, "
+            "target_version, status, approved_by, decided_at, reason) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             (
                 "forged",
                 "reset",

@@ -73,14 +73,15 @@ class TestRungs:
             ("scope", "nope"),
         ],
     )
-    def test_rungs_when_row_is_corrupt_then_store_unavailable(
+    def test_rungs_when_row_is_edited_then_left_out_and_verify_names_it(
         self, store: SqliteStore, db_path: Path, column: str, value: object
     ) -> None:
-        """A rung row that is not what this code writes is corruption, never a guess."""
+        """A rung row that is not what this code wrote no longer carries its seal: it is no
+        rung (the climb starts again from the bottom), never a guess, and verify says so."""
         store.commit(rungs=[rung(1)])
         _raw(db_path, f"UPDATE recovery SET {column}=?", (value,))
-        with pytest.raises(StoreUnavailable, match="corrupt recovery row"):
-            store.rungs()
+        assert store.rungs() == {}
+        assert not store.verify_audit().ok
 
 
 class TestOpen:
@@ -107,20 +108,20 @@ class TestOpen:
         """A file written by another schema version is refused, naming both versions."""
         SqliteStore(db_path).close()
         _raw(db_path, "UPDATE meta SET value='9' WHERE key='schema'")
-        with pytest.raises(StoreUnavailable, match="schema 9, expected 2"):
+        with pytest.raises(StoreUnavailable, match="schema 9, expected 3"):
             SqliteStore(db_path)
 
     def test_open_when_schema_version_matches_then_opens(self, db_path: Path) -> None:
-        """Reopening a file of the current schema works and records schema 2 once."""
+        """Reopening a file of the current schema works and records schema 3 once."""
         SqliteStore(db_path).close()
         SqliteStore(db_path).close()
         with closing(sqlite3.connect(db_path)) as db:
             assert db.execute("SELECT key, value FROM meta WHERE key='schema'").fetchall() == [
-                ("schema", "2")
+                ("schema", "3")
             ]
 
     def test_open_when_file_has_schema_1_then_users_migrated_in_place(self, db_path: Path) -> None:
-        """A store made by schema 1 opens as schema 2: users keep role and token, the issuer
+        """A store made by schema 1 opens as schema 3: users keep role and token, the issuer
         of a token becomes its one sponsor, and two lifting users with tokens mark two-person
         administration as established."""
         _schema_1(db_path)
@@ -132,7 +133,7 @@ class TestOpen:
         assert users["viewer1"].enrolled is False
         assert [e.action for e in history] == ["established"]
         with closing(sqlite3.connect(db_path)) as db:
-            assert db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() == ("2",)
+            assert db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() == ("3",)
 
     def test_open_when_schema_1_names_collide_then_refused_and_left_as_it_was(
         self, db_path: Path

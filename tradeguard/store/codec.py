@@ -9,7 +9,10 @@ naming the store it came from.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import logging
 import math
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -31,6 +34,8 @@ from tradeguard.store.base import (
     UserEvent,
     UserRecord,
 )
+
+log = logging.getLogger("tradeguard")
 
 
 @contextmanager
@@ -183,6 +188,58 @@ def load_rungs(rows: Iterable[tuple[Any, ...]], where: str) -> dict[str, Rung]:
     """Every stored rung, checked like the state rows: anything else is corruption."""
     with reading(where, "recovery row"):
         return {row[0]: rung_row(row) for row in rows}
+
+
+# -- seals: rows that grant authority carry the audit key's mark ------------------------------
+
+SEALED = ("users", "approvals", "recovery")  # who may act, what was asked, how far back
+
+
+def seal(key: bytes | None, table: str, values: tuple[Any, ...]) -> str:
+    """The seal of a ``table`` row (its values in column order, the seal left out): an
+    HMAC-SHA256 under the store's audit key, so a row written into the file by anyone without
+    the key (a token hash of their own, a two-person request in another's name, a rung) is told
+    from one tradeguard wrote. Numbers are sealed as floats: a REAL column hands back a float
+    for the int it was given. Unkeyed stores get a plain SHA-256: a checksum, no protection."""
+    text = json.dumps(
+        [table, *(float(v) if isinstance(v, int | float) else v for v in values)],
+        separators=(",", ":"),
+        allow_nan=False,
+    ).encode()
+    if key is None:
+        return hashlib.sha256(text).hexdigest()
+    return hmac.new(key, text, hashlib.sha256).hexdigest()
+
+
+def sealed(key: bytes | None, table: str, values: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The row to write: its values and their seal."""
+    return (*values, seal(key, table, values))
+
+
+def seal_problem(key: bytes | None, table: str, row: tuple[Any, ...], where: str) -> str | None:
+    """Why the row (its values, then its seal) is not one this store wrote; None when it is."""
+    *values, found = row
+    expected = seal(key, table, tuple(values))
+    if isinstance(found, str) and hmac.compare_digest(found, expected):
+        return None
+    return (
+        f"{where}: a {table} row ({values[0]!r}) does not carry this store's seal: it was "
+        "written outside tradeguard"
+    )
+
+
+def unsealed(
+    key: bytes | None, table: str, rows: Iterable[tuple[Any, ...]], where: str
+) -> Iterator[tuple[Any, ...]]:
+    """The values of the rows that carry this store's seal. A row without it grants nothing:
+    it is left out (a forged user is unknown, a forged request does not exist, a forged rung
+    is no rung), logged, and ``verify`` reports it, which puts a guard in emergency."""
+    for row in rows:
+        problem = seal_problem(key, table, row, where)
+        if problem is None:
+            yield tuple(row[:-1])
+        else:
+            log.error("%s: left out", problem)
 
 
 class AuditRow(NamedTuple):

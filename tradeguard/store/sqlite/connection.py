@@ -20,7 +20,7 @@ from urllib.parse import quote
 from tradeguard.audit import GENESIS, AuditEntry, AuditRecord
 from tradeguard.errors import StoreUnavailable
 from tradeguard.store import anchor, codec, keyfile
-from tradeguard.store.sqlite.schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION
+from tradeguard.store.sqlite.schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION, SEALS_SINCE
 
 
 class SqliteConnection:
@@ -69,6 +69,7 @@ class SqliteConnection:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(SCHEMA)
+            self._check_audit_key()  # before a migration: it seals rows with the key
             row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
             if row is None:
                 self._db.execute(
@@ -78,7 +79,6 @@ class SqliteConnection:
                 self._migrate()
             elif int(row[0]) != SCHEMA_VERSION:
                 raise StoreUnavailable(f"{self.path}: schema {row[0]}, expected {SCHEMA_VERSION}")
-            self._check_audit_key()
             self._check_anchor()
         except sqlite3.Error as exc:
             raise _unopened(self.path, exc) from exc
@@ -170,12 +170,36 @@ class SqliteConnection:
         at the same time waits, then finds it migrated. A failed step leaves it as it was."""
         with self._write() as db:
             version = int(db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()[0])
+            unsealed = version < SEALS_SINCE
             while version in MIGRATIONS:
                 for statement in MIGRATIONS[version].split(";\n"):
                     if statement.strip():
                         db.execute(statement)
                 version += 1
+            if unsealed:  # the rows as found are sealed once, by the guard that migrates them
+                self._seal_found(db)
             db.execute("UPDATE meta SET value=? WHERE key='schema'", (str(version),))
+
+    def _seal_found(self, db: sqlite3.Connection) -> None:
+        for table in codec.SEALED:
+            columns = {c[1] for c in db.execute(f"PRAGMA table_info({table})")}
+            if "seal" not in columns:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN seal TEXT")
+            for row in db.execute(f"SELECT rowid, * FROM {table}").fetchall():
+                db.execute(
+                    f"UPDATE {table} SET seal=? WHERE rowid=?",
+                    (codec.seal(self._key, table, tuple(row[1:-1])), row[0]),
+                )
+
+    def unsealed_row(self, db: sqlite3.Connection) -> str | None:
+        """The first row of the sealed tables whose seal is not this store's, said (None when
+        every row carries it): for ``verify``, which checks the whole file."""
+        for table in codec.SEALED:
+            for row in db.execute(f"SELECT * FROM {table}"):
+                problem = codec.seal_problem(self._key, table, tuple(row), str(self.path))
+                if problem is not None:
+                    return problem
+        return None
 
     def _check_audit_key(self) -> None:
         """A chain is keyed or not from its first record on; the key must match that. Without

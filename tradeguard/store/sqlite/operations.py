@@ -53,7 +53,8 @@ class SqliteUsers(SqliteConnection):
     def users(self) -> dict[str, UserRecord]:
         with self._read() as db:
             fetched = db.execute("SELECT * FROM users").fetchall()
-        return codec.load_users(fetched, str(self.path))
+        where = str(self.path)
+        return codec.load_users(codec.unsealed(self._key, "users", fetched, where), where)
 
     def put_user(
         self, user: UserRecord, audit: AuditEntry, history: Sequence[UserEvent] = ()
@@ -62,7 +63,10 @@ class SqliteUsers(SqliteConnection):
         with self._write() as db:
             stored = db.execute("SELECT name FROM users WHERE key=?", (row[0],)).fetchone()
             codec.check_user_name(user.name, None if stored is None else stored[0])
-            db.execute("INSERT OR REPLACE INTO users VALUES (?,?,?,?,?,?,?,?,?,?)", row)
+            db.execute(
+                "INSERT OR REPLACE INTO users VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                codec.sealed(self._key, "users", row),
+            )
             self._history(db, history)
             self._append(db, audit)
 

@@ -6,7 +6,7 @@ A file written by an older schema is migrated in place, in one transaction, on o
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -21,14 +21,14 @@ CREATE TABLE IF NOT EXISTS audit_head (
 CREATE TABLE IF NOT EXISTS approvals (
     id TEXT PRIMARY KEY, action TEXT NOT NULL, scope TEXT NOT NULL, requested_by TEXT NOT NULL,
     requested_at REAL NOT NULL, expires_at REAL NOT NULL, target_version INTEGER NOT NULL,
-    status TEXT NOT NULL, approved_by TEXT, decided_at REAL, reason TEXT NOT NULL);
+    status TEXT NOT NULL, approved_by TEXT, decided_at REAL, reason TEXT NOT NULL, seal TEXT);
 CREATE TABLE IF NOT EXISTS flatten_runs (
     id TEXT PRIMARY KEY, scope TEXT NOT NULL, reason TEXT NOT NULL, status TEXT NOT NULL,
     started_at REAL NOT NULL, report TEXT);
 CREATE TABLE IF NOT EXISTS users (
     key TEXT PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL, salt TEXT, token_hash TEXT,
     updated_at REAL NOT NULL, sponsors TEXT NOT NULL, code TEXT NOT NULL, code_expires_at REAL,
-    code_sponsors TEXT NOT NULL);
+    code_sponsors TEXT NOT NULL, seal TEXT);
 CREATE TABLE IF NOT EXISTS user_history (
     seq INTEGER PRIMARY KEY, at REAL NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
     user TEXT NOT NULL, details TEXT NOT NULL);
@@ -50,7 +50,8 @@ CREATE TABLE IF NOT EXISTS genomes (fingerprint TEXT PRIMARY KEY, data TEXT NOT 
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS recovery (
     scope TEXT PRIMARY KEY, version INTEGER NOT NULL, stage INTEGER NOT NULL, since REAL NOT NULL,
-    trades_at_start INTEGER NOT NULL, pnl_at_start REAL NOT NULL, authorized_by TEXT NOT NULL);
+    trades_at_start INTEGER NOT NULL, pnl_at_start REAL NOT NULL, authorized_by TEXT NOT NULL,
+    seal TEXT);
 """
 
 # Schema 1 -> 2: users are keyed by their normalized name and carry enrollment codes and
@@ -76,4 +77,10 @@ INSERT INTO user_history (at, actor, action, user, details)
     HAVING count(*) >= 2;
 """
 
-MIGRATIONS = {1: _V1_TO_V2}  # from version -> the script that brings it to the next
+# Schema 2 -> 3: the rows that grant authority carry a seal (see codec.seal). No script: the
+# migrating guard adds the column where it is missing (a table the old file lacked was made
+# with it) and seals the rows it finds, in the same transaction (SqliteConnection._migrate).
+_V2_TO_V3 = ""
+
+SEALS_SINCE = 3  # the first schema whose users, approvals and rungs are sealed
+MIGRATIONS = {1: _V1_TO_V2, 2: _V2_TO_V3}  # from version -> the script to the next

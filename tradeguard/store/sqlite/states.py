@@ -44,8 +44,8 @@ class SqliteScopeStates(SqliteConnection):
                 )
             for a in approvals:
                 db.execute(
-                    "INSERT OR REPLACE INTO approvals VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                    codec.values(a),
+                    "INSERT OR REPLACE INTO approvals VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    codec.sealed(self._key, "approvals", codec.values(a)),
                 )
             for r in rungs:
                 state = db.execute(
@@ -56,8 +56,8 @@ class SqliteScopeStates(SqliteConnection):
                 ).fetchone()
                 codec.check_rung(r, state, stored)
                 db.execute(
-                    "INSERT OR REPLACE INTO recovery VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    codec.values(r),
+                    "INSERT OR REPLACE INTO recovery VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    codec.sealed(self._key, "recovery", codec.values(r)),
                 )
             return [self._append(db, entry) for entry in audit]
 
@@ -65,19 +65,24 @@ class SqliteScopeStates(SqliteConnection):
         """Every stored rung, checked like the state rows: anything else is corruption."""
         with self._read() as db:
             fetched = db.execute("SELECT * FROM recovery").fetchall()
-        return codec.load_rungs(fetched, str(self.path))
+        where = str(self.path)
+        return codec.load_rungs(codec.unsealed(self._key, "recovery", fetched, where), where)
 
     def approvals(self, *, pending_only: bool = True) -> list[Approval]:
         query = "SELECT * FROM approvals"
         if pending_only:
             query += " WHERE status='pending'"
         with self._read() as db:
-            return [Approval(*row) for row in db.execute(query + " ORDER BY requested_at")]
+            fetched = db.execute(query + " ORDER BY requested_at").fetchall()
+        where = str(self.path)
+        return [Approval(*row) for row in codec.unsealed(self._key, "approvals", fetched, where)]
 
     def approval(self, request_id: str) -> Approval | None:
         with self._read() as db:
             row = db.execute("SELECT * FROM approvals WHERE id=?", (request_id,)).fetchone()
-        return None if row is None else Approval(*row)
+        found = [] if row is None else [row]
+        kept = list(codec.unsealed(self._key, "approvals", found, str(self.path)))
+        return Approval(*kept[0]) if kept else None
 
     def audit_records(
         self, *, since: float | None = None, limit: int | None = None
@@ -98,7 +103,8 @@ class SqliteScopeStates(SqliteConnection):
 
     def verify_audit(self) -> Verification:
         """The chain, then the states table against its replay, then the file against its
-        anchor (a cut tail with a rewound head passes the first two)."""
+        anchor (a cut tail with a rewound head passes the first two), then the seals of the
+        rows that grant authority (users, approvals, rungs)."""
         with self._read() as db:
             db.execute("BEGIN")  # one snapshot: the chain and the table another writer moves
             try:
@@ -107,12 +113,13 @@ class SqliteScopeStates(SqliteConnection):
                 head = db.execute("SELECT seq, hash FROM audit_head WHERE id=1").fetchone()
                 table = db.execute("SELECT scope, state, reason, since, actor, version FROM states")
                 stored = table.fetchall()
-                problem = self._problem or self._anchor_problem(db)
+                anchored = self._problem or self._anchor_problem(db)
+                problem = f"anchor: {anchored}" if anchored else self.unsealed_row(db)
             finally:
                 db.execute("COMMIT")
         chain = audit.verify(rows, None if head is None else (head[0], head[1]), self._key)
         states = codec.load_states(stored, str(self.path))
         result = replay.check(chain, (row[1] for row in rows), states)
         if result.ok and problem is not None:
-            return Verification(False, result.checked, None, f"anchor: {problem}")
+            return Verification(False, result.checked, None, problem)
         return result
