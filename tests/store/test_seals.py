@@ -4,6 +4,7 @@ tampered with. Real SQLite files; the attacker writes with sqlite3 directly."""
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from contextlib import closing
 from pathlib import Path
@@ -14,6 +15,7 @@ from tests.conftest import MakeGuard
 from tradeguard import PortfolioState
 from tradeguard.errors import UnknownRequest
 from tradeguard.model import PORTFOLIO
+from tradeguard.store import anchor, keyfile
 from tradeguard.testing import FakeClock, enroll_team
 
 TEAM = {"risk1": "risk_manager", "risk2": "risk_manager", "trader1": "trader"}
@@ -99,6 +101,12 @@ def test_store_when_from_schema_2_then_its_rows_are_sealed_once_and_keep_working
         for table in ("users", "approvals", "recovery"):
             db.execute(f"ALTER TABLE {table} DROP COLUMN seal")
         db.execute("UPDATE meta SET value='2' WHERE key='schema'")
+    # and its anchor as a guard from before seals wrote it (no schema; that guard had the key)
+    key = keyfile.load(keyfile.key_path(db_path))
+    found = anchor.read(anchor.anchor_path(db_path), key)
+    assert found is not None
+    before = dataclasses.replace(found, schema=anchor.BEFORE_SEALS)
+    anchor.advance(anchor.anchor_path(db_path), before, key, force=True)
     guard = make_guard(users=TEAM, auth={"enabled": True})
     assert guard.verify_audit().ok
     assert guard.authenticate("risk1", team["risk1"]) is not None

@@ -34,15 +34,22 @@ from pathlib import Path
 
 from tradeguard.errors import StoreUnavailable
 
+# Anchors written before the schema was anchored name none: they were written at schema 2,
+# and their seal covers the other four fields only.
+BEFORE_SEALS = 2
+
 
 @dataclass(frozen=True, slots=True)
 class Mark:
-    """How far a store got: its identity, its audit head, the sum of its state versions."""
+    """How far a store got: its identity, its audit head, the sum of its state versions, and
+    its schema (which only ever grows: a file whose schema number was set back would be
+    migrated again, and a migration to sealed rows seals every row it finds, forged or not)."""
 
     store: str
     seq: int
     hash: str
     versions: int
+    schema: int = BEFORE_SEALS
 
 
 def anchor_path(db: Path) -> Path:
@@ -60,7 +67,13 @@ def read(path: Path, key: bytes | None = None) -> Mark | None:
         raise StoreUnavailable(f"{path}: {exc}") from exc
     try:
         data = json.loads(text)
-        mark = Mark(str(data["store"]), int(data["seq"]), str(data["hash"]), int(data["versions"]))
+        mark = Mark(
+            str(data["store"]),
+            int(data["seq"]),
+            str(data["hash"]),
+            int(data["versions"]),
+            int(data.get("schema", BEFORE_SEALS)),
+        )
         seal = data.get("seal")
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise StoreUnavailable(f"{path}: the anchor is unreadable ({exc!r})") from exc
@@ -74,8 +87,17 @@ def read(path: Path, key: bytes | None = None) -> Mark | None:
     return mark
 
 
+def _fields(mark: Mark) -> dict[str, object]:
+    """What the anchor file holds: an anchor at the schema before seals is written as it was
+    then (no schema), so the anchors of stores not yet migrated keep their seal."""
+    record = asdict(mark)
+    if mark.schema == BEFORE_SEALS:
+        del record["schema"]
+    return record
+
+
 def _seal(mark: Mark, key: bytes) -> str:
-    message = json.dumps(asdict(mark), sort_keys=True, separators=(",", ":")).encode()
+    message = json.dumps(_fields(mark), sort_keys=True, separators=(",", ":")).encode()
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
@@ -95,6 +117,12 @@ def compare(anchored: Mark, found: Mark, hash_at_seq: str | None) -> str | None:
             f"rolled back: the anchor has state versions summing to {anchored.versions}, "
             f"the database {found.versions}"
         )
+    if found.schema < anchored.schema:
+        return (
+            f"rolled back: the anchor has schema {anchored.schema}, the database says "
+            f"{found.schema} (set back so that a migration would seal rows written without "
+            "the key)"
+        )
     return None
 
 
@@ -103,7 +131,7 @@ def advance(path: Path, mark: Mark, key: bytes | None, *, force: bool = False) -
     already as far on for this store (another process sharing it wrote a later one):
     atomically, durably, under the directory's lock. ``force`` writes it regardless: an
     operator's store replaces the anchored one."""
-    record: dict[str, object] = asdict(mark)
+    record = _fields(mark)
     if key is not None:
         record["seal"] = _seal(mark, key)
     with _locked(path.parent) as directory:
@@ -113,6 +141,7 @@ def advance(path: Path, mark: Mark, key: bytes | None, *, force: bool = False) -
             and current.store == mark.store
             and current.seq >= mark.seq
             and current.versions >= mark.versions
+            and current.schema >= mark.schema
         ):
             return
         temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")

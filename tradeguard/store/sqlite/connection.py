@@ -71,15 +71,17 @@ class SqliteConnection:
             self._db.executescript(SCHEMA)
             self._check_audit_key()  # before a migration: it seals rows with the key
             row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+            found = None  # what is wrong with the file as found, before a migration
             if row is None:
                 self._db.execute(
                     "INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,)
                 )
             elif int(row[0]) in MIGRATIONS:
-                self._migrate()
+                found = self._anchor_problem(self._db)
+                self._migrate(trusted=found is None)
             elif int(row[0]) != SCHEMA_VERSION:
                 raise StoreUnavailable(f"{self.path}: schema {row[0]}, expected {SCHEMA_VERSION}")
-            self._check_anchor()
+            self._check_anchor(found)
         except sqlite3.Error as exc:
             raise _unopened(self.path, exc) from exc
 
@@ -108,10 +110,12 @@ class SqliteConnection:
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"{self.path}: {exc}") from exc
 
-    def _check_anchor(self) -> None:
+    def _check_anchor(self, before: str | None = None) -> None:
         """Is this file the store the anchor names, at least as far on? A new store (neither
-        an identity nor an anchor) is given both; a store from before anchors is adopted."""
-        self._problem = self._anchor_problem(self._db)
+        an identity nor an anchor) is given both; a store from before anchors is adopted.
+        ``before``: what was wrong with it before a migration (a schema set back), which the
+        migrated file no longer shows."""
+        self._problem = before or self._anchor_problem(self._db)
         found = self._mark(self._db)
         if self._problem is not None:
             return
@@ -143,11 +147,13 @@ class SqliteConnection:
         store = db.execute("SELECT value FROM meta WHERE key='store_id'").fetchone()
         head = db.execute("SELECT seq, hash FROM audit_head WHERE id=1").fetchone()
         versions = db.execute("SELECT total(version) FROM states").fetchone()[0]
+        schema = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
         return anchor.Mark(
             "" if store is None else str(store[0]),
             0 if head is None else int(head[0]),
             GENESIS if head is None else str(head[1]),
             int(versions),
+            SCHEMA_VERSION if schema is None else int(schema[0]),
         )
 
     def trust_problem(self) -> str | None:
@@ -165,9 +171,13 @@ class SqliteConnection:
         anchor.advance(self._anchor, mark, self._key, force=True)
         self._problem = None
 
-    def _migrate(self) -> None:
+    def _migrate(self, *, trusted: bool) -> None:
         """Bring an older file to this schema in one transaction: a second process opening it
-        at the same time waits, then finds it migrated. A failed step leaves it as it was."""
+        at the same time waits, then finds it migrated. A failed step leaves it as it was.
+        The rows found are sealed only in a file that is the anchored store (``trusted``): the
+        schema number is a plain row, and one set back in a sealed store (the anchor says how
+        far it got) would have every row sealed, those written without the key among them.
+        Untrusted, the columns are added and nothing sealed: its rows grant nothing."""
         with self._write() as db:
             version = int(db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()[0])
             unsealed = version < SEALS_SINCE
@@ -177,14 +187,16 @@ class SqliteConnection:
                         db.execute(statement)
                 version += 1
             if unsealed:  # the rows as found are sealed once, by the guard that migrates them
-                self._seal_found(db)
+                self._seal_found(db, trusted)
             db.execute("UPDATE meta SET value=? WHERE key='schema'", (str(version),))
 
-    def _seal_found(self, db: sqlite3.Connection) -> None:
+    def _seal_found(self, db: sqlite3.Connection, trusted: bool) -> None:
         for table in codec.SEALED:
             columns = {c[1] for c in db.execute(f"PRAGMA table_info({table})")}
             if "seal" not in columns:
                 db.execute(f"ALTER TABLE {table} ADD COLUMN seal TEXT")
+            if not trusted:
+                continue
             for row in db.execute(f"SELECT rowid, * FROM {table}").fetchall():
                 db.execute(
                     f"UPDATE {table} SET seal=? WHERE rowid=?",
