@@ -5,18 +5,21 @@ with sqlite3 directly and holding no key."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from contextlib import closing
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import MakeGuard
-from tradeguard import PortfolioState
+from tests.conftest import MakeConfig, MakeGuard
+from tradeguard import Guard, PortfolioState
+from tradeguard.audit import GENESIS
 from tradeguard.auth import hash_token, new_token
 from tradeguard.errors import PermissionDenied
 from tradeguard.model import PORTFOLIO
-from tradeguard.testing import enroll_team
+from tradeguard.store import anchor
+from tradeguard.testing import FakeClock, enroll_team
 
 TEAM = {"risk1": "risk_manager", "risk2": "risk_manager", "trader1": "trader"}
 
@@ -60,3 +63,38 @@ def test_schema_rolled_back_to_2_when_a_forged_admin_is_added_then_the_migration
     assert guard.portfolio_state is PortfolioState.EMERGENCY
     assert not guard.verify_audit().ok
     assert "the anchor has schema 3, the database says 2" in guard.status_of(PORTFOLIO).reason
+
+
+@pytest.mark.parametrize("flag", ["0", "x", None])
+def test_reader_when_the_keyed_chain_is_emptied_and_called_unkeyed_then_it_does_not_say_normal(
+    make_guard: MakeGuard,
+    make_config: MakeConfig,
+    clock: FakeClock,
+    db_path: Path,
+    flag: str | None,
+) -> None:
+    """A keyed store in emergency; the attacker (no key) empties the chain and the states,
+    calls the chain unkeyed and writes an anchor to match (an unkeyed store's anchor carries no
+    seal). A guard that writes refuses the file (an unkeyed chain beside a key file was
+    rewritten without the key); the reader behind `tradeguard status` must not call it normal.
+    The flag set to anything but "0" or "1" ("x") did more: the guard that writes, too, read the
+    chain and anchor without a key, and came back normal from the emergency."""
+    guard = make_guard()
+    guard.emergency("risk1", "drill")
+    guard.close()
+    with closing(sqlite3.connect(db_path)) as db, db:
+        store_id = db.execute("SELECT value FROM meta WHERE key='store_id'").fetchone()[0]
+        for table in ("audit", "audit_head", "states", "users", "approvals", "recovery"):
+            db.execute(f"DELETE FROM {table}")
+        if flag is None:
+            db.execute("DELETE FROM meta WHERE key='audit_keyed'")
+        else:
+            db.execute("UPDATE meta SET value=? WHERE key='audit_keyed'", (flag,))
+    mark = {"store": store_id, "seq": 0, "hash": GENESIS, "versions": 0, "schema": 3}
+    anchor.anchor_path(db_path).write_text(json.dumps(mark))
+    reader = Guard(make_config(), clock=clock, read_only=True)
+    try:
+        assert reader.portfolio_state is PortfolioState.EMERGENCY
+    finally:
+        reader.close()
+    assert make_guard().portfolio_state is PortfolioState.EMERGENCY  # as a writer sees it

@@ -99,13 +99,9 @@ class SqliteConnection:
                     "`tradeguard init`) must open it for writing first"
                 )
             keyed = self._db.execute("SELECT value FROM meta WHERE key='audit_keyed'").fetchone()
-            if keyed is not None and keyed[0] == "1" and self._key is None:
-                self._key = keyfile.load(keyfile.key_path(self.path))
-                if self._key is None:
-                    raise StoreUnavailable(
-                        f"{self.path}: its audit chain is keyed and "
-                        f"{keyfile.key_path(self.path).name} is missing"
-                    )
+            # a writer records it at every open: missing, the chain is not keyed as far as the
+            # file says, which a key beside it (or in the config) contradicts
+            self._settle_key("0" if keyed is None else str(keyed[0]))
             self._problem = self._anchor_problem(self._db)
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"{self.path}: {exc}") from exc
@@ -227,20 +223,28 @@ class SqliteConnection:
                 "INSERT OR IGNORE INTO meta VALUES ('audit_keyed', ?)", ("1" if keyed else "0",)
             )
             row = self._db.execute("SELECT value FROM meta WHERE key='audit_keyed'").fetchone()
-        if row[0] == "1" and self._key is None:
+        self._settle_key(str(row[0]))
+
+    def _settle_key(self, keyed: str) -> None:
+        """Take the key the file says its chain has (``keyed``: its ``audit_keyed`` flag), or
+        refuse the file. Readers too: an unkeyed chain and anchor are checked with no key at
+        all, so a keyed store emptied and called unkeyed by someone without the key would read
+        as whatever they wrote (``tradeguard status`` saying normal). Any flag but "0" is
+        keyed: an unknown one must not leave a chain checked without a key."""
+        if keyed != "0" and self._key is None:
             self._key = keyfile.load(keyfile.key_path(self.path))
-        if row[0] == "1" and self._key is None:
+        if keyed != "0" and self._key is None:
             raise StoreUnavailable(
                 f"{self.path}: its audit chain is keyed: set state.audit_key "
                 f"(e.g. ${{TRADEGUARD_AUDIT_KEY}}) or restore {keyfile.key_path(self.path).name}"
             )
-        if row[0] == "0" and self._key is not None:
+        if keyed == "0" and self._key is not None:
             raise StoreUnavailable(
                 f"{self.path}: its audit chain was started without a key; a "
                 "key cannot be added later: remove state.audit_key or start "
                 "a new store"
             )
-        if row[0] == "0" and keyfile.load(keyfile.key_path(self.path)) is not None:
+        if keyed == "0" and keyfile.load(keyfile.key_path(self.path)) is not None:
             # only a keyed store's creator makes a key file: an unkeyed chain beside one was
             # rewritten by someone without the key (and its anchor with it)
             raise StoreUnavailable(
