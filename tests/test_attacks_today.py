@@ -10,16 +10,21 @@ import sqlite3
 from contextlib import closing
 from pathlib import Path
 
+import httpx
 import pytest
 
+from tests.api.conftest import Server, guard_sections, server
+from tests.api.test_access import last_change
 from tests.conftest import MakeConfig, MakeGuard
-from tradeguard import Guard, PortfolioState
+from tradeguard import Guard, PortfolioState, auth
 from tradeguard.audit import GENESIS
 from tradeguard.auth import hash_token, new_token
 from tradeguard.errors import PermissionDenied
 from tradeguard.model import PORTFOLIO
 from tradeguard.store import anchor
 from tradeguard.testing import FakeClock, enroll_team
+
+__all__ = ["guard_sections", "server"]  # a real HTTP server in front of a guard
 
 TEAM = {"risk1": "risk_manager", "risk2": "risk_manager", "trader1": "trader"}
 
@@ -98,3 +103,27 @@ def test_reader_when_the_keyed_chain_is_emptied_and_called_unkeyed_then_it_does_
     finally:
         reader.close()
     assert make_guard().portfolio_state is PortfolioState.EMERGENCY  # as a writer sees it
+
+
+def test_halt_when_the_hashing_slot_is_taken_then_carried_out_without_waiting_for_it(
+    server: Server,
+) -> None:
+    """A flood from many addresses (each under its own limit) keeps the one hash slot busy:
+    here the test holds it, as the flood's next hash would. A person's first halt over HTTP,
+    with their valid token, must be carried out all the same (as claimed, not authenticated:
+    its hash is still queued)."""
+    with auth._HASHING:  # the slot every admitted attempt's hash takes in turn
+        try:
+            halted = httpx.post(
+                server.url + "/api/emergency",
+                headers=server.auth("trader1"),
+                json={"reason": "under a flood"},
+                timeout=10,
+            )
+        except httpx.TimeoutException:
+            halted = None
+        state = server.guard.portfolio_state
+    assert halted is not None and halted.status_code == 200
+    assert state is PortfolioState.EMERGENCY
+    change = last_change(server)
+    assert change.actor == "trader1" and change.details["initiator"]["authenticated"] is False

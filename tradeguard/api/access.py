@@ -18,6 +18,7 @@ concerns (status codes, challenges, addresses), which is why they live here and 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import Callable
@@ -96,6 +97,13 @@ class FailedLogins:
         return self._counts
 
 
+def _finished(check: asyncio.Future[str | Operator]) -> None:
+    """Retrieve the outcome of a halt's credential check the halt stopped waiting for (its
+    refusal is audited by the check itself)."""
+    if not check.cancelled():
+        check.exception()
+
+
 class Access:
     """The credential checks of one app; ``caller`` for reads and lifts, ``initiator`` for
     halts."""
@@ -125,12 +133,23 @@ class Access:
         self, source: str, credentials: HTTPAuthorizationCredentials | None, claimed: str | None
     ) -> str | Operator:
         """Who halts: the authenticated operator if the credential holds, else the name it
-        (or the body) claims, not authenticated. Never raises: stopping is never refused."""
+        (or the body) claims, not authenticated. Never raises: stopping is never refused, nor
+        held back: a credential whose hash is not done in ``auth.halt_credential_wait_seconds``
+        (queued behind a flood's: one hash at a time) is taken as claimed."""
         if credentials is not None:
-            try:
-                return await self._checked(source, credentials.credentials, halting=True)
+            check = asyncio.ensure_future(
+                self._checked(source, credentials.credentials, halting=True)
+            )
+            check.add_done_callback(_finished)
+            wait = self._guard.config.auth.halt_credential_wait_seconds
+            try:  # shielded: a check overtaken by the halt still ends (audited, refunded)
+                return await asyncio.wait_for(asyncio.shield(check), wait)
             except (Unauthenticated, TooManyFailures) as exc:
                 claimed = exc.claimed or claimed
+            except TimeoutError:  # its hash is queued behind a flood's: the halt goes first
+                named = credentials.credentials.rpartition(".")[0]
+                log.warning("a halt's credential not checked within %ss: as claimed", wait)
+                claimed = named or claimed
             except Exception:  # whatever the credential does to its check, the halt goes on
                 log.exception("checking a halt's credential failed; carried out as claimed")
         return claimed or ANONYMOUS
