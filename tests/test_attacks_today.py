@@ -20,7 +20,7 @@ from tradeguard import Guard, PortfolioState, auth
 from tradeguard.audit import GENESIS
 from tradeguard.auth import hash_token, new_token
 from tradeguard.errors import PermissionDenied
-from tradeguard.model import PORTFOLIO
+from tradeguard.model import PORTFOLIO, Operator
 from tradeguard.store import anchor
 from tradeguard.testing import FakeClock, enroll_team
 
@@ -127,3 +127,29 @@ def test_halt_when_the_hashing_slot_is_taken_then_carried_out_without_waiting_fo
     assert state is PortfolioState.EMERGENCY
     change = last_change(server)
     assert change.actor == "trader1" and change.details["initiator"]["authenticated"] is False
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a row put back to an older sealed copy of itself carries a good seal (README: "
+    "'not caught by its seal'): a revoked token works again. Fix: bind a row to the chain: "
+    "the audit record written with each sealed row names the row's key and its seal, and "
+    "verify (and the read) takes a row only if it is the one the latest such record names",
+)
+def test_token_when_revoked_and_the_old_row_put_back_then_it_still_does_not_work(
+    make_guard: MakeGuard, db_path: Path
+) -> None:
+    """trader1's token is revoked (a new code issued); the attacker kept the old row and puts
+    it back: the revoked token must not authenticate."""
+    team = {**TEAM, "admin1": "admin"}
+    guard = make_guard(users=team, auth={"enabled": True})
+    tokens = enroll_team(guard, ("admin1", "risk1", "risk2", "trader1"))
+    with closing(sqlite3.connect(db_path)) as db:
+        old = db.execute("SELECT * FROM users WHERE key='trader1'").fetchone()
+    guard.issue_token("trader1", by=Operator("admin1"))
+    guard.close()
+    marks = ",".join("?" * len(old))
+    forge(db_path, (f"INSERT OR REPLACE INTO users VALUES ({marks})", tuple(old)))
+    guard = make_guard(users=team, auth={"enabled": True})
+    with pytest.raises(PermissionDenied):
+        guard.authenticate("trader1", tokens["trader1"])
