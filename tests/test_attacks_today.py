@@ -153,3 +153,28 @@ def test_token_when_revoked_and_the_old_row_put_back_then_it_still_does_not_work
     guard = make_guard(users=team, auth={"enabled": True})
     with pytest.raises(PermissionDenied):
         guard.authenticate("trader1", tokens["trader1"])
+
+
+def test_user_row_when_copied_from_another_store_under_the_same_key_then_nobody(
+    make_guard: MakeGuard, make_config: MakeConfig, db_path: Path, tmp_path: Path
+) -> None:
+    """Two stores configured with one ``state.audit_key`` (staging and production from one
+    secret): mallory, an admin in staging, copies her sealed row into production's file. The
+    seal must be the production store's, not the key's: she is nobody there."""
+    shared = {"audit_key": "one-secret-for-both"}
+    staging = tmp_path / "staging.db"
+    staging_guard = make_guard(
+        make_config(users={"mallory": "admin"}, state={"path": str(staging), **shared})
+    )
+    token = enroll_team(staging_guard, ("mallory",))["mallory"]
+    staging_guard.close()
+    prod = make_config(users=TEAM, state={"path": str(db_path), **shared})
+    make_guard(prod).close()
+    with closing(sqlite3.connect(staging)) as db:
+        row = db.execute("SELECT * FROM users WHERE key='mallory'").fetchone()
+    marks = ",".join("?" * len(row))
+    forge(db_path, (f"INSERT INTO users VALUES ({marks})", tuple(row)))
+    guard = make_guard(prod)
+    with pytest.raises(PermissionDenied):
+        guard.authenticate("mallory", token)
+    assert guard.portfolio_state is PortfolioState.EMERGENCY

@@ -211,6 +211,15 @@ def seal(key: bytes | None, table: str, values: tuple[Any, ...]) -> str:
     return hmac.new(key, text, hashlib.sha256).hexdigest()
 
 
+def seal_key(key: bytes | None, store: str) -> bytes | None:
+    """The key a store's seals are made with: its audit key bound to its identity (the
+    anchored ``store_id``), so a row sealed in another store under the same key (staging and
+    production given one ``state.audit_key``) carries no seal here. None: unkeyed."""
+    if key is None:
+        return None
+    return hmac.new(key, b"tradeguard seals of store " + store.encode(), hashlib.sha256).digest()
+
+
 def sealed(key: bytes | None, table: str, values: tuple[Any, ...]) -> tuple[Any, ...]:
     """The row to write: its values and their seal."""
     return (*values, seal(key, table, values))

@@ -71,17 +71,16 @@ class SqliteConnection:
             self._db.executescript(SCHEMA)
             self._check_audit_key()  # before a migration: it seals rows with the key
             row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-            found = None  # what is wrong with the file as found, before a migration
             if row is None:
                 self._db.execute(
                     "INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,)
                 )
-            elif int(row[0]) in MIGRATIONS:
-                found = self._anchor_problem(self._db)
-                self._migrate(trusted=found is None)
-            elif int(row[0]) != SCHEMA_VERSION:
+            elif int(row[0]) not in MIGRATIONS and int(row[0]) != SCHEMA_VERSION:
                 raise StoreUnavailable(f"{self.path}: schema {row[0]}, expected {SCHEMA_VERSION}")
-            self._check_anchor(found)
+            # anchored (and given its identity) as found, before a migration seals its rows
+            self._check_anchor()
+            if row is not None and int(row[0]) in MIGRATIONS:
+                self._migrate(trusted=self._problem is None)
         except sqlite3.Error as exc:
             raise _unopened(self.path, exc) from exc
 
@@ -106,12 +105,10 @@ class SqliteConnection:
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"{self.path}: {exc}") from exc
 
-    def _check_anchor(self, before: str | None = None) -> None:
+    def _check_anchor(self) -> None:
         """Is this file the store the anchor names, at least as far on? A new store (neither
-        an identity nor an anchor) is given both; a store from before anchors is adopted.
-        ``before``: what was wrong with it before a migration (a schema set back), which the
-        migrated file no longer shows."""
-        self._problem = before or self._anchor_problem(self._db)
+        an identity nor an anchor) is given both; a store from before anchors is adopted."""
+        self._problem = self._anchor_problem(self._db)
         found = self._mark(self._db)
         if self._problem is not None:
             return
@@ -185,8 +182,12 @@ class SqliteConnection:
             if unsealed:  # the rows as found are sealed once, by the guard that migrates them
                 self._seal_found(db, trusted)
             db.execute("UPDATE meta SET value=? WHERE key='schema'", (str(version),))
+            mark = self._mark(db)
+        if trusted:  # from now on, a schema set back is behind the anchor
+            anchor.advance(self._anchor, mark, self._key)
 
     def _seal_found(self, db: sqlite3.Connection, trusted: bool) -> None:
+        key = self._seal_key(db)
         for table in codec.SEALED:
             columns = {c[1] for c in db.execute(f"PRAGMA table_info({table})")}
             if "seal" not in columns:
@@ -196,15 +197,22 @@ class SqliteConnection:
             for row in db.execute(f"SELECT rowid, * FROM {table}").fetchall():
                 db.execute(
                     f"UPDATE {table} SET seal=? WHERE rowid=?",
-                    (codec.seal(self._key, table, tuple(row[1:-1])), row[0]),
+                    (codec.seal(key, table, tuple(row[1:-1])), row[0]),
                 )
+
+    def _seal_key(self, db: sqlite3.Connection) -> bytes | None:
+        """The key of this store's seals (:func:`codec.seal_key`), read in ``db``'s
+        transaction: a store is given its identity once, when it is anchored."""
+        store = db.execute("SELECT value FROM meta WHERE key='store_id'").fetchone()
+        return codec.seal_key(self._key, "" if store is None else str(store[0]))
 
     def unsealed_row(self, db: sqlite3.Connection) -> str | None:
         """The first row of the sealed tables whose seal is not this store's, said (None when
         every row carries it): for ``verify``, which checks the whole file."""
+        key = self._seal_key(db)
         for table in codec.SEALED:
             for row in db.execute(f"SELECT * FROM {table}"):
-                problem = codec.seal_problem(self._key, table, tuple(row), str(self.path))
+                problem = codec.seal_problem(key, table, tuple(row), str(self.path))
                 if problem is not None:
                     return problem
         return None

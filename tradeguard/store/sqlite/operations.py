@@ -53,8 +53,9 @@ class SqliteUsers(SqliteConnection):
     def users(self) -> dict[str, UserRecord]:
         with self._read() as db:
             fetched = db.execute("SELECT * FROM users").fetchall()
+            key = self._seal_key(db)
         where = str(self.path)
-        return codec.load_users(codec.unsealed(self._key, "users", fetched, where), where)
+        return codec.load_users(codec.unsealed(key, "users", fetched, where), where)
 
     def put_user(
         self, user: UserRecord, audit: AuditEntry, history: Sequence[UserEvent] = ()
@@ -65,7 +66,7 @@ class SqliteUsers(SqliteConnection):
             codec.check_user_name(user.name, None if stored is None else stored[0])
             db.execute(
                 "INSERT OR REPLACE INTO users VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                codec.sealed(self._key, "users", row),
+                codec.sealed(self._seal_key(db), "users", row),
             )
             self._history(db, history)
             self._append(db, audit)

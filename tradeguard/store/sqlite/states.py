@@ -45,7 +45,7 @@ class SqliteScopeStates(SqliteConnection):
             for a in approvals:
                 db.execute(
                     "INSERT OR REPLACE INTO approvals VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                    codec.sealed(self._key, "approvals", codec.values(a)),
+                    codec.sealed(self._seal_key(db), "approvals", codec.values(a)),
                 )
             for r in rungs:
                 state = db.execute(
@@ -57,7 +57,7 @@ class SqliteScopeStates(SqliteConnection):
                 codec.check_rung(r, state, stored)
                 db.execute(
                     "INSERT OR REPLACE INTO recovery VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    codec.sealed(self._key, "recovery", codec.values(r)),
+                    codec.sealed(self._seal_key(db), "recovery", codec.values(r)),
                 )
             return [self._append(db, entry) for entry in audit]
 
@@ -65,8 +65,9 @@ class SqliteScopeStates(SqliteConnection):
         """Every stored rung, checked like the state rows: anything else is corruption."""
         with self._read() as db:
             fetched = db.execute("SELECT * FROM recovery").fetchall()
+            key = self._seal_key(db)
         where = str(self.path)
-        return codec.load_rungs(codec.unsealed(self._key, "recovery", fetched, where), where)
+        return codec.load_rungs(codec.unsealed(key, "recovery", fetched, where), where)
 
     def approvals(self, *, pending_only: bool = True) -> list[Approval]:
         query = "SELECT * FROM approvals"
@@ -74,14 +75,16 @@ class SqliteScopeStates(SqliteConnection):
             query += " WHERE status='pending'"
         with self._read() as db:
             fetched = db.execute(query + " ORDER BY requested_at").fetchall()
+            key = self._seal_key(db)
         where = str(self.path)
-        return [Approval(*row) for row in codec.unsealed(self._key, "approvals", fetched, where)]
+        return [Approval(*row) for row in codec.unsealed(key, "approvals", fetched, where)]
 
     def approval(self, request_id: str) -> Approval | None:
         with self._read() as db:
             row = db.execute("SELECT * FROM approvals WHERE id=?", (request_id,)).fetchone()
+            key = self._seal_key(db)
         found = [] if row is None else [row]
-        kept = list(codec.unsealed(self._key, "approvals", found, str(self.path)))
+        kept = list(codec.unsealed(key, "approvals", found, str(self.path)))
         return Approval(*kept[0]) if kept else None
 
     def audit_records(
