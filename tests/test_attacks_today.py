@@ -178,3 +178,29 @@ def test_user_row_when_copied_from_another_store_under_the_same_key_then_nobody(
     with pytest.raises(PermissionDenied):
         guard.authenticate("mallory", token)
     assert guard.portfolio_state is PortfolioState.EMERGENCY
+
+
+def test_reader_when_fed_inputs_then_it_writes_no_file_and_takes_no_journal(
+    make_guard: MakeGuard, make_config: MakeConfig, clock: FakeClock, db_path: Path
+) -> None:
+    """A read-only guard "never writes": fed a portfolio update and a trade (a dashboard
+    process given the numbers), it wrote the loss baselines journal beside the store and took
+    its writer's lock, which a trading guard started meanwhile then found taken (its journal
+    off: a crash would restart it on the last tick's, looser, baselines)."""
+    make_guard().close()
+
+    def files() -> dict[str, bytes]:
+        companions = (db_path.name + "-wal", db_path.name + "-shm")  # SQLite's, to read
+        return {
+            f.name: f.read_bytes() for f in db_path.parent.iterdir() if f.name not in companions
+        }
+
+    before = files()
+    reader = Guard(make_config(), clock=clock, read_only=True)
+    try:
+        reader.update_portfolio(equity=1_000_000.0)
+        reader.record_trade("s1", -10.0)
+        assert files() == before
+    finally:
+        reader.close()
+    assert files() == before

@@ -199,7 +199,7 @@ def assemble(
     except Exception as exc:  # whatever cannot be loaded cannot be trusted: fail closed
         transitions.fail_store(f"cannot load state: {exc!r}")
         return parts  # and a journal that could not be read is left as it is
-    if db is not None:
+    if db is not None and not read_only:  # a reader reads the journal (load), never writes it
         ledger.journal = backstop.journal = BaselineJournal(
             db,
             lambda: Snapshot(ledger.baselines(), ledger.velocity_samples()),
