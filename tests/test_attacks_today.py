@@ -5,6 +5,7 @@ with sqlite3 directly and holding no key."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 from contextlib import closing
@@ -16,12 +17,13 @@ import pytest
 from tests.api.conftest import Server, guard_sections, server
 from tests.api.test_access import last_change
 from tests.conftest import MakeConfig, MakeGuard
+from tests.store.support import recovering, rung
 from tradeguard import Guard, PortfolioState, auth
 from tradeguard.audit import GENESIS
 from tradeguard.auth import hash_token, new_token
 from tradeguard.errors import PermissionDenied
 from tradeguard.model import PORTFOLIO, Operator
-from tradeguard.store import anchor
+from tradeguard.store import SqliteStore, anchor
 from tradeguard.testing import FakeClock, enroll_team
 
 __all__ = ["guard_sections", "server"]  # a real HTTP server in front of a guard
@@ -204,3 +206,17 @@ def test_reader_when_fed_inputs_then_it_writes_no_file_and_takes_no_journal(
     finally:
         reader.close()
     assert files() == before
+
+
+def test_rung_when_its_pnl_is_negative_zero_then_it_keeps_its_seal(db_path: Path) -> None:
+    """A P&L of -0.0 (a short at its average price: -5 * 0.0) is read back from SQLite as
+    0.0: sealed as written, the rung lost its seal on the way back, so it was no rung and the
+    store reported tampering (an emergency) over a row tradeguard wrote itself."""
+    store = SqliteStore(db_path)
+    try:
+        recovering(store)
+        written = dataclasses.replace(rung(1), pnl_at_start=-0.0)
+        store.commit(rungs=[written])
+        assert store.rungs().get(written.scope) == written  # sealed: a rung, not left out
+    finally:
+        store.close()

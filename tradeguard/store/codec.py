@@ -200,9 +200,10 @@ def seal(key: bytes | None, table: str, values: tuple[Any, ...]) -> str:
     HMAC-SHA256 under the store's audit key, so a row written into the file by anyone without
     the key (a token hash of their own, a two-person request in another's name, a rung) is told
     from one tradeguard wrote. Numbers are sealed as floats: a REAL column hands back a float
-    for the int it was given. Unkeyed stores get a plain SHA-256: a checksum, no protection."""
+    for the int it was given, and 0.0 for -0.0 (``+ 0.0`` makes -0.0 0.0 and leaves the rest).
+    Unkeyed stores get a plain SHA-256: a checksum, no protection."""
     text = json.dumps(
-        [table, *(float(v) if isinstance(v, int | float) else v for v in values)],
+        [table, *(float(v) + 0.0 if isinstance(v, int | float) else v for v in values)],
         separators=(",", ":"),
         allow_nan=False,
     ).encode()
