@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sqlite3
-from contextlib import closing
+from contextlib import closing, suppress
 from pathlib import Path
 
 import httpx
@@ -16,9 +16,10 @@ import pytest
 
 from tests.api.conftest import Server, guard_sections, server
 from tests.api.test_access import last_change
-from tests.conftest import MakeConfig, MakeGuard
+from tests.conftest import MakeConfig, MakeGuard, MakeParts
 from tests.store.support import recovering, rung
-from tradeguard import Guard, PortfolioState, auth
+from tradeguard import Guard, Order, PortfolioState, auth
+from tradeguard.assembly import Parts
 from tradeguard.audit import GENESIS
 from tradeguard.auth import hash_token, new_token
 from tradeguard.errors import PermissionDenied
@@ -36,6 +37,14 @@ def forge(db_path: Path, *statements: tuple[str, tuple[object, ...]]) -> None:
     with closing(sqlite3.connect(db_path)) as db, db:
         for sql, args in statements:
             db.execute(sql, args)
+
+
+def margin_free(make_parts: MakeParts) -> Parts:
+    """A trading process with s1 registered and priced, nothing halted."""
+    parts = make_parts()
+    parts.intake.update_prices({"BTC": 100.0})
+    parts.commands.register_strategy("s1", None, None)
+    return parts
 
 
 @pytest.fixture
@@ -220,3 +229,28 @@ def test_rung_when_its_pnl_is_negative_zero_then_it_keeps_its_seal(db_path: Path
         assert store.rungs().get(written.scope) == written  # sealed: a rung, not left out
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("value", ["9e999", "x'00'"])  # a REAL overflowing to inf; a BLOB
+def test_running_guard_when_a_row_cannot_even_be_sealed_then_it_still_adopts_halts(
+    make_parts: MakeParts, make_guard: MakeGuard, db_path: Path, value: str
+) -> None:
+    """A users row holding a value no seal can be computed over (an infinite time, a BLOB),
+    and a states row that looks like a lift: the running guard verifies the store before
+    adopting the lift, and the verification raised instead of naming the row. Every adoption
+    from then on failed before taking anything, so a halt a person wrote from the CLI never
+    reached the guard that trades."""
+    trading = margin_free(make_parts)
+    forge(
+        db_path,
+        (
+            f"INSERT INTO users VALUES ('x', 'x', 'trader', NULL, NULL, {value}, '[]', '[]', "
+            "NULL, '[]', 'forged')",
+            (),
+        ),
+        ("INSERT INTO states VALUES ('strategy:s9', 'active', 'lifted', 0.0, 'x', 1)", ()),
+    )
+    make_guard().halt_strategy("s1", "trader1", "stop s1")  # the CLI, another process
+    with suppress(Exception):  # as the watcher's thread: logged, next interval
+        trading.sync.watch()
+    assert not trading.orders.check(Order("s1", "BTC", "buy", 1.0, 100.0)).accepted

@@ -226,11 +226,21 @@ def sealed(key: bytes | None, table: str, values: tuple[Any, ...]) -> tuple[Any,
     return (*values, seal(key, table, values))
 
 
+def found_seal(key: bytes | None, table: str, values: tuple[Any, ...]) -> str | None:
+    """The seal of a row read from the file; None when none can be computed over it (an
+    infinite number, a BLOB: values tradeguard never writes). Never raises: a check of the
+    file that raised would stop a running guard adopting anything, its halts included."""
+    try:
+        return seal(key, table, values)
+    except (TypeError, ValueError):
+        return None
+
+
 def seal_problem(key: bytes | None, table: str, row: tuple[Any, ...], where: str) -> str | None:
     """Why the row (its values, then its seal) is not one this store wrote; None when it is."""
     *values, found = row
-    expected = seal(key, table, tuple(values))
-    if isinstance(found, str) and hmac.compare_digest(found, expected):
+    expected = found_seal(key, table, tuple(values))
+    if expected is not None and isinstance(found, str) and hmac.compare_digest(found, expected):
         return None
     return (
         f"{where}: a {table} row ({values[0]!r}) does not carry this store's seal: it was "

@@ -197,7 +197,7 @@ class SqliteConnection:
             for row in db.execute(f"SELECT rowid, * FROM {table}").fetchall():
                 db.execute(
                     f"UPDATE {table} SET seal=? WHERE rowid=?",
-                    (codec.seal(key, table, tuple(row[1:-1])), row[0]),
+                    (codec.found_seal(key, table, tuple(row[1:-1])), row[0]),
                 )
 
     def _seal_key(self, db: sqlite3.Connection) -> bytes | None:
