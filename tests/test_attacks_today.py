@@ -22,7 +22,7 @@ from tradeguard import Guard, Order, PortfolioState, auth
 from tradeguard.assembly import Parts
 from tradeguard.audit import GENESIS
 from tradeguard.auth import hash_token, new_token
-from tradeguard.errors import PermissionDenied
+from tradeguard.errors import PermissionDenied, StoreUnavailable
 from tradeguard.model import PORTFOLIO, Operator
 from tradeguard.store import SqliteStore, anchor
 from tradeguard.testing import FakeClock, enroll_team
@@ -250,6 +250,41 @@ def test_running_guard_when_a_row_cannot_even_be_sealed_then_it_still_adopts_hal
         ),
         ("INSERT INTO states VALUES ('strategy:s9', 'active', 'lifted', 0.0, 'x', 1)", ()),
     )
+    make_guard().halt_strategy("s1", "trader1", "stop s1")  # the CLI, another process
+    with suppress(Exception):  # as the watcher's thread: logged, next interval
+        trading.sync.watch()
+    assert not trading.orders.check(Order("s1", "BTC", "buy", 1.0, 100.0)).accepted
+
+
+def test_emergency_when_a_state_version_is_made_infinite_then_published_and_marked(
+    make_guard: MakeGuard, db_path: Path
+) -> None:
+    """A states row's version set to 9e999 (infinite) while a guard runs: the next write's
+    anchor mark (the sum of the versions) raised OverflowError, not StoreUnavailable, so a
+    person's emergency was in force in memory only: never published (no emergency stop, no
+    cancel of the venues' orders), no marker for the next start, and the caller got a crash."""
+    guard = make_guard()
+    guard.register_strategy("s1")
+    guard.halt_strategy("s1", "trader1", "first")
+    stops: list[object] = []
+    guard.register_callback("emergency_stop", stops.append)
+    forge(db_path, ("UPDATE states SET version=9e999 WHERE scope='strategy:s1'", ()))
+    with suppress(StoreUnavailable):  # the store failed: said, and the halt carried out
+        guard.emergency("risk1", "stop everything")
+    guard.flush()
+    assert guard.portfolio_state is PortfolioState.EMERGENCY
+    assert stops, "the emergency was never published: no emergency stop ran"
+    assert db_path.with_name(db_path.name + ".emergency").exists()
+
+
+def test_running_guard_when_a_state_row_loses_its_scope_then_it_still_adopts_halts(
+    make_parts: MakeParts, make_guard: MakeGuard, db_path: Path
+) -> None:
+    """A states row whose scope is NULL (SQLite lets a TEXT primary key be NULL) made reading
+    the states raise AttributeError, not StoreUnavailable: every adoption failed from then on,
+    and a halt a person wrote from the CLI never reached the guard that trades."""
+    trading = margin_free(make_parts)
+    forge(db_path, ("INSERT INTO states VALUES (NULL, 'active', 'x', 0.0, 'x', 1)", ()))
     make_guard().halt_strategy("s1", "trader1", "stop s1")  # the CLI, another process
     with suppress(Exception):  # as the watcher's thread: logged, next interval
         trading.sync.watch()

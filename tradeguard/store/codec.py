@@ -40,10 +40,12 @@ log = logging.getLogger("tradeguard")
 
 @contextmanager
 def reading(where: str, what: str) -> Iterator[None]:
-    """A row that does not decode is corruption, reported as the store being unavailable."""
+    """A row that does not decode is corruption, reported as the store being unavailable:
+    whatever it raises (a NULL where text belongs, an infinite count), since any other error
+    escapes the handling of a failed store (a running guard's adoption, a halt's write)."""
     try:
         yield
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, AttributeError, ArithmeticError, LookupError) as exc:
         raise StoreUnavailable(f"{where}: corrupt {what}: {exc}") from exc
 
 

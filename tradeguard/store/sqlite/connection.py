@@ -70,16 +70,16 @@ class SqliteConnection:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(SCHEMA)
             self._check_audit_key()  # before a migration: it seals rows with the key
-            row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-            if row is None:
+            schema = self._schema()
+            if schema is None:
                 self._db.execute(
                     "INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,)
                 )
-            elif int(row[0]) not in MIGRATIONS and int(row[0]) != SCHEMA_VERSION:
-                raise StoreUnavailable(f"{self.path}: schema {row[0]}, expected {SCHEMA_VERSION}")
+            elif schema not in MIGRATIONS and schema != SCHEMA_VERSION:
+                raise StoreUnavailable(f"{self.path}: schema {schema}, expected {SCHEMA_VERSION}")
             # anchored (and given its identity) as found, before a migration seals its rows
             self._check_anchor()
-            if row is not None and int(row[0]) in MIGRATIONS:
+            if schema in MIGRATIONS:
                 self._migrate(trusted=self._problem is None)
         except sqlite3.Error as exc:
             raise _unopened(self.path, exc) from exc
@@ -90,9 +90,9 @@ class SqliteConnection:
         try:
             if self._db.execute("PRAGMA quick_check").fetchone() != ("ok",):
                 raise StoreUnavailable(f"{self.path}: integrity check failed")
-            row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-            if row is None or int(row[0]) != SCHEMA_VERSION:
-                found = "no schema" if row is None else f"schema {row[0]}"
+            schema = self._schema()
+            if schema != SCHEMA_VERSION:
+                found = "no schema" if schema is None else f"schema {schema}"
                 raise StoreUnavailable(
                     f"{self.path}: {found}, expected {SCHEMA_VERSION}: a guard (or "
                     "`tradeguard init`) must open it for writing first"
@@ -104,6 +104,14 @@ class SqliteConnection:
             self._problem = self._anchor_problem(self._db)
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"{self.path}: {exc}") from exc
+
+    def _schema(self) -> int | None:
+        """The file's schema number (None: a new file); one that is no number is corruption."""
+        row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        if row is None:
+            return None
+        with codec.reading(str(self.path), "schema number"):
+            return int(row[0])
 
     def _check_anchor(self) -> None:
         """Is this file the store the anchor names, at least as far on? A new store (neither
@@ -135,19 +143,20 @@ class SqliteConnection:
         at = db.execute("SELECT hash FROM audit WHERE seq=?", (anchored.seq,)).fetchone()
         return anchor.compare(anchored, found, None if at is None else str(at[0]))
 
-    @staticmethod
-    def _mark(db: sqlite3.Connection) -> anchor.Mark:
+    def _mark(self, db: sqlite3.Connection) -> anchor.Mark:
+        """How far the file got; a head or a version that is no number is corruption."""
         store = db.execute("SELECT value FROM meta WHERE key='store_id'").fetchone()
         head = db.execute("SELECT seq, hash FROM audit_head WHERE id=1").fetchone()
         versions = db.execute("SELECT total(version) FROM states").fetchone()[0]
         schema = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-        return anchor.Mark(
-            "" if store is None else str(store[0]),
-            0 if head is None else int(head[0]),
-            GENESIS if head is None else str(head[1]),
-            int(versions),
-            SCHEMA_VERSION if schema is None else int(schema[0]),
-        )
+        with codec.reading(str(self.path), "anchor mark (audit head, state versions, schema)"):
+            return anchor.Mark(
+                "" if store is None else str(store[0]),
+                0 if head is None else int(head[0]),
+                GENESIS if head is None else str(head[1]),
+                int(versions),
+                SCHEMA_VERSION if schema is None else int(schema[0]),
+            )
 
     def trust_problem(self) -> str | None:
         """Why this file is not the store its anchor names (None when it is)."""
