@@ -394,9 +394,7 @@ class AuthConfig(Frozen):
     enabled: bool = True
     refusal_window_seconds: Positive = 60.0  # a refusal's repeats are counted, not each written
     failed_logins_per_second: PositiveInt = 5  # per client address; then 429 (halts go through)
-    # How long an HTTP halt waits for its credential's hash (one at a time per process, so
-    # behind every attempt a flood got admitted); then it is carried out as not authenticated.
-    halt_credential_wait_seconds: Positive = 0.5
+    halt_credential_wait_seconds: Positive = 0.5  # for its hash; then a halt is unauthenticated
     # How long a one-time enrollment code (or both shares of a split one) can be redeemed.
     enrollment_ttl_seconds: Positive = 86_400.0
 
