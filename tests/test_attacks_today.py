@@ -289,3 +289,26 @@ def test_running_guard_when_a_state_row_loses_its_scope_then_it_still_adopts_hal
     with suppress(Exception):  # as the watcher's thread: logged, next interval
         trading.sync.watch()
     assert not trading.orders.check(Order("s1", "BTC", "buy", 1.0, 100.0)).accepted
+
+
+def test_two_person_administration_when_its_record_is_deleted_from_the_history_then_it_holds(
+    make_guard: MakeGuard, db_path: Path
+) -> None:
+    """Established two-person administration is read from the user history, a table with no
+    seal and outside the chain: an admin with write access to the file (not the key) deletes
+    the 'established' event, then creates a second lifting user alone, with a plain code she
+    redeems herself: two lifting credentials in one hand. The chain recorded the
+    establishment; the act must still be a two-person request."""
+    team = {**TEAM, "admin1": "admin"}
+    guard = make_guard(users=team, auth={"enabled": True})
+    enroll_team(guard, ("admin1", "risk1", "risk2"))
+    assert guard.two_person_administration
+    guard.close()
+    forge(
+        db_path,
+        ("DROP TRIGGER user_history_no_delete", ()),  # a guard's next open puts it back
+        ("DELETE FROM user_history WHERE action='established'", ()),
+    )
+    guard = make_guard(users=team, auth={"enabled": True})
+    change = guard.add_user("sidekick", "risk_manager", by=Operator("admin1"))
+    assert change.request is not None, "a lifting user created by one person alone"

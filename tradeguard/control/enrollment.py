@@ -29,7 +29,7 @@ from tradeguard.audit import AuditEntry
 from tradeguard.auth import hash_token, new_token, token_matches
 from tradeguard.clock import to_iso
 from tradeguard.config import USER_NAME
-from tradeguard.control.users import LIFTING, Users
+from tradeguard.control.users import ESTABLISHED, LIFTING, Users
 from tradeguard.engine.core import Core
 from tradeguard.errors import BadRequest, PermissionDenied, UnknownRequest
 from tradeguard.model import PORTFOLIO, Operator, Role, User, user_key
@@ -309,7 +309,7 @@ class Administration:
             return
         details: dict[str, Any] = {"lifting": sorted(lifting)}
         event = UserEvent(self._clock.time(), "system:guard", "established", "", details)
-        audit = self._audit("system:guard", "user:established", "", details)
+        audit = self._audit("system:guard", ESTABLISHED, "", details)
         store = self._storage.require()
         store.append_user_history([event], audit)
         for record in store.users().values():  # no bootstrap code may mint a lifting token now

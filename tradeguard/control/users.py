@@ -29,6 +29,9 @@ from tradeguard.store import UserRecord
 LIFTING = REQUIRED_ROLE[Command.RESET]  # the least role that lifts an emergency or approves
 
 
+ESTABLISHED = "user:established"  # the audit action that records it (see enrollment)
+
+
 class Users:
     def __init__(self, core: Core) -> None:
         self._book = core.book
@@ -151,9 +154,16 @@ class Users:
     def established(self) -> bool:
         """Whether two-person administration is in force: recorded once two enrolled users
         held lifting roles, and never undone (a later removal does not bring back the
-        bootstrap, when one person with file access administered alone)."""
-        history = self._storage.require().user_history()
-        return any(e.action == "established" for e in history)
+        bootstrap, when one person with file access administered alone). The history has no
+        seal: an event deleted from it (by someone with the file, not the key) must not bring
+        the bootstrap back, so without it the chain decides, which loses no record unseen: a
+        chain that does not verify cannot vouch for a bootstrap (two people, fail closed)."""
+        store = self._storage.require()
+        if any(e.action == "established" for e in store.user_history()):
+            return True
+        if not store.verify_audit().ok:
+            return True
+        return any(r.entry.action == ESTABLISHED for r in store.audit_records())
 
     def lifting_enrolled(self) -> list[str]:
         """The enrolled users who hold a lifting role now."""
