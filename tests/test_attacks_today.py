@@ -22,7 +22,7 @@ from tradeguard import Guard, Order, PortfolioState, auth
 from tradeguard.assembly import Parts
 from tradeguard.audit import GENESIS
 from tradeguard.auth import hash_token, new_token
-from tradeguard.errors import PermissionDenied, StoreUnavailable
+from tradeguard.errors import PermissionDenied, StoreUnavailable, TradeguardError
 from tradeguard.model import PORTFOLIO, Operator
 from tradeguard.store import SqliteStore, anchor
 from tradeguard.testing import FakeClock, enroll_team
@@ -312,3 +312,61 @@ def test_two_person_administration_when_its_record_is_deleted_from_the_history_t
     guard = make_guard(users=team, auth={"enabled": True})
     change = guard.add_user("sidekick", "risk_manager", by=Operator("admin1"))
     assert change.request is not None, "a lifting user created by one person alone"
+
+
+def test_role_change_when_its_history_event_is_edited_then_what_was_approved_is_done(
+    make_guard: MakeGuard, db_path: Path
+) -> None:
+    """A two-person request keeps the role it asks for in the user history (no seal, outside
+    the chain); the approval row the approver sees (sealed) says "role risk2 (trader)". Edited
+    to "admin" in the history, the approved demotion was carried out as a promotion."""
+    team = {**TEAM, "admin1": "admin"}
+    guard = make_guard(users=team, auth={"enabled": True})
+    enroll_team(guard, ("admin1", "risk1", "risk2"))
+    change = guard.set_role("risk2", "trader", by=Operator("admin1"))
+    assert change.request is not None and "(trader)" in change.request.reason
+    forge(
+        db_path,
+        ("DROP TRIGGER user_history_no_update", ()),  # a guard's next open puts it back
+        (
+            "UPDATE user_history SET details=replace(details, '\"trader\"', '\"admin\"') "
+            "WHERE action='requested'",
+            (),
+        ),
+    )
+    with suppress(TradeguardError):  # refused as stale: fine
+        guard.approve(change.request.id, Operator("risk1"))
+    assert {u["name"]: u["role"] for u in guard.users()}["risk2"] != "admin"
+
+
+def test_promotion_when_its_split_code_is_struck_from_the_history_then_no_lift_for_the_old_token(
+    make_guard: MakeGuard, db_path: Path
+) -> None:
+    """An admin adds a trader alone (a one-person act: she saw the code, so she holds the
+    token), then asks to promote it into a lifting role, which ends in a split code so that
+    her copy never lifts. Whether it ends in one was read from the history event (its share);
+    struck out there, the approved promotion kept the credential she holds: two lifting
+    credentials in one hand."""
+    team = {**TEAM, "admin1": "admin"}
+    guard = make_guard(users=team, auth={"enabled": True})
+    enroll_team(guard, ("admin1", "risk1", "risk2"))
+    added = guard.add_user("sidekick", "trader", by=Operator("admin1"))
+    token = guard.enroll("sidekick", added.code or "")
+    change = guard.set_role("sidekick", "risk_manager", by=Operator("admin1"))
+    assert change.request is not None
+    forge(
+        db_path,
+        ("DROP TRIGGER user_history_no_update", ()),
+        (
+            "UPDATE user_history SET details=json_remove(details, '$.share') "
+            "WHERE action='requested'",
+            (),
+        ),
+    )
+    with suppress(TradeguardError):  # refused as stale: fine
+        guard.approve(change.request.id, Operator("risk1"))
+    roles = {u["name"]: u["role"] for u in guard.users()}
+    held = None
+    with suppress(PermissionDenied):
+        held = guard.authenticate("sidekick", token)
+    assert held is None or roles["sidekick"] == "trader"

@@ -77,7 +77,7 @@ class Administration:
         if name in self._book.config.autonomy.principals:
             raise BadRequest(f"{name} is an automated principal: it cannot be a user too")
         if self._two_person(parsed):
-            return self._request(by, "user:add", name, parsed, share=True)
+            return self._request(by, "user:add", name, parsed)
         return self._issue(_new(name, parsed, self._clock.time()), by, "added")
 
     def issue_token(self, name: str, *, by: User) -> UserChange:
@@ -85,7 +85,7 @@ class Administration:
         record, role = self._existing(name)
         self._keep_two_lifting(record, role if record.enrolled else None)
         if self._two_person(role):
-            return self._request(by, "user:enroll", record.name, role, share=True)
+            return self._request(by, "user:enroll", record.name, role)
         return self._issue(record, by, "code")
 
     def renew(self, owner: Operator) -> str:
@@ -108,7 +108,7 @@ class Administration:
         if new < LIFTING or new >= LIFTING > old:  # a demotion, or a promotion (re-enrolls)
             self._keep_two_lifting(record, old if record.enrolled else None)
         if self._two_person(old, new):
-            return self._request(by, "user:role", record.name, new, share=new >= LIFTING > old)
+            return self._request(by, "user:role", record.name, new)
         changed = replace(record, role=new.label, updated_at=self._clock.time())
         self._write(changed, by, "role", {"role": new.label, "was": old.label})
         self._establish_if_due()
@@ -173,6 +173,13 @@ class Administration:
             return f"request {request.id} has no record in the user history"
         if asked.details.get("target") != _fingerprint(self._users.record(name)):
             return f"user {name} changed since the request (role, credential): open a new one"
+        role = str(asked.details.get("role"))
+        if request.reason != _asking(request.action, name, role) or (
+            "share" in asked.details
+        ) != self._splits(request.action, name, Role.parse(role)):
+            # the history has no seal: what is done is what the approver saw (sealed), ending
+            # in a split code exactly when such an act does (a promotion into lifting too)
+            return f"request {request.id}'s record in the user history is not what was asked"
         return ""
 
     def execute(self, request: Approval, approver: str) -> Approval:
@@ -202,9 +209,7 @@ class Administration:
         self._write(pending, request.requested_by, "code", {"split": True}, request.id)
         return replace(request, share=share)
 
-    def _request(
-        self, by: User, action: str, name: str, role: Role, *, share: bool = False
-    ) -> UserChange:
+    def _request(self, by: User, action: str, name: str, role: Role) -> UserChange:
         """Open a two-person request: the requester must be an admin now; the requester's
         share (when the act ends in a code) is shown now and only its hash is kept."""
         requester = str(by)
@@ -222,14 +227,14 @@ class Administration:
             expires_at=now + self._book.config.guard.approval_ttl_seconds,
             target_version=0,
             status="pending",
-            reason=inputs.text(f"{action.removeprefix('user:')} {name} ({role.label})"),
+            reason=_asking(action, name, role.label),
         )
         details: dict[str, Any] = {
             "request": request.id,
             "role": role.label,
             "target": _fingerprint(self._users.record(name)),  # any change makes it stale
         }
-        code = secrets.token_hex(_SHARE_CHARS // 2) if share else None
+        code = secrets.token_hex(_SHARE_CHARS // 2) if self._splits(action, name, role) else None
         if code is not None:
             details["share"] = ":".join(hash_token(code))
         event = UserEvent(now, requester, "requested", name, details)
@@ -238,6 +243,14 @@ class Administration:
         store.commit(approvals=[request])
         expires = now + self._book.config.auth.enrollment_ttl_seconds if code else None
         return UserChange(name, code, expires, request)
+
+    def _splits(self, action: str, name: str, role: Role) -> bool:
+        """Whether a two-person act ends in a split code: adding or re-enrolling a lifting
+        user, and promoting one into lifting (a credential one admin may have seen never
+        lifts); a role change within lifting, or a removal, keeps or ends the credential."""
+        if action in ("user:add", "user:enroll"):
+            return True
+        return action == "user:role" and role >= LIFTING > self._existing(name)[1]
 
     def _asked(self, request: Approval) -> UserEvent | None:
         history = self._storage.require().user_history()
@@ -336,6 +349,11 @@ class Administration:
         shown = {k: v for k, v in details.items() if k != "share"}
         scope = f"user:{name}" if name else "users"
         return AuditEntry(self._clock.time(), by, action, scope, None, None, action, shown)
+
+
+def _asking(action: str, name: str, role: str) -> str:
+    """What a request asks, as its (sealed) approval row says it to the approver."""
+    return inputs.text(f"{action.removeprefix('user:')} {name} ({role})")
 
 
 def _fingerprint(record: UserRecord | None) -> str:
