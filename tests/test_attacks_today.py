@@ -370,3 +370,27 @@ def test_promotion_when_its_split_code_is_struck_from_the_history_then_no_lift_f
     with suppress(PermissionDenied):
         held = guard.authenticate("sidekick", token)
     assert held is None or roles["sidekick"] == "trader"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the genomes table has no seal: a blacklist flag edited to false (no key) lets the "
+    "genome breed and register again. Fix: seal genome rows like users and approvals "
+    "(codec.SEALED, a seal column, sealed at the migration), or decide 'blacklisted' from the "
+    "chain's genome:blacklisted records (and genome:unblocked, a two-person act)",
+)
+def test_genome_when_its_blacklist_flag_is_cleared_in_the_file_then_still_blacklisted(
+    make_parts: MakeParts, make_guard: MakeGuard, db_path: Path
+) -> None:
+    """The KillChain blacklisted a genome (an audited act; unblocking it takes two people);
+    someone with the file, not the key, sets its row's flag back to false."""
+    genome = {"lookback": 20, "threshold": 0.3}
+    parts = make_parts()
+    parts.commands.register_strategy("s1", None, genome)
+    fp = parts.genomes.fingerprint(genome)
+    assert parts.genomes.blacklist(fp, "incident-1", "tied to the cause") is not None
+    forge(
+        db_path,
+        ("UPDATE genomes SET data=json_set(data, '$.blacklisted', json('false'))", ()),
+    )
+    assert make_guard().is_blacklisted(genome)
