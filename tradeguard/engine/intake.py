@@ -97,7 +97,7 @@ class Intake:
         with self.applying(PORTFOLIO):
             now = self._clock.time()
             if eq is not None:
-                for sid in self.ledger.update_portfolio_equity(eq, now):
+                for sid in self._resized(eq, now):
                     self._evaluate_strategy(sid, Topic.EQUITY)
                 self.evaluate_portfolio(Topic.EQUITY)
             if used is not None or available is not None:
@@ -248,6 +248,15 @@ class Intake:
         if not rules:
             return []
         return self._settle(rules, self.ledger.strategies[sid], f"strategy:{sid}")
+
+    def _resized(self, equity: float, now: float) -> list[str]:
+        """Apply a portfolio equity and name the holders whose position-size verdict it may
+        flip: those on the default limit whose size crossed it (looked up, not scanned), and
+        every holder with triggers of its own. The others' verdicts stand as they were."""
+        ledger = self.ledger
+        moved = ledger.update_portfolio_equity(equity, now, self.rules.size_limit)
+        own = [sid for sid in self.rules.configured if ledger.strategy(sid).positions]
+        return list(dict.fromkeys(moved + own)) if own else moved
 
     def evaluate_portfolio(self, topic: Topic) -> list[Breach]:
         rules = self.rules.portfolio_watching(topic)

@@ -1,0 +1,77 @@
+"""Scaling with the book: a one-symbol price tick and a portfolio equity update against a
+strategy metric update, measured side by side in one guard, at 100 / 1,000 / 10,000 strategies.
+
+The book always has ``SYMBOLS`` priced symbols; strategy ``i`` holds symbol ``i // HOLDERS``,
+so every ticked symbol has ``HOLDERS`` holders whatever the size of the book. A tick that costs
+O(holders of the ticked symbol) is then flat across the sizes; one that costs O(strategies)
+or O(symbols^2) is not. Time is a FakeClock that never moves: the figures are the guard's
+work, not the feed-staleness rules the passing of time would trip.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from tradeguard import Guard
+from tradeguard.config import parse_config
+from tradeguard.testing import FakeClock
+
+SYMBOLS = 1_000
+HOLDERS = 10  # strategies holding each ticked symbol
+SIZES = (100, 1_000, 10_000)
+EQUITY = 10_000_000.0
+
+
+def book(strategies: int, directory: Path) -> Guard:
+    """A guard on a real SQLite file with ``strategies`` strategies over ``SYMBOLS`` symbols."""
+    guard = Guard(
+        parse_config({"state": {"path": str(directory / "scaling.db")}}),
+        clock=FakeClock(1_700_000_000.0),
+    )
+    guard.update_portfolio(equity=EQUITY)
+    guard.update_prices({f"X{n}": 100.0 for n in range(SYMBOLS)})
+    for i in range(strategies):
+        guard.update_position(f"s{i}", f"X{(i // HOLDERS) % SYMBOLS}", 1.0, 100.0)
+    return guard
+
+
+def rates(strategies: int, updates: int) -> dict[str, float]:
+    """Calls per second of each kind, interleaved in rounds so load drifts hit them alike."""
+    with tempfile.TemporaryDirectory() as tmp:
+        guard = book(strategies, Path(tmp))
+        held = max(1, min(SYMBOLS, strategies // HOLDERS))
+        calls: dict[str, Callable[[int], None]] = {
+            "metric": lambda i: guard.update_strategy_metrics(
+                f"s{i % strategies}", max_drawdown=0.01, consecutive_losses=1
+            ),
+            "tick": lambda i: guard.update_prices({f"X{i % held}": 100.0 + (i % 7) * 0.01}),
+            "equity": lambda i: guard.update_portfolio(equity=EQUITY + (i % 5)),
+        }
+        spent = dict.fromkeys(calls, 0.0)
+        rounds = 10
+        for _ in range(rounds):
+            for name, call in calls.items():
+                start = time.perf_counter()
+                for i in range(updates // rounds):
+                    call(i)
+                spent[name] += time.perf_counter() - start
+        if guard.portfolio_state != "normal" or guard.status()["strategies"]["halted"]:
+            raise RuntimeError("the scaling bench breached: its figures would be halts")
+        guard.close()
+    done = rounds * (updates // rounds)
+    return {name: done / seconds for name, seconds in spent.items()}
+
+
+def table(updates: int = 20_000) -> dict[int, dict[str, float]]:
+    """Each size's rates and the ratios the issue bounds (tick <= 2x, equity <= 10x a metric
+    update's cost)."""
+    out: dict[int, dict[str, float]] = {}
+    for strategies in SIZES:
+        found = rates(strategies, updates)
+        found["tick_cost_ratio"] = found["metric"] / found["tick"]
+        found["equity_cost_ratio"] = found["metric"] / found["equity"]
+        out[strategies] = found
+    return out
