@@ -235,7 +235,7 @@ class Ledger:
         else:
             m.positions[symbol] = [quantity, price]
             self._holders.setdefault(symbol, set()).add(strategy_id)
-        self._exposure(m)
+        self._exposure(strategy_id, m)
 
     def heartbeat(self, strategy_id: str, now: float) -> None:
         self.strategy(strategy_id).last_heartbeat = now
@@ -245,16 +245,18 @@ class Ledger:
         for name, value in values.items():
             setattr(m, STRATEGY_METRICS[name][0], value)
 
-    def _exposure(self, m: StrategyMetrics) -> None:
+    def _exposure(self, sid: str, m: StrategyMetrics) -> None:
+        """Re-derive a strategy's notionals: on every tick of a symbol it holds, so lean."""
         gross = largest = 0.0
         for quantity, mark in m.positions.values():
             notional = abs(quantity) * mark
             gross += notional
-            largest = max(largest, notional)
+            if notional > largest:
+                largest = notional
         m.gross_notional = gross
         m.largest_notional = largest
         m.reported_size = None  # the derived size is the last write now
-        self._sizes.set(m.scope.id, largest if m.positions else None)
+        self._sizes.set(sid, largest if m.positions else None)
 
     # -- portfolio events -----------------------------------------------------------------
 
@@ -323,7 +325,7 @@ class Ledger:
                 self.strategies[sid].positions[symbol][1] = price
                 touched.add(sid)
         for sid in touched:
-            self._exposure(self.strategies[sid])
+            self._exposure(sid, self.strategies[sid])
         if returns:
             self._correlation.add(returns)
             p.correlation = self._correlation.value(

@@ -288,22 +288,23 @@ class Intake:
         """Apply every breach (level-triggered: a halt lifted while the cause persists comes
         straight back); publish ``breach`` only when a rule starts breaching (edge)."""
         now = self._clock.time()
+        breaches = [b for rule in rules if (b := rule.evaluate(view, now)) is not None]
         active = self._book.active.get(key)
+        if not breaches:  # the common case, on every input: nothing made per scope
+            if active:
+                active.difference_update(rule.name for rule in rules)
+            return breaches
         if active is None:
             active = self._book.active[key] = set()
-        breaches: list[Breach] = []
         rising: list[Breach] = []
+        breaching = {b.rule for b in breaches}
         for rule in rules:
-            breach = rule.evaluate(view, now)
-            if breach is None:
+            if rule.name not in breaching:
                 active.discard(rule.name)
-                continue
-            breaches.append(breach)
-            if rule.name not in active:
-                active.add(rule.name)
+        for breach in breaches:
+            if breach.rule not in active:
+                active.add(breach.rule)
                 rising.append(breach)
-        if not breaches:  # the common case, on every input
-            return breaches
         # Strictest first: the weaker actions then find their state already in force.
         for breach in sorted(breaches, key=lambda b: ACTION_SEVERITY[b.action], reverse=True):
             self._act_on(breach)
