@@ -101,9 +101,7 @@ class TestEquity:
         book.update_portfolio(equity=EQUITY)
         assert halted(book) == before
 
-    def test_equity_when_not_positive_then_every_holder_halted(
-        self, make_guard: MakeGuard
-    ) -> None:
+    def test_equity_when_not_positive_then_every_holder_halted(self, make_guard: MakeGuard) -> None:
         """Equity at zero sizes every position as unbounded: all holders halt (a smaller
         book: every halt is a store write)."""
         guard = make_guard()
@@ -116,9 +114,7 @@ class TestEquity:
         assert set(states.values()) == {StrategyState.HALTED}
         assert guard.strategy_state("flat") is StrategyState.ACTIVE
 
-    def test_equity_when_tick_moved_a_holder_then_its_new_size_is_judged(
-        self, book: Guard
-    ) -> None:
+    def test_equity_when_tick_moved_a_holder_then_its_new_size_is_judged(self, book: Guard) -> None:
         """The size index follows ticks: a holder a tick made larger is found by the next
         equity fall at its new size, not the one it had."""
         book.update_prices({"X3": 9_000.0})  # its holders' 1 unit: 9,000 notional, was 100

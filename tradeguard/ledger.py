@@ -121,7 +121,7 @@ class PortfolioMetrics:
     criticality_drivers: str = ""  # the indicators that contributed most, for the breach
     prices: dict[str, float] = field(default_factory=dict)
     price_times: dict[str, float] = field(default_factory=dict)
-    _stalest: Extreme[str] = field(default_factory=lambda: Extreme[str](), init=False)
+    _stalest: Extreme[str] = field(default_factory=Extreme[str], init=False)
 
     def price_seen(self, symbol: str, price: float, ts: float) -> None:
         self.prices[symbol] = price
@@ -251,8 +251,7 @@ class Ledger:
         for quantity, mark in m.positions.values():
             notional = abs(quantity) * mark
             gross += notional
-            if notional > largest:
-                largest = notional
+            largest = max(largest, notional)
         m.gross_notional = gross
         m.largest_notional = largest
         m.reported_size = None  # the derived size is the last write now
