@@ -11,7 +11,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from bench import alerts, api_halt, core, criticality, oob, pipeline, stop
+from bench import alerts, api_halt, core, criticality, oob, pipeline, scaling, stop
 
 
 def main() -> None:  # noqa: PLR0915  # one statement per figure printed
@@ -47,6 +47,9 @@ def main() -> None:  # noqa: PLR0915  # one statement per figure printed
         target = "(reported)" if name.startswith("update_prices") else "> 100,000"
         rate_table.add_row(name, f"{rate:,.0f}", target)
     console.print(rate_table)
+
+    scaled = scaling.table()
+    console.print(scaling.render(scaled))
 
     checked = {
         "flat_out": pipeline.latency(calls=100_000),
@@ -118,6 +121,7 @@ def main() -> None:  # noqa: PLR0915  # one statement per figure printed
     out = Path(__file__).parent / "results.json"
     results = json.loads(out.read_text()) if out.exists() else {}
     results["core"] = {"halt": halt, "updates_per_second": rates}
+    results["scaling"] = {str(n): figures for n, figures in scaled.items()}
     results["emergency_stop"] = stops
     results["out_of_band_halt"] = adopted
     results["alert_delivery"] = delivered
