@@ -128,15 +128,16 @@ class CorrelationWindow:
         """Add (sign 1) or evict (sign -1) one snapshot's contribution."""
         cols, vals = row
         step = int(sign)
+        present, total, squares, moving = self._present, self._sum, self._sq, self._moving
         for col, val in zip(cols, vals, strict=True):
-            self._present[col] += step
-            if self._present[col] == 0:  # exactly nothing held: no rounding residue left
-                self._sum[col] = self._sq[col] = 0.0
-                self._moving[col] = 0
+            held = present[col] = present[col] + step
+            if held == 0:  # exactly nothing held: no rounding residue left
+                total[col] = squares[col] = 0.0
+                moving[col] = 0
                 continue
-            self._sum[col] += sign * val
-            self._sq[col] += sign * val * val
-            self._moving[col] += step * (val != 0.0)
+            total[col] += sign * val
+            squares[col] += sign * val * val
+            moving[col] += step * (val != 0.0)
         if len(cols) > 1:
             block, order = self._cells(cols)
             ordered = np.asarray(vals)[order]
