@@ -13,8 +13,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tradeguard import Guard, load_config
-
 CONFIG = "state: {path: tg.db}\nrecovery: {enabled: false, cooldown_seconds: 0}\n"
 
 
@@ -23,7 +21,6 @@ class Team:
         self.root = root
         self.config = root / "tg.yaml"
         self.config.write_text(CONFIG)
-        Guard(load_config(self.config)).close()  # a guard creates the store on first start
         self.tokens: dict[str, str] = {}
 
     def run(self, *args: str, user: str | None = None, code: str = "") -> str:
@@ -60,7 +57,10 @@ def test_readme_bootstrap_when_followed_then_every_pair_of_lifting_users_resets(
     """cto and cfo by file access, each enrolling alone; cfo asks for a risk manager and an
     admin, cto approves each; then every pair of different lifting people lifts an emergency."""
     team = Team(tmp_path)
-    codes = {n: last_line(team.run("users", "add", n, "--role", "admin")) for n in ("cto", "cfo")}
+    codes = {
+        "cto": last_line(team.run("init", "--admin", "cto")),
+        "cfo": last_line(team.run("users", "add", "cfo", "--role", "admin")),
+    }
     for name, code in codes.items():
         team.enroll(name, code)
     for name, role in (("risk1", "risk_manager"), ("admin2", "admin")):

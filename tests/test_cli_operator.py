@@ -279,6 +279,28 @@ class TestOutOfBand:
         finally:
             guard.close()
 
+    def test_status_when_a_stop_kept_positions_then_cli_says_kept_not_flat(
+        self, desk: Desk
+    ) -> None:
+        """Another process's `status` shows the last stop's verdict as the store recorded it:
+        a cancel-only stop kept the position, and the CLI says so."""
+        guard = Guard(load_config(desk.config))
+        venue = SimulatedVenue("v", prices={"BTC": 100.0})
+        venue.set_position("BTC", 2.0, strategy_id="mom")
+        guard.add_venue(venue)
+        try:
+            guard.halt_strategy("mom", user="trader1")
+            assert guard.flush(timeout=10)
+        finally:
+            guard.close()
+        shown = desk.cli("status").stdout
+        assert "last stop: strategy:mom: orders cancelled; positions kept: 1 open (BTC)" in shown
+        assert "FLAT" not in shown
+        last = json.loads(desk.cli("status", "--json").stdout)["emergency_stop"]["last"]
+        assert last["flat"] is False and last["venues"][0]["open_positions"] == [
+            ["mom", "BTC", 2.0]
+        ]
+
 
 class TestTwoPeopleMeansTwoPeople:
     def test_token_when_admin_reissues_a_lifting_users_then_a_request_and_half_a_code(
@@ -375,7 +397,7 @@ class TestIncidentsAtTheConsole:
         guard = Guard(load_config(desk.config))
         guard.register_strategy("mom", genome={"kind": "momentum", "v": 1})
         guard.record_trade("mom", -75.0)
-        incident = guard.start_incident("console drill", "risk1")
+        incident = guard.start_incident("console drill", "risk1", strategies=["mom"], disable=True)
         assert guard.wait_incidents(30)
         guard.close()
         listed = json.loads(desk.cli("incidents", "list", "--json").stdout)

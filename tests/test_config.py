@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -82,6 +83,42 @@ class TestSeedFile:
         path.parent.mkdir()
         path.write_text("triggers: {}\n")
         assert load_config(path).state.path == path.parent.resolve() / "tradeguard.db"
+
+
+class TestUrls:
+    @pytest.mark.parametrize(
+        ("alerts", "key"),
+        [
+            ({"webhooks": [{"url": "ftp://x"}]}, "alerts.webhooks.0.url"),
+            (
+                {"webhooks": [{"url": "https://ok.example"}, {"url": "ops.example"}]},
+                "alerts.webhooks.1.url",
+            ),
+            ({"slack_webhook": "file:///etc/passwd"}, "alerts.slack_webhook"),
+            ({"pagerduty_url": "https://"}, "alerts.pagerduty_url"),
+            ({"dashboard_url": "javascript:alert(1)"}, "alerts.dashboard_url"),
+        ],
+        ids=["ftp-webhook", "no-scheme", "file-slack", "no-host", "javascript-link"],
+    )
+    def test_url_when_not_http_then_error_names_the_key(
+        self, alerts: dict[str, Any], key: str
+    ) -> None:
+        """Alerts go over HTTP(S): any other URL is refused at load, with where it stands."""
+        assert errors_of({"alerts": alerts}) == [
+            f"{key}: must be an http:// or https:// URL with a host"
+        ]
+
+    def test_url_when_secret_and_wrong_then_error_does_not_echo_it(self) -> None:
+        """A Slack webhook URL is a credential: the error names the key, never the value."""
+        errors = errors_of({"alerts": {"slack_webhook": "ftp://hooks/T0/B0/s3cr3t"}})
+        assert errors and not any("s3cr3t" in e for e in errors)
+
+    def test_url_when_http_or_https_then_accepted(self) -> None:
+        """Plain HTTP (a receiver on localhost) and HTTPS both load."""
+        config = parse_config(
+            {"alerts": {"webhooks": [{"url": "http://127.0.0.1:9/h"}, {"url": "HTTPS://a.b/c"}]}}
+        )
+        assert [w.url for w in config.alerts.webhooks] == ["http://127.0.0.1:9/h", "HTTPS://a.b/c"]
 
 
 class TestFullForm:

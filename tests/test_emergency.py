@@ -10,8 +10,8 @@ import pytest
 
 from tests.emergency_support import book, fake_sleep, never_flipped, venue
 from tradeguard.emergency import EmergencyStop, FlattenReport, StopPolicy
-from tradeguard.testing import FakeClock
-from tradeguard.venues import Faults, SimulatedVenue
+from tradeguard.testing import FakeClock, ScriptedVenue
+from tradeguard.venues import Faults, Side, SimulatedVenue, VenueDown
 
 POSITIONS: dict[tuple[str | None, str], float] = {
     ("mom", "BTC"): 2.5,
@@ -91,7 +91,11 @@ class TestCleanStop:
         v = venue("v1", clock)
         book(v, POSITIONS, resting=4)
         report = run(stop([v], clock), strategy_id="mom", close=False)
-        assert report.flat and report.venues[0].cancelled == 2
+        assert report.done and report.venues[0].cancelled == 2
+        assert (
+            not report.flat
+            and report.outcome == "orders cancelled; positions kept: 2 open (BTC, ETH)"
+        )
         assert {o.strategy_id for o in asyncio.run(v.open_orders())} == {"arb"}
         assert len(asyncio.run(v.positions())) == len(POSITIONS)
 
@@ -186,3 +190,81 @@ class TestFaults:
         report = run(stop([v], clock))
         assert report.flat
         assert not any("429" in e for e in report.venues[0].errors)
+
+
+class TestWhatAStopClaims:
+    """FLAT is a claim about the venues: every one read after the stop and holding nothing."""
+
+    def test_stop_when_cancel_only_and_position_held_then_not_flat_and_kept_said(
+        self, clock: FakeClock
+    ) -> None:
+        """`on_halt: cancel_orders` keeps the position: the stop says so, never FLAT."""
+        v = venue("sim", clock)
+        v.set_position("BTC", 2.0, strategy_id="carry")
+        steps: list[tuple[str, dict[str, Any]]] = []
+        report = run(stop([v], clock, steps), strategy_id="carry", close=False)
+        assert report.done and not report.flat and not report.venues[0].flat
+        assert report.outcome == "orders cancelled; positions kept: 1 open (BTC)"
+        kinds = [k for k, _ in steps]
+        assert "venue_kept" in kinds and "venue_flat" not in kinds
+        finished = steps[-1][1]
+        assert finished["flat"] is False and finished["outcome"] == report.outcome
+        assert finished["venues"][0]["open_positions"] == [["carry", "BTC", 2.0]]
+
+    def test_stop_when_cancel_only_and_nothing_held_then_flat(self, clock: FakeClock) -> None:
+        """A cancel-only stop on a strategy that holds nothing is verified flat."""
+        v = venue("sim", clock)
+        v.set_position("BTC", 2.0, strategy_id="other")
+        asyncio.run(
+            v.submit_order(
+                symbol="BTC",
+                side=Side.BUY,
+                quantity=1.0,
+                price=1.0,
+                client_order_id="r",
+                strategy_id="carry",
+            )
+        )
+        report = run(stop([v], clock), strategy_id="carry", close=False)
+        assert report.flat and report.done and report.outcome == "FLAT"
+        assert report.venues[0].cancelled == 1
+
+    @pytest.mark.parametrize("close", [True, False], ids=["flatten", "cancel-only"])
+    def test_stop_when_position_read_always_fails_then_unknown_never_flat(
+        self, clock: FakeClock, close: bool
+    ) -> None:
+        """A venue whose positions cannot be read is unknown: retried, then reported so."""
+        v = ScriptedVenue("blind", prices={"BTC": 100.0}, clock=clock)
+        v.set_position("BTC", 2.0, strategy_id="carry")
+        v.script("positions", *[VenueDown("positions feed down")] * 500)
+        report = run(stop([v], clock, give_up_seconds=5), strategy_id="carry", close=close)
+        assert not report.flat and not report.done
+        assert report.venues[0].open_positions is None
+        assert report.to_dict()["venues"][0]["open_positions"] is None
+        assert report.outcome == "NOT FLAT: positions unknown on blind"
+        assert report.venues[0].rounds > 1  # retried, not taken as an answer
+
+    def test_stop_when_last_read_fails_then_an_earlier_empty_read_is_not_reused(
+        self, clock: FakeClock
+    ) -> None:
+        """Only the last round's reads count: an earlier "nothing held" is stale once a later
+        read fails."""
+        v = ScriptedVenue("flaky", prices={"BTC": 100.0}, clock=clock)
+        v.set_position("BTC", 2.0)
+        v.script("positions", [], *[VenueDown("positions feed down")] * 500)
+        v.script("open_orders", VenueDown("orders feed down"))
+        report = run(stop([v], clock, give_up_seconds=5))
+        assert not report.flat and report.venues[0].open_positions is None
+        assert "positions unknown on flaky" in report.outcome
+
+    def test_stop_when_one_venue_keeps_a_position_then_report_names_it(
+        self, clock: FakeClock
+    ) -> None:
+        """The verdict sums every venue: one venue flat and one still open is NOT FLAT."""
+        healthy, stuck = venue("ok", clock), venue("stuck", clock, Faults(reject_rate=1.0))
+        healthy.set_position("ETH", 1.0)
+        stuck.set_position("BTC", 1.0)
+        stuck.set_position("SOL", -3.0, strategy_id="mom")
+        report = run(stop([healthy, stuck], clock, deadline_seconds=1, give_up_seconds=3))
+        assert [r.flat for r in report.venues] == [True, False]
+        assert report.outcome == "NOT FLAT: 2 open (BTC, SOL)"

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -238,3 +242,41 @@ class TestBackstop:
         assert guard.portfolio_state is PortfolioState.SOFT_HALT
         afters = [r.entry.after for r in guard.audit_records() if r.entry.action == "state_change"]
         assert afters == ["soft_halt", "normal", "soft_halt"]
+
+
+UNLOGGED_START = """
+import json, sys
+from tradeguard import Guard, load_config
+guard = Guard(load_config(sys.argv[1]))
+print(json.dumps({"state": guard.portfolio_state, "store": guard.status()["store"]}))
+guard.close()
+"""
+
+
+class TestStoreThatCannotBeOpened:
+    @pytest.mark.parametrize(
+        ("place", "why"),
+        [("missing/sub/tg.db", "does not exist"), ("a-file/tg.db", "is not a directory")],
+        ids=["missing-directory", "parent-is-a-file"],
+    )
+    def test_start_when_state_path_unusable_then_emergency_said_loudly_and_in_status(
+        self, tmp_path: Path, place: str, why: str
+    ) -> None:
+        """A host that configured no logging still hears why the guard starts in emergency
+        (on stderr), and its status names the cause, not just SQLite's "unable to open"."""
+        (tmp_path / "a-file").write_text("not a directory")
+        config = tmp_path / "c.yaml"
+        config.write_text(f"users: {{ops: admin}}\nstate: {{path: {tmp_path / place}}}\n")
+        done = subprocess.run(
+            [sys.executable, "-c", UNLOGGED_START, str(config)],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+        )
+        assert done.returncode == 0, done.stderr
+        shown = json.loads(done.stdout)
+        assert shown["state"] == "emergency" and shown["store"]["ok"] is False
+        assert why in shown["store"]["error"]
+        assert "entering emergency" in done.stderr and why in done.stderr

@@ -102,6 +102,34 @@ class TestWhatActsOnVenues:
         finally:
             guard.close()
 
+    def test_strategy_halt_when_cancel_policy_then_every_report_says_positions_kept(
+        self, make_config: MakeConfig, clock: FakeClock
+    ) -> None:
+        """The audit, the event, the status and the stored run all say the position was kept,
+        none says flat; the breaker does not take "kept" for a stop to redo."""
+        guard, _venues = armed(make_config, clock)
+        try:
+            done: list[FlattenReport] = []
+            guard.register_callback("flatten_done", done.append)
+            guard.halt_strategy("mom", user="trader1")
+            assert guard.flush(timeout=30)
+            kept = "orders cancelled; positions kept: 2 open (BTC)"
+            assert [(r.flat, r.done, r.outcome) for r in done] == [(False, True, kept)]
+            last = guard.status()["emergency_stop"]["last"]
+            assert (last["flat"], last["outcome"]) == (False, kept)
+            steps = {r.entry.action: r.entry.reason for r in guard.audit_records()}
+            assert "flatten:venue_flat" not in steps
+            assert steps["flatten:venue_kept"].endswith(
+                "orders cancelled; positions kept: 1 open (BTC)"
+            )
+            assert steps["flatten:finished"].startswith(kept)
+            with reading(guard.config.state.path) as store:
+                assert [r.status for r in store.flatten_runs()] == ["positions_kept"]
+            guard.tick()
+            assert guard.flush(timeout=30) and len(done) == 1
+        finally:
+            guard.close()
+
     def test_strategy_halt_when_flatten_policy_then_its_positions_closed(
         self, make_config: MakeConfig, clock: FakeClock
     ) -> None:

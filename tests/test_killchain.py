@@ -33,8 +33,12 @@ def book_store(db_path: Path) -> SqliteStore:
 @pytest.fixture
 def book(make_guard: MakeGuard, clock: FakeClock, book_store: SqliteStore) -> Guard:
     """Two registered strategies with genomes; alpha breaches its drawdown first, beta then
-    loses less; the book is priced and fed."""
-    guard = make_guard(store=book_store, killchain={"callback_timeout_seconds": 0.5})
+    loses less; the book is priced and fed. Its operator disables on evidence even for a
+    person's emergency (the default there is to halt)."""
+    guard = make_guard(
+        store=book_store,
+        killchain={"callback_timeout_seconds": 0.5, "remediation": {"person": "disable"}},
+    )
     guard.register_strategy("alpha", genome=MOMENTUM)
     guard.register_strategy("beta", genome=MEAN_REV)
     guard.update_portfolio(equity=1_000_000.0)
@@ -103,16 +107,21 @@ class TestPhases:
         )
         assert [x["strategy"] for x in diagnosis["losses"]] == ["alpha", "beta"]
 
-    def test_diagnose_when_nothing_breached_then_the_biggest_loser(
+    def test_diagnose_when_nothing_breached_then_the_biggest_loser_listed_not_blamed(
         self, make_guard: MakeGuard
     ) -> None:
-        """No breach in the look-back: the strategy that lost most is named."""
-        guard = make_guard()
+        """No breach in the look-back: who lost most is listed, and nobody is responsible."""
+        guard = make_guard(killchain={"remediation": {"person": "disable"}})
         guard.record_trade("alpha", -500.0)
         guard.record_trade("beta", -2_000.0)
         guard.start_incident("drill", "risk1")
         diagnosis = only_incident(guard)["diagnosis"]
-        assert (diagnosis["responsible"], diagnosis["method"]) == ("beta", "lost most")
+        assert (diagnosis["responsible"], diagnosis["method"], diagnosis["lost_most"]) == (
+            None,
+            "no evidence",
+            "beta",
+        )
+        assert guard.strategy_state("beta") == "halted"
 
     def test_remediate_when_responsible_found_then_disabled_and_genome_blacklisted(
         self, book: Guard
@@ -213,7 +222,7 @@ CRASHING_CHILD = textwrap.dedent(
     guard.record_trade("alpha", -100.0)
     guard.tick()  # the breaker saves the loss baselines, as it does every 2 s
     guard.on_phase("preserve", lambda incident: os._exit(9))  # the process dies mid-chain
-    guard.start_incident("crash drill", "t")
+    guard.start_incident("crash drill", "t", strategies=["alpha"], disable=True)
     guard.wait_incidents(30)
     """
 )
@@ -542,7 +551,7 @@ class TestReviewFindings:
         book.approve(first.id, "risk2")
         book.register_strategy("alpha_v2", genome=MOMENTUM)
         book.record_trade("alpha_v2", -500.0)  # it did it again: a later incident blames it
-        book.start_incident("it did it again", "risk1", strategies=["alpha_v2"])
+        book.start_incident("it did it again", "risk1", strategies=["alpha_v2"], disable=True)
         assert book.wait_incidents(30)
         with pytest.raises(ApprovalRefused, match="blacklisting changed"):
             book.approve(second.id, "risk2")

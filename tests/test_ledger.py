@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 
 from tradeguard.config import Triggers, parse_config
-from tradeguard.ledger import DAY, Ledger
+from tradeguard.ledger import Ledger
+
+DAY = 86_400.0  # one trading day at the default rollover (midnight UTC)
 
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z, a UTC midnight
 SID = "s1"

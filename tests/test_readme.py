@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import pytest
+
+from tests.test_cli import run
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
@@ -35,9 +38,15 @@ def _block(marker: str) -> str:
     ("marker", "expected"),
     [
         ("(fat finger?)", [r"True", r"bounds price 66500 is \+10\.83% .*\(fat finger\?\)"]),
+        ("kill_switch_config.yaml", [r"Strategy my_strategy halted!", r"normal"]),
         (
             "except GenomeBlacklisted",
-            [r"alpha", r"disabled halted", r"genome e622448cc849 is blacklisted .*", r"True"],
+            [
+                r"its strategy_drawdown breach at \S+ started the incident",
+                r"disabled halted",
+                r"genome e622448cc849 is blacklisted .*",
+                r"True",
+            ],
         ),
     ],
 )
@@ -57,3 +66,34 @@ def test_readme_block_when_run_then_prints_what_its_comments_say(
     assert len(lines) == len(expected), lines
     for line, pattern in zip(lines, expected, strict=True):
         assert re.fullmatch(pattern, line), (line, pattern)
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_quick_start_when_run_verbatim_then_a_fresh_process_reads_normal_and_no_marker(
+    attempt: int,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The quick start ends normal for the next process too (its incident never re-halts the
+    book after the two-person reset), and its close() leaves no emergency marker: `status`
+    reads normal and opens no incident. Run several times: the KillChain's thread races the
+    reset, and every order of the two must end the same."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TRADEGUARD_CONFIG", raising=False)
+    exec(
+        compile(_block("kill_switch_config.yaml"), str(README), "exec"), {"__name__": "__readme__"}
+    )
+    assert capsys.readouterr().out.splitlines()[-1] == "normal"
+    assert list(tmp_path.glob("*.emergency")) == []
+
+    def cli(*args: str) -> object:
+        done = run(*args, "-c", "kill_switch_config.yaml", "--json", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    status = cli("status")
+    assert isinstance(status, dict) and status["portfolio"]["state"] == "normal", status
+    incidents = cli("incidents", "list")
+    assert isinstance(incidents, list) and [i["id"] for i in incidents] == ["emergency-v1"]
+    assert list(tmp_path.glob("*.emergency")) == []

@@ -62,10 +62,18 @@ class Parts:
     agents: Agents
 
 
-def assemble(config: Config, clock: Clock, store: StateStore | None, sleep: Sleep) -> Parts:
+def assemble(
+    config: Config,
+    clock: Clock,
+    store: StateStore | None,
+    sleep: Sleep,
+    *,
+    read_only: bool = False,
+) -> Parts:
     """Every part, wired; then the store is opened and loaded. A store that cannot be opened
-    or loaded leaves the guard in emergency (fail closed), never unbuilt."""
-    book = Book(config, clock.time())
+    or loaded leaves the guard in emergency (fail closed), never unbuilt. ``read_only``: a
+    reader, which opens the store read-only and never writes, alerts or acts."""
+    book = Book(config, read_only=read_only)
     actuator = Actuator(config.guard.callback_timeout_seconds)
     storage = Storage()
     path = config.state.path
@@ -73,7 +81,7 @@ def assemble(config: Config, clock: Clock, store: StateStore | None, sleep: Slee
         book, storage, clock, actuator, path.with_name(path.name + ".emergency")
     )
     core = Core(book, storage, transitions, clock, actuator)
-    ledger = Ledger(config.triggers)
+    ledger = Ledger(config.triggers, config.guard.trading_day.calendar())
     for sid, strategy in config.strategies.items():
         ledger.strategy(sid).allocated_capital = strategy.allocated_capital
     intake = Intake(core, ledger=ledger)
@@ -94,7 +102,7 @@ def assemble(config: Config, clock: Clock, store: StateStore | None, sleep: Slee
         emit=actuator.emit,
     )
     wire_alerts(actuator, alerts, config.alerts.dashboard_url)
-    if alerts.channels:
+    if alerts.channels and not read_only:
         actuator.submit(alerts.warm_up)  # in the background: nothing waits
     timeout = config.emergency.call_timeout_seconds
 
@@ -117,9 +125,6 @@ def assemble(config: Config, clock: Clock, store: StateStore | None, sleep: Slee
         alerts=alerts,
         resume_incidents=incidents.resume,
     )
-    status = StatusView(
-        core, intake=intake, rungs=rungs, climber=climber, stops=stops, backstop=backstop
-    )
     commands = Commands(
         core,
         auth=Authorizer(users.role_of),
@@ -131,6 +136,24 @@ def assemble(config: Config, clock: Clock, store: StateStore | None, sleep: Slee
         incidents=incidents,
     )
     orders = OrderGate(core, ledger=ledger, rungs=rungs)
+    approvals = Approvals(
+        core,
+        commands=commands,
+        users=users,
+        admin=admin,
+        genomes=genomes,
+        intake=intake,
+        readiness=readiness,
+    )
+    status = StatusView(
+        core,
+        intake=intake,
+        rungs=rungs,
+        climber=climber,
+        stops=stops,
+        backstop=backstop,
+        open_requests=approvals.open_requests,
+    )
     parts = Parts(
         core=core,
         intake=intake,
@@ -145,15 +168,7 @@ def assemble(config: Config, clock: Clock, store: StateStore | None, sleep: Slee
         sync=sync,
         status=status,
         commands=commands,
-        approvals=Approvals(
-            core,
-            commands=commands,
-            users=users,
-            admin=admin,
-            genomes=genomes,
-            intake=intake,
-            readiness=readiness,
-        ),
+        approvals=approvals,
         limits=Limits(core, commands=commands, intake=intake, orders=orders),
         agents=Agents(core, open_incident=incidents.open),
     )
@@ -166,7 +181,9 @@ def assemble(config: Config, clock: Clock, store: StateStore | None, sleep: Slee
             store
             if store is not None
             else SqliteStore(
-                path, audit_key=None if key is None else key.get_secret_value().encode()
+                path,
+                audit_key=None if key is None else key.get_secret_value().encode(),
+                read_only=read_only,
             )
         )
         sync.load()

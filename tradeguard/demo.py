@@ -4,7 +4,8 @@ Four strategies (each registered with its genome) trade four symbols on two simu
 with 15% of the capital held back as the avalanche reserve. One of them churns itself into a
 drawdown and is halted and flattened. Later the market crashes: the CriticalityMonitor's score
 crosses its threshold, the reserve is released and the KillChain runs its six phases (it
-finds the churner breached first, disables it and blacklists its genome); the daily-loss
+names the churner, whose own breach came first, and keeps it halted: for a criticality
+incident the default remedy is ``halt``, not disable); the daily-loss
 breaker soft-halts the book, the drawdown breaker hard-halts it, and the emergency stop takes
 every venue flat while one venue times out, rejects, fills partially and drops off for a
 while. After the close a risk manager lifts the halt and a senior trader tries to bring one
@@ -29,7 +30,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tradeguard.config import load_config
-from tradeguard.emergency import FlattenReport
+from tradeguard.emergency import FlattenReport, describe_step, is_flat
 from tradeguard.errors import TradeguardError
 from tradeguard.guard import Guard
 from tradeguard.model import Breach, PortfolioState, StateChange
@@ -90,6 +91,18 @@ CONFIG: dict[str, Any] = {
 }
 CAPITAL = 1_000_000.0
 
+# What a line of the story is, and its colour; the column is as wide as the longest kind.
+KINDS = {
+    "halt": "bold red",
+    "breach": "yellow",
+    "stop": "cyan",
+    "human": "green",
+    "market": "",
+    "reserve": "",
+    "incident": "",
+}
+KIND_WIDTH = max(map(len, KINDS))
+
 
 @dataclass
 class Story:
@@ -108,12 +121,12 @@ class Story:
         self.pending.append(item)
 
     def show(self) -> None:
-        style = {"halt": "bold red", "breach": "yellow", "stop": "cyan", "human": "green"}
         while self.pending:
             t, kind, text = self.pending.popleft()
             minutes, seconds = divmod(int(t), 60)
             stamp = f"{minutes // 60:02d}:{minutes % 60:02d}:{seconds:02d} "
-            line = Text.assemble((stamp, "dim"), (f"{kind:7}", style.get(kind, "")), text)
+            label = f"{kind:<{KIND_WIDTH}} "  # a space after even the longest: never run together
+            line = Text.assemble((stamp, "dim"), (label, KINDS.get(kind, "")), text)
             self.console.print(line)
 
 
@@ -201,22 +214,13 @@ def _narrate(guard: Guard, story: Story) -> None:
         kind, at = step["step"], step["at"]
         if step["scope"] != "portfolio" and kind != "finished":
             return  # a strategy's stop: its outcome is enough
-        if kind == "venue_cancelled":
-            story.note("stop", f"{step['venue']}: {step['cancelled']} orders cancelled", at)
-        elif kind == "venue_flat":
-            text = (
-                f"{step['venue']}: flat after {step['orders_sent']} orders, "
-                f"{step['rounds']} rounds, {len(step['errors'])} errors retried"
-            )
-            story.note("stop", text, at)
-        elif kind == "escalated":
-            story.note("stop", f"{step['venue']}: not flat after {step['elapsed']:.0f}s", at)
+        if kind in ("venue_cancelled", "venue_flat", "venue_kept", "escalated"):
+            story.note("stop", describe_step(kind, step), at)
         elif kind == "finished":
-            verdict = "FLAT" if step["flat"] else "NOT FLAT"
             # a strategy's stop shares the simulated clock with the others running beside it,
             # so its own duration depends on how they interleave: only the book's is shown
             took = f" in {step['seconds']:.2f}s" if step["scope"] == "portfolio" else ""
-            story.note("stop", f"{step['scope']}: {verdict}{took}", at)
+            story.note("stop", f"{step['scope']}: {step['outcome']}{took}", at)
 
     async def on_reserve(released: dict[str, Any]) -> None:
         story.note(
@@ -308,7 +312,7 @@ def _finish(day: Day, directory: Path) -> bool:
     guard.flush()
     story.show()
     stop: FlattenReport | None = guard.last_flatten
-    flat = all(asyncio.run(v.positions()) == [] for v in desk.venues.values())
+    flat = all(is_flat(asyncio.run(v.positions())) for v in desk.venues.values())
     audit = guard.verify_audit()
     records = guard.audit_records()
     (directory / "audit.jsonl").write_text(
@@ -331,6 +335,7 @@ def _finish(day: Day, directory: Path) -> bool:
             f"{max(v.flatten_seconds or math.inf for v in venues):.3f} s (simulated)",
         )
         table.add_row("emergency stop, total", f"{stop.seconds:.3f} s (simulated)")
+        table.add_row("emergency stop verdict", f"{stop.scope}: {stop.outcome}")
         table.add_row(
             "venue errors retried during the stop", str(sum(len(v.errors) for v in venues))
         )

@@ -34,37 +34,121 @@ Step = Callable[[str, dict[str, Any]], None]
 Sleep = Callable[[float], Awaitable[None]]
 
 
+def is_flat(positions: Sequence[VenuePosition] | None) -> bool:
+    """The one test of "flat" every report uses: a position read that answered and found
+    nothing. ``None`` is a read that failed or never happened: unknown, which is never flat."""
+    return positions is not None and not positions
+
+
+def held(positions: Sequence[VenuePosition]) -> str:
+    """What is still open, for people: how many positions, and in which symbols."""
+    return f"{len(positions)} open ({', '.join(sorted({p.symbol for p in positions}))})"
+
+
+def counted(n: int, noun: str) -> str:
+    """``1 order``, ``2 orders``: counts people read, in the audit and on the terminal."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def describe_step(kind: str, details: dict[str, Any]) -> str:
+    """A stop's step in one line, from its published details: the audit record's reason and
+    the demo's narration are the same words."""
+    venue = details.get("venue", "")
+    if kind == "venue_cancelled":
+        return f"{venue}: {counted(details['cancelled'], 'order')} cancelled"
+    if kind == "venue_flat":
+        return (
+            f"{venue}: flat after {counted(details['orders_sent'], 'order')}, "
+            f"{counted(details['rounds'], 'round')}, "
+            f"{counted(len(details['errors']), 'error')} retried"
+        )
+    if kind == "venue_kept":
+        return f"{venue}: {details['outcome']}"
+    if kind == "finished":
+        return f"{details['outcome']} in {details['seconds']:.3f}s"
+    if kind == "escalated":
+        return f"{venue}: not flat after {details['elapsed']:.1f}s; escalated"
+    return f"{kind} {venue}".strip()
+
+
 @dataclass
 class VenueReport:
+    """One venue's part of a stop. ``open_positions`` and ``open_orders`` are what the last
+    round read (``None``: not read in it, or the read failed), so ``flat`` is never a stale
+    or a missing answer."""
+
     venue: str
-    flat: bool = False
+    close_positions: bool = True
     cancelled: int = 0
     orders_sent: int = 0
     rounds: int = 0
     cancel_seconds: float | None = None
     flatten_seconds: float | None = None
     errors: list[str] = field(default_factory=list)
-    open_positions: list[VenuePosition] = field(default_factory=list)
-    open_orders: list[VenueOrder] = field(default_factory=list)
+    open_positions: list[VenuePosition] | None = None
+    open_orders: list[VenueOrder] | None = None
+
+    @property
+    def flat(self) -> bool:
+        return is_flat(self.open_positions)
+
+    @property
+    def done(self) -> bool:
+        """What the stop set out to do is verified: no order left, every position read, and
+        none left when it closes them."""
+        kept = not self.close_positions and self.open_positions is not None
+        return self.open_orders == [] and (self.flat or kept)
+
+    @property
+    def outcome(self) -> str:
+        return verdict([self])
 
     def to_dict(self) -> dict[str, Any]:
+        positions = self.open_positions
         return {
             "venue": self.venue,
             "flat": self.flat,
+            "done": self.done,
+            "outcome": self.outcome,
             "cancelled": self.cancelled,
             "orders_sent": self.orders_sent,
             "rounds": self.rounds,
             "cancel_seconds": self.cancel_seconds,
             "flatten_seconds": self.flatten_seconds,
             "errors": self.errors[-10:],
-            "open_positions": [[p.strategy_id, p.symbol, p.quantity] for p in self.open_positions],
-            "open_orders": [o.order_id for o in self.open_orders],
+            "open_positions": None
+            if positions is None
+            else [[p.strategy_id, p.symbol, p.quantity] for p in positions],
+            "open_orders": None
+            if self.open_orders is None
+            else [o.order_id for o in self.open_orders],
         }
+
+
+def verdict(venues: Sequence[VenueReport]) -> str:
+    """A stop's verdict in words, the same in the audit, the events, the CLI, the report, the
+    dashboard and the demo: FLAT only when every venue is verified flat and done."""
+    if not venues:
+        return "NOT FLAT: no venue attached"
+    still = [p for v in venues for p in v.open_positions or ()]
+    if all(v.done for v in venues):
+        everywhere_flat = all(v.flat for v in venues)
+        return "FLAT" if everywhere_flat else f"orders cancelled; positions kept: {held(still)}"
+    if all(v.flat for v in venues):
+        unsure = ", ".join(v.venue for v in venues if v.open_orders != [])
+        return f"flat; orders not verified cancelled on {unsure}"
+    unknown = ", ".join(v.venue for v in venues if v.open_positions is None)
+    parts = ([held(still)] if still else []) + (
+        [f"positions unknown on {unknown}"] if unknown else []
+    )
+    return f"NOT FLAT: {'; '.join(parts)}"
 
 
 @dataclass
 class FlattenReport:
-    """What a stop did, venue by venue; ``flat`` only when every venue verified flat."""
+    """What a stop did, venue by venue; ``flat`` only when every venue read after the stop
+    holds nothing for the scope, ``done`` when every venue verified what the stop set out to
+    do (with ``close_positions`` off, positions are kept and said so)."""
 
     run_id: str
     scope: str
@@ -72,13 +156,24 @@ class FlattenReport:
     close_positions: bool
     started_at: float
     finished_at: float = 0.0
-    flat: bool = False
     escalated: bool = False
     venues: list[VenueReport] = field(default_factory=list)
 
     @property
     def seconds(self) -> float:
         return self.finished_at - self.started_at
+
+    @property
+    def flat(self) -> bool:
+        return bool(self.venues) and all(v.flat for v in self.venues)
+
+    @property
+    def done(self) -> bool:
+        return bool(self.venues) and all(v.done for v in self.venues)
+
+    @property
+    def outcome(self) -> str:
+        return verdict(self.venues)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -89,6 +184,8 @@ class FlattenReport:
             "started_at": to_iso(self.started_at),
             "seconds": round(self.seconds, 6),
             "flat": self.flat,
+            "done": self.done,
+            "outcome": self.outcome,
             "escalated": self.escalated,
             "venues": [v.to_dict() for v in self.venues],
         }
@@ -205,17 +302,19 @@ class EmergencyStop:
             if isinstance(result, VenueReport):
                 report.venues.append(result)
             elif isinstance(result, Exception):  # a bug, not a venue fault: report it, not flat
-                report.venues.append(VenueReport(venue.name, errors=[f"stop failed: {result!r}"]))
+                failed = VenueReport(
+                    venue.name, close_positions, errors=[f"stop failed: {result!r}"]
+                )
+                report.venues.append(failed)
             else:
                 raise result
         report.finished_at = self._clock.time()
-        report.flat = bool(report.venues) and all(v.flat for v in report.venues)
         report.escalated = run.escalation.is_set()
         run.step("finished", report.to_dict())
         return report
 
     async def _venue(self, venue: Venue, run: _Run) -> VenueReport:
-        out = VenueReport(venue.name)
+        out = VenueReport(venue.name, run.report.close_positions)
         policy, start = self._policy, self._clock.time()
         backoff = policy.backoff_initial
         lock = self._locks.setdefault(venue.name, asyncio.Lock())
@@ -228,9 +327,9 @@ class EmergencyStop:
             try:
                 async with lock:
                     progressed = await self._round(venue, out, run, start)
-                if out.flat:
+                if out.done:
                     out.flatten_seconds = self._clock.time() - start
-                    run.step("venue_flat", out.to_dict())
+                    run.step("venue_flat" if out.flat else "venue_kept", out.to_dict())
                     return out
                 backoff = policy.backoff_initial if progressed else backoff
             except Exception as exc:  # every failure is retried: the book must get flat
@@ -258,8 +357,10 @@ class EmergencyStop:
             backoff = min(backoff * 2, policy.backoff_max)
 
     async def _round(self, venue: Venue, out: VenueReport, run: _Run, start: float) -> bool:
-        """One pass; returns whether a close went through. Sets ``out.flat`` when verified."""
+        """One pass; returns whether a close went through. Reads positions every time, closing
+        or not: what it reads is the report's truth, and a read that fails leaves it unknown."""
         sid = run.strategy_id
+        out.open_positions = out.open_orders = None  # an earlier round's reads are stale now
         out.cancelled += await self._call(venue, lambda: venue.cancel_all(sid))
         if out.cancel_seconds is None:
             out.cancel_seconds = self._clock.time() - start
@@ -267,13 +368,9 @@ class EmergencyStop:
                 "venue_cancelled",
                 {"venue": venue.name, "cancelled": out.cancelled, "seconds": out.cancel_seconds},
             )
-        positions = []
-        if run.report.close_positions:
-            positions = await self._call(venue, lambda: venue.positions(sid))
-        out.open_positions = positions
-        if not positions:
+        positions = out.open_positions = await self._call(venue, lambda: venue.positions(sid))
+        if not positions or not run.report.close_positions:
             out.open_orders = await self._call(venue, lambda: venue.open_orders(sid))
-            out.flat = not out.open_orders
             return False
         limit = asyncio.Semaphore(self._policy.max_in_flight)
         results = await asyncio.gather(

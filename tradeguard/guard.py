@@ -53,9 +53,20 @@ class Guard:
         clock: Clock | None = None,
         store: StateStore | None = None,
         sleep: Sleep = asyncio.sleep,
+        read_only: bool = False,
     ) -> None:
+        """``read_only``: a guard to look through (what ``tradeguard status`` uses): it opens
+        the store read-only, shows what it holds (a damaged or distrusted store as an
+        emergency, as any guard would), and never writes, alerts, watches or acts; a command
+        that would change a state raises ``InvalidTransition``."""
         config = config if config is not None else Config()
-        parts = assemble(config, clock if clock is not None else SystemClock(), store, sleep)
+        parts = assemble(
+            config,
+            clock if clock is not None else SystemClock(),
+            store,
+            sleep,
+            read_only=read_only,
+        )
         core = parts.core
         self._book, self._storage, self._actuator = core.book, core.storage, core.actuator
         self._transitions = core.transitions
@@ -66,7 +77,8 @@ class Guard:
         self._approvals, self._limits, self._agents = parts.approvals, parts.limits, parts.agents
         self.alerts = parts.alerts
         self._closed = False
-        self._backstop.watch()  # started or not, a guard obeys what other processes write
+        if not read_only:
+            self._backstop.watch()  # started or not, a guard obeys what other processes write
 
     # -- registration and callbacks -------------------------------------------------------
 
@@ -115,10 +127,16 @@ class Guard:
         self._incidents.chain.on_phase(phase, fn)
 
     def start_incident(
-        self, reason: str, user: User, *, strategies: Sequence[str] | None = None
+        self,
+        reason: str,
+        user: User,
+        *,
+        strategies: Sequence[str] | None = None,
+        disable: bool = False,
     ) -> Incident:
-        """Open an incident by hand (risk_manager): all six phases then run."""
-        return self._commands.start_incident(reason, user, strategies)
+        """Open an incident by hand (risk_manager): all six phases then run. ``disable=True``
+        with one strategy named: it is disabled and its genome blacklisted on your word."""
+        return self._commands.start_incident(reason, user, strategies, disable)
 
     def incidents(self, *, snapshots: bool = True) -> list[dict[str, Any]]:
         """Every incident; ``snapshots=False`` leaves out the (large) post-mortem snapshots."""
@@ -375,6 +393,8 @@ class Guard:
             return
         self._closed = True
         self._backstop.close()
+        # the incident running here finishes its phase and parks; the next start resumes it
+        self._incidents.chain.close(self._book.config.killchain.close_grace_seconds)
         self._transitions.flush_refusals(everything=True)
         self.save_baselines()
         flushed = self._actuator.flush(5.0)
@@ -382,7 +402,6 @@ class Guard:
             self._actuator.submit(self.alerts.aclose)
             flushed = self._actuator.flush(5.0)
         self._stops.cancel_all()
-        self._incidents.chain.close()
         # callbacks emitted since the flush get the actuator's grace; if the flush already
         # waited out a hung callback, waiting for it again helps nobody
         self._actuator.close(grace=5.0 if flushed else 0.0)

@@ -16,8 +16,8 @@ from tradeguard import inputs
 from tradeguard.config import Triggers
 from tradeguard.model import Scope, finite_or_none
 from tradeguard.stats import CorrelationWindow, Extreme, Magnitudes, RollingVolatility, WindowMax
+from tradeguard.tradingday import TradingDay
 
-DAY = 86_400.0
 # Holders are indexed by their largest notional in groups 0.1% wide: an equity change judges
 # the holders whose position size may have crossed the limit, and those within 0.1% of it.
 SIZE_RESOLUTION = 1e-3
@@ -139,6 +139,7 @@ class PortfolioMetrics:
             "equity": self.equity,
             "peak_equity": self.peak_equity,
             "drawdown": finite_or_none(self.drawdown),
+            "trading_day": None if self.day is None else TradingDay.name(self.day),
             "day_start_equity": self.day_start_equity,
             "daily_loss": finite_or_none(self.daily_loss),
             "pnl_velocity": finite_or_none(self.pnl_velocity),
@@ -180,8 +181,9 @@ def _drawdown(peak: float, equity: float) -> float:
 
 
 class Ledger:
-    def __init__(self, triggers: Triggers) -> None:
+    def __init__(self, triggers: Triggers, calendar: TradingDay | None = None) -> None:
         self._triggers = triggers
+        self._calendar = calendar if calendar is not None else TradingDay()
         self.portfolio = PortfolioMetrics()
         self.strategies: dict[str, StrategyMetrics] = {}
         self._holders: dict[str, set[str]] = {}  # symbol -> strategies holding it
@@ -268,7 +270,7 @@ class Ledger:
         when no limit is given or when the equity was or is not positive (sizes unbounded)."""
         p = self.portfolio
         before = p.equity
-        day = int(now // DAY)
+        day = self._calendar.of(now)
         if p.day != day:
             p.day = day
             p.day_start_equity = p.equity if p.equity is not None else equity

@@ -133,17 +133,19 @@ def render(session: Session, path: Path) -> Path:
         f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in session.summary
     )
     stop = ""
-    if session.stop is not None:
+    if session.stop is not None:  # the verdicts as the stop wrote them: never re-derived here
         venue_rows = "\n".join(
-            f"<tr><td>{html.escape(v['venue'])}</td><td>{'yes' if v['flat'] else 'NO'}</td>"
+            f"<tr><td>{html.escape(v['venue'])}</td><td>{html.escape(v['outcome'])}</td>"
             f"<td>{v['cancelled']}</td><td>{v['orders_sent']}</td><td>{v['rounds']}</td>"
             f"<td>{(v['cancel_seconds'] or 0):.3f}</td><td>{(v['flatten_seconds'] or 0):.3f}</td>"
             f"<td>{len(v['errors'])}</td></tr>"
             for v in session.stop["venues"]
         )
         stop = (
-            "<h2>Emergency stop</h2><table><tr><th>venue</th><th>flat</th><th>cancelled"
-            "</th><th>orders</th><th>rounds</th><th>cancel s</th><th>flat after s</th>"
+            f"<h2>Emergency stop</h2><p>{html.escape(session.stop['scope'])}: "
+            f"<strong>{html.escape(session.stop['outcome'])}</strong></p>"
+            "<table><tr><th>venue</th><th>outcome</th><th>cancelled"
+            "</th><th>orders</th><th>rounds</th><th>cancel s</th><th>done after s</th>"
             f"<th>errors retried</th></tr>{venue_rows}</table>"
         )
     normalized = {s: [100 * p / v[0] for p in v] for s, v in session.prices.items() if v}

@@ -72,7 +72,7 @@ REQUIRED_ROLE: dict[Command, Role] = {
     Command.RESET: Role.RISK_MANAGER,
     Command.DISABLE: Role.RISK_MANAGER,
     Command.CONFIGURE: Role.RISK_MANAGER,
-    Command.INCIDENT: Role.RISK_MANAGER,  # its remediation disables for good
+    Command.INCIDENT: Role.RISK_MANAGER,  # it halts everything; it may disable for good
     Command.UNBLOCK: Role.RISK_MANAGER,
 }
 

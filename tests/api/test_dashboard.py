@@ -11,6 +11,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.api.conftest import Server
+from tradeguard.venues import SimulatedVenue
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = [
@@ -77,6 +78,20 @@ class TestDashboard:
         if os.environ.get("TRADEGUARD_SCREENSHOT"):  # refreshes the README's picture on demand
             page.screenshot(path=os.environ["TRADEGUARD_SCREENSHOT"], full_page=True)
 
+    def test_stop_when_positions_kept_then_dashboard_says_kept_not_flat(
+        self, page: Page, server: Server
+    ) -> None:
+        """A cancel-only strategy stop shows its verdict: the position is kept, not flat."""
+        venue = SimulatedVenue("sim", prices={"BTC": 100.0})
+        venue.set_position("BTC", 2.0, strategy_id="mom")
+        server.guard.add_venue(venue)
+        server.guard.halt_strategy("mom", user="trader1")
+        assert server.guard.flush(timeout=10)
+        connect(page, server, "viewer1")
+        expect(page.locator("#last-stop")).to_contain_text(
+            "last stop: strategy:mom: orders cancelled; positions kept: 1 open (BTC)"
+        )
+
     def test_halt_when_confirmation_dismissed_then_nothing_happens(
         self, page: Page, server: Server
     ) -> None:
@@ -104,7 +119,9 @@ class TestDashboard:
     ) -> None:
         """The incident table shows each incident, its status and the responsible strategy."""
         server.guard.record_trade("mom", -40.0)
-        incident = server.guard.start_incident("drill in the browser", "risk1")
+        incident = server.guard.start_incident(
+            "drill in the browser", "risk1", strategies=["mom"], disable=True
+        )
         assert server.guard.wait_incidents(30)
         connect(page, server, "viewer1")
         table = page.locator("#incidents")

@@ -187,7 +187,9 @@ class TestIncidents:
         """/api/incidents lists incidents (without the bulky snapshot); /api/incidents/ID has
         the timeline, the snapshot and the diagnosis; an unknown id is 404."""
         server.guard.record_trade("mom", -50.0)
-        incident = server.guard.start_incident("drill from a test", "risk1")
+        incident = server.guard.start_incident(
+            "drill from a test", "risk1", strategies=["mom"], disable=True
+        )
         assert server.guard.wait_incidents(30)
         listed = httpx.get(
             server.url + "/api/incidents", headers=server.auth("viewer1"), timeout=30

@@ -22,7 +22,7 @@ from tradeguard.config import (
     PortfolioDrawdown,
 )
 from tradeguard.errors import ConfigError
-from tradeguard.ledger import DAY, PortfolioMetrics
+from tradeguard.ledger import PortfolioMetrics
 from tradeguard.model import PORTFOLIO, Action, Breach, PortfolioState
 from tradeguard.rules.portfolio import (
     MaxCorrelation,
@@ -31,6 +31,8 @@ from tradeguard.rules.portfolio import (
     MaxPortfolioDrawdown,
 )
 from tradeguard.testing import FakeClock
+
+DAY = 86_400.0  # one trading day at the default rollover (midnight UTC)
 
 NOW = 1_767_225_600.0
 NAN = math.nan

@@ -589,6 +589,17 @@ class TestFlattenRuns:
         assert store.flatten_runs()[0] == done
         assert [r.id for r in store.flatten_runs(status="running")] == ["r2"]
 
+    def test_latest_flatten_when_several_then_most_recent_in_the_statuses_asked(
+        self, store: StateStore
+    ) -> None:
+        """The last finished stop without reading every run: the newest of those statuses."""
+        assert store.latest_flatten(("flat", "incomplete")) is None
+        for i, kind in enumerate(["flat", "incomplete", "flat", "running"]):
+            store.record_flatten(FlattenRun(f"r{i}", "portfolio", "x", kind, T0 + i))
+        found = store.latest_flatten(("flat", "incomplete"))
+        assert found is not None and found.id == "r2"
+        assert store.latest_flatten(("incomplete",)) == store.flatten_runs(status="incomplete")[0]
+
 
 class TestStoreLifecycle:
     def test_data_version_when_another_writer_commits_then_moves(
@@ -615,6 +626,7 @@ class TestStoreLifecycle:
             lambda s: s.load_metrics(),
             lambda s: s.save_metrics({}, T0),
             lambda s: s.flatten_runs(),
+            lambda s: s.latest_flatten(("flat",)),
             lambda s: s.data_version(),
         ],
     )

@@ -18,6 +18,7 @@ from tradeguard.cli.common import EXIT_DENIED, EXIT_ERROR, EXIT_UNKNOWN, EXIT_US
 from tradeguard.cli.config import config_app
 from tradeguard.cli.criticality import criticality_app
 from tradeguard.cli.incidents import genomes_app, incidents_app
+from tradeguard.cli.init import init
 from tradeguard.cli.users import users_app
 from tradeguard.errors import (
     BadRequest,
@@ -33,6 +34,7 @@ app = typer.Typer(
     add_completion=False,
 )
 # In the order `tradeguard --help` lists them: the commands, then the groups.
+app.command()(init)
 app.command()(operator.status)
 app.command()(serve.demo)
 app.command("halt-strategy")(operator.halt_strategy)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -16,7 +18,7 @@ from tradeguard.cli.common import (
     ConfigOption,
     JsonOption,
     fail,
-    open_guard,
+    open_reader,
     out,
 )
 from tradeguard.clock import NaiveTime, parse_iso, to_iso
@@ -24,26 +26,42 @@ from tradeguard.clock import NaiveTime, parse_iso, to_iso
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
 
 
-def _since(value: str | None) -> float | None:
+UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+RELATIVE = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
+SINCE_HELP = (
+    "From when: a duration back from now (90s, 30m, 2h, 1d, 1w) or an ISO date/time "
+    "(a time without a zone is UTC)."
+)
+
+
+def since_time(value: str | None, now: float) -> float | None:
+    """``--since`` as epoch seconds: ``2h`` is two hours before ``now``; an ISO time without a
+    zone is read as UTC (what every time this tool prints is in); a date alone is its midnight."""
     if value is None:
         return None
+    text = value.strip()
+    if relative := RELATIVE.fullmatch(text):
+        return now - float(relative[1]) * UNIT_SECONDS[relative[2]]
     try:
-        return parse_iso(value, "time").timestamp()
+        return parse_iso(text).timestamp()
     except NaiveTime:
-        raise fail("--since needs a timezone, e.g. 2026-11-21T09:00+00:00", EXIT_USAGE) from None
+        return parse_iso(text + "+00:00").timestamp()
     except ValueError as exc:
-        raise fail(f"--since {value!r} is not an ISO date/time", EXIT_USAGE) from exc
+        raise fail(
+            f"--since {value!r} is neither a duration (2h, 30m, 1d) nor an ISO date/time",
+            EXIT_USAGE,
+        ) from exc
 
 
 @audit_app.command("show")
 def audit_show(
     config: ConfigOption = None,
-    since: Annotated[str | None, typer.Option(help="ISO time with zone.")] = None,
+    since: Annotated[str | None, typer.Option(help=SINCE_HELP)] = None,
     as_json: JsonOption = False,
 ) -> None:
     """List audit records, oldest first."""
-    with open_guard(config) as guard:
-        records = guard.audit_records(since=_since(since))
+    with open_reader(config) as guard:
+        records = guard.audit_records(since=since_time(since, time.time()))
     if as_json:
         out.print_json(json.dumps([r.to_dict() for r in records]))
         return
@@ -59,7 +77,7 @@ def audit_show(
 @audit_app.command("verify")
 def audit_verify(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """Exit 0 if the chain is intact; otherwise 1, naming the first bad record."""
-    with open_guard(config) as guard:
+    with open_reader(config) as guard:
         result = guard.verify_audit()
     if as_json:
         out.print_json(
@@ -88,7 +106,7 @@ def audit_export(
     config: ConfigOption = None,
 ) -> None:
     """Every record as JSON lines, hashes included, for offline verification and archiving."""
-    with open_guard(config) as guard:
+    with open_reader(config) as guard:
         lines = "".join(json.dumps(r.to_dict()) + "\n" for r in guard.audit_records())
     if output is None:
         sys.stdout.write(lines)

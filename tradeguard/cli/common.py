@@ -61,7 +61,14 @@ def read_config(path: Path | None) -> Config:
         raise fail("\n".join(exc.errors)) from exc
 
 
-def open_guard(path: Path | None) -> Guard:
+def open_reader(path: Path | None) -> Guard:
+    """A read-only guard on an existing store, for the commands that only look: they leave
+    the store's files as they found them, even a cut-off incident or an emergency marker
+    (shown, not adopted: the next guard that writes adopts them)."""
+    return open_guard(path, read_only=True)
+
+
+def open_guard(path: Path | None, *, read_only: bool = False) -> Guard:
     """A guard on an existing store: reading commands never create one (a fresh, empty store
     would report "normal" for a book that is in fact halted somewhere else)."""
     config = read_config(path)
@@ -79,7 +86,7 @@ def open_guard(path: Path | None) -> Guard:
             f"no state database at {config.state.path}: check state.path in the config "
             "(a guard creates it on first start)"
         )
-    return Guard(config)
+    return Guard(config, read_only=read_only)
 
 
 def operator_guard(config: Path | None, user: str, *, stopping: bool = False) -> tuple[Guard, User]:

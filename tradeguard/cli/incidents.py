@@ -16,7 +16,7 @@ from tradeguard.cli.common import (
     ReasonOption,
     UserOption,
     fail,
-    open_guard,
+    open_reader,
     operator_guard,
     out,
 )
@@ -29,7 +29,7 @@ genomes_app = typer.Typer(help="Strategy genomes and the blacklist.", no_args_is
 @incidents_app.command("list")
 def incidents_list(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """Every incident, oldest first: trigger, status, who was found responsible."""
-    with open_guard(config) as guard:
+    with open_reader(config) as guard:
         found = guard.incidents(snapshots=False)
     if as_json:
         out.print_json(json.dumps(found))
@@ -46,7 +46,7 @@ def incidents_show(
     incident_id: str, config: ConfigOption = None, as_json: JsonOption = False
 ) -> None:
     """One incident: its timeline of phases and durations, the diagnosis, the remediation."""
-    with open_guard(config) as guard:
+    with open_reader(config) as guard:
         found = guard.incident(incident_id)
     if found is None:
         raise fail(f"no incident {incident_id!r}; see `tradeguard incidents list`", EXIT_UNKNOWN)
@@ -65,8 +65,11 @@ def incidents_show(
     diagnosis = found.get("diagnosis") or {}
     if diagnosis:
         out.print(
-            f"diagnosis: {diagnosis.get('responsible') or 'nobody'} ({diagnosis.get('method')})"
+            f"diagnosis: {diagnosis.get('responsible') or 'nobody'} ({diagnosis.get('method')}"
+            f"{': ' + diagnosis['evidence'] if diagnosis.get('evidence') else ''})"
         )
+        if diagnosis.get("cause"):
+            out.print(f"cause: {diagnosis['cause']}; remediation: {diagnosis.get('remedy')}")
     snapshot = found.get("snapshot") or {}
     if snapshot.get("audit_head"):
         head = snapshot["audit_head"]
@@ -76,7 +79,7 @@ def incidents_show(
 @genomes_app.command("list")
 def genomes_list(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """Every genome seen, its strategies, and whether it is blacklisted."""
-    with open_guard(config) as guard:
+    with open_reader(config) as guard:
         found = guard.genomes()
     if as_json:
         out.print_json(json.dumps(found))
@@ -103,7 +106,7 @@ def _genome(guard: Guard, prefix: str) -> dict[str, Any]:
 @genomes_app.command("show")
 def genomes_show(fingerprint: str, config: ConfigOption = None) -> None:
     """One genome, as registered (a fingerprint prefix is enough)."""
-    with open_guard(config) as guard:
+    with open_reader(config) as guard:
         found = _genome(guard, fingerprint)
     out.print_json(json.dumps(found))
 

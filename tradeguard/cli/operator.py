@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Annotated
 
 import typer
+from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 
@@ -24,7 +25,7 @@ from tradeguard.cli.common import (
     ReasonOption,
     UserOption,
     fail,
-    open_guard,
+    open_reader,
     operator_guard,
     out,
     read_config,
@@ -47,7 +48,7 @@ STATE_STYLE = {
 
 def status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """Show portfolio and strategy states from the store; works with no guard running."""
-    with open_guard(config) as guard:
+    with open_reader(config) as guard:
         snapshot = guard.status()
     broken = not snapshot["store"]["ok"]
     if as_json:
@@ -58,7 +59,17 @@ def status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     p = snapshot["portfolio"]
     style = STATE_STYLE.get(p["state"], "")
     out.print(
-        Text.assemble("portfolio: ", (p["state"], style), f"  {p['reason']}  since {p['since']}")
+        Text.assemble(
+            "portfolio: ",
+            (p["state"], style),
+            f"  {p['reason']}" + (f"  since {p['since']}" if p["since"] else ""),
+        )
+    )
+    day = snapshot["portfolio"]["metrics"]["trading_day"]
+    calendar = snapshot["trading_day"]
+    out.print(
+        f"trading day {day or '-'} (rolls at {calendar['rollover']} {calendar['timezone']})",
+        highlight=False,
     )
     if not snapshot["store"]["ok"]:
         out.print(
@@ -75,6 +86,10 @@ def status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
         )
     if snapshot["strategies"]:
         out.print(table)
+    last = snapshot["emergency_stop"]["last"]
+    if last is not None:
+        verdict = last.get("outcome", "verdict not recorded")
+        out.print(f"last stop: {last['scope']}: {verdict} (started {last['started_at']})")
     if broken:
         raise typer.Exit(EXIT_ERROR)
     for req in snapshot["pending_approvals"]:
@@ -243,18 +258,35 @@ def monitor(
     iterations: Annotated[int, typer.Option(help="Stop after N refreshes (0: never).")] = 0,
     config: ConfigOption = None,
 ) -> None:
-    """Live full-screen status, refreshed from the store."""
+    """Live full-screen status, refreshed from the store; piped (a log, `tee`), one snapshot
+    per interval, each printed whole as it is taken."""
     from rich.live import Live
 
     from tradeguard.live_view import render_status
 
     chosen = read_config(config)
     count = 0
-    with Live(console=out, screen=os.isatty(1), auto_refresh=False) as live:
+
+    def snapshot() -> RenderableType:
+        with open_reader(config) as guard:
+            return render_status(guard.status(), chosen)
+
+    def more() -> bool:
+        nonlocal count
+        count += 1
+        if iterations and count >= iterations:
+            return False
+        time.sleep(interval)
+        return True
+
+    if not os.isatty(1):  # Live draws only when it stops on a pipe: print as it goes
         while True:
-            with open_guard(config) as guard:
-                live.update(render_status(guard.status(), chosen), refresh=True)
-            count += 1
-            if iterations and count >= iterations:
+            out.print(snapshot())
+            out.file.flush()
+            if not more():
                 return
-            time.sleep(interval)
+    with Live(console=out, screen=True, auto_refresh=False) as live:
+        while True:
+            live.update(snapshot(), refresh=True)
+            if not more():
+                return

@@ -24,6 +24,7 @@ from tradeguard.cli.common import (
     err,
     fail,
     open_guard,
+    open_reader,
     operator_guard,
     out,
 )
@@ -44,7 +45,7 @@ def _admin(config: Path | None, user: str | None) -> tuple[Guard, User]:
     administrator: the one trust root, who could write the file directly anyway."""
     guard = open_guard(config)
     if not guard.two_person_administration or not guard.auth_enabled:
-        by = f"local:{pwd.getpwuid(os.getuid()).pw_name}"  # not $USER: that is anyone's to set
+        by = local_administrator()
         err.print(
             f"note: two-person administration is not established yet: acting as {by} (file access)",
             style="dim",
@@ -64,6 +65,11 @@ def _admin(config: Path | None, user: str | None) -> tuple[Guard, User]:
     return guard, who
 
 
+def local_administrator() -> str:
+    """Who acts by file access: the account running the command (not $USER: anyone sets it)."""
+    return f"local:{pwd.getpwuid(os.getuid()).pw_name}"
+
+
 AdminOption = Annotated[str | None, typer.Option("--user", "-u", help="The admin acting.")]
 
 
@@ -80,7 +86,7 @@ def users_add(
     guard, by = _admin(config, user)
     with guard:
         change = guard.add_user(name, role, by=by)
-    _changed(change, as_json, f"user {name} ({role}) created")
+    show_change(change, as_json, f"user {name} ({role}) created")
 
 
 @users_app.command("token")
@@ -100,7 +106,7 @@ def users_token(
     guard, by = _admin(config, user)
     with guard:
         change = guard.issue_token(name, by=by)
-    _changed(change, as_json, f"{name} must enroll again: their old token no longer works")
+    show_change(change, as_json, f"{name} must enroll again: their old token no longer works")
 
 
 @users_app.command("enroll")
@@ -117,7 +123,7 @@ def users_enroll(name: str, config: ConfigOption = None, as_json: JsonOption = F
     _secret(as_json, {"user": name, "token": token}, f"{name} enrolled", token)
 
 
-def _changed(change: UserChange, as_json: bool, what: str) -> None:
+def show_change(change: UserChange, as_json: bool, what: str) -> None:
     """A code or a share is shown once, as the last line (scripts take the last line, or
     --json); a request says how it is completed."""
     if as_json:
@@ -158,7 +164,7 @@ def users_set_role(
     guard, by = _admin(config, user)
     with guard:
         change = guard.set_role(name, role, by=by)
-    _changed(change, False, f"{name} is now {role}")
+    show_change(change, False, f"{name} is now {role}")
 
 
 @users_app.command("remove")
@@ -169,7 +175,7 @@ def users_remove(name: str, user: AdminOption = None, config: ConfigOption = Non
         change = guard.remove_user(name, by=by)
         still = guard.config_lists_user(name)
     if change.request is not None:
-        _changed(change, False, "")
+        show_change(change, False, "")
         return
     out.print(
         f"{name} removed"
@@ -185,7 +191,7 @@ def users_remove(name: str, user: AdminOption = None, config: ConfigOption = Non
 @users_app.command("history")
 def users_history(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """Who enrolled whom and every administration act, oldest first (append-only)."""
-    with open_guard(config) as guard:
+    with open_reader(config) as guard:
         events = guard.user_history()
     if as_json:
         out.print_json(json.dumps([dataclasses.asdict(e) for e in events]))
@@ -199,7 +205,7 @@ def users_history(config: ConfigOption = None, as_json: JsonOption = False) -> N
 @users_app.command("list")
 def users_list(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """Every user, role, whether it has a token, and where its role comes from."""
-    with open_guard(config) as guard:
+    with open_reader(config) as guard:
         users = guard.users()
     if as_json:
         out.print_json(json.dumps(users))

@@ -7,8 +7,9 @@ definition of "a fraction", "a positive number" and "an immutable section with n
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
 
 from tradeguard.model import Action
 
@@ -32,7 +33,28 @@ def non_negative(value: float) -> float:
     return value
 
 
+def http_url(value: str) -> str:
+    """Alerts and links travel over HTTP(S): ``ftp://x`` or a bare host is a typo to catch when
+    the file loads, not an alert lost when it matters. The value is never echoed (it may hold a
+    token)."""
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        host = None
+    if parts.scheme.lower() not in ("http", "https") or not host:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    return value
+
+
+def _secret_http_url(value: SecretStr) -> SecretStr:
+    http_url(value.get_secret_value())
+    return value
+
+
 Fraction = Annotated[float, AfterValidator(fraction)]
+HttpUrl = Annotated[str, AfterValidator(http_url)]
+SecretHttpUrl = Annotated[SecretStr, Field(strict=False), AfterValidator(_secret_http_url)]
 Positive = Annotated[float, AfterValidator(_positive)]
 PositiveInt = Annotated[int, AfterValidator(_positive)]
 LaxAction = Annotated[Action, Field(strict=False)]

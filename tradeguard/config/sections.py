@@ -7,9 +7,11 @@ configuration it acts on (the pre-trade checks their limits, the alert dispatche
 from __future__ import annotations
 
 import re
+from datetime import time
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, model_validator
 
@@ -17,14 +19,17 @@ from tradeguard.config.fields import (
     PORTFOLIO_ACTIONS,
     Fraction,
     Frozen,
+    HttpUrl,
     LaxAction,
     Positive,
     PositiveInt,
+    SecretHttpUrl,
     fraction,
     non_negative,
 )
 from tradeguard.config.triggers import STRATEGY_TRIGGERS, StrategyTriggerOverrides, Triggers
 from tradeguard.model import Action, Role, user_key
+from tradeguard.tradingday import TradingDay
 
 
 def _port(value: int) -> int:
@@ -76,7 +81,7 @@ class EmailConfig(Frozen):
 
 
 class WebhookConfig(Frozen):
-    url: str
+    url: HttpUrl
     secret: SecretStr | None = Field(default=None, strict=False)  # HMAC-SHA256 signature key
 
 
@@ -104,10 +109,10 @@ DEFAULT_ROUTING = {
 
 
 class AlertsConfig(Frozen):
-    slack_webhook: SecretStr | None = Field(default=None, strict=False)
+    slack_webhook: SecretHttpUrl | None = None
     email: EmailConfig = EmailConfig()
     pagerduty_key: SecretStr | None = Field(default=None, strict=False)
-    pagerduty_url: str = "https://events.pagerduty.com/v2/enqueue"
+    pagerduty_url: HttpUrl = "https://events.pagerduty.com/v2/enqueue"
     webhooks: list[WebhookConfig] = []
     routing: Annotated[
         dict[Annotated[AlertPriority, Field(strict=False)], list[str]], AfterValidator(_routes)
@@ -115,7 +120,7 @@ class AlertsConfig(Frozen):
     cooldown_seconds: Annotated[float, AfterValidator(non_negative)] = 60.0
     timeout_seconds: Positive = 5.0  # one delivery attempt
     max_attempts: PositiveInt = 12  # then reported as failed
-    dashboard_url: str | None = None  # linked from every alert
+    dashboard_url: HttpUrl | None = None  # linked from every alert
 
     @property
     def configured(self) -> set[str]:
@@ -323,12 +328,39 @@ class CriticalityConfig(Frozen):
         return self
 
 
+class Remedy(StrEnum):
+    """What the KillChain's remediation does to the strategy the evidence ties to the cause:
+    ``disable`` it for good and blacklist its genome, keep it ``halt``ed (a person decides),
+    or ``none`` (containment alone)."""
+
+    DISABLE = "disable"
+    HALT = "halt"
+    NONE = "none"
+
+
+LaxRemedy = Annotated[Remedy, Field(strict=False)]
+
+
+class RemediationConfig(Frozen):
+    """The remedy per cause: an incident a rule's breach started (``rule``), the criticality
+    score's crossing (``criticality``), or one a person, an automated principal or the guard
+    itself declared (``person``). Disabling is permanent: by default only a rule's breach
+    that names a strategy earns it."""
+
+    rule: LaxRemedy = Remedy.DISABLE
+    criticality: LaxRemedy = Remedy.HALT
+    person: LaxRemedy = Remedy.HALT
+
+
 class KillChainConfig(Frozen):
-    """Incident response: how long a phase callback may take, and how far back diagnosis
-    looks for the first breach."""
+    """Incident response: how long a phase callback may take, how far back diagnosis looks
+    for the first breach, what remediation does per cause, and how long ``close`` lets a
+    running phase finish before the chain is parked (resumed at the next start)."""
 
     callback_timeout_seconds: Positive = 10.0
     lookback_seconds: Positive = 3600.0
+    remediation: RemediationConfig = RemediationConfig()
+    close_grace_seconds: Positive = 10.0
 
 
 class ReserveConfig(Frozen):
@@ -363,8 +395,42 @@ class AuthConfig(Frozen):
     enrollment_ttl_seconds: Positive = 86_400.0
 
 
+def _zone(value: str) -> str:
+    try:
+        TradingDay(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(
+            f"unknown time zone {value!r}: use an IANA name such as America/New_York or UTC"
+        ) from exc
+    return value
+
+
+def _wall_time(value: Any) -> time:
+    if isinstance(value, time):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):  # YAML reads 17:00 as 1020
+        raise ValueError('write the rollover in quotes, as "HH:MM" (e.g. "17:00")')
+    if not isinstance(value, str) or not re.fullmatch(r"\d{2}:\d{2}", value):
+        raise ValueError('must be a wall-clock time "HH:MM", e.g. "17:00"')
+    hour, minute = int(value[:2]), int(value[3:])
+    if hour > 23 or minute > 59:
+        raise ValueError("must be a wall-clock time between 00:00 and 23:59")
+    return time(hour, minute)
+
+
+class TradingDayConfig(Frozen):
+    """When "today" starts for the daily loss: ``rollover`` wall-clock time in ``timezone``."""
+
+    timezone: Annotated[str, AfterValidator(_zone)] = "UTC"
+    rollover: Annotated[time, BeforeValidator(_wall_time)] = time(0, 0)
+
+    def calendar(self) -> TradingDay:
+        return TradingDay(self.timezone, self.rollover)
+
+
 class GuardConfig(Frozen):
     strict_strategies: bool = False
+    trading_day: TradingDayConfig = TradingDayConfig()
     watch_interval_seconds: Positive = 0.1  # how often a running guard looks for outside writes
     invalid_input_action: LaxAction = Action.SOFT_HALT
     approval_ttl_seconds: Positive = 900.0

@@ -21,7 +21,7 @@ AGENT_ACTIONS: dict[str, int] = {
     "halt_strategy": 1,
     "soft_halt": 2,
     "hard_halt": 3,
-    "start_incident": 3,  # its remediation disables a strategy for good
+    "start_incident": 3,  # containment halts every strategy; remediation per policy
     "emergency": 3,
 }
 NEVER_AUTOMATED = ("resume", "reset", "approve", "unblock_genome", "set_limit")

@@ -143,6 +143,17 @@ class Approvals:
             reason=inputs.text(reason),
         )
 
+    def open_requests(self) -> list[Approval]:
+        """The requests a second person could still approve: pending, not expired, and not
+        overtaken by a change to what they name (every view lists these, and only these)."""
+        now = self._clock.time()
+        with self._book.lock:
+            return [
+                a
+                for a in self._storage.require().approvals()
+                if now <= a.expires_at and not self._overtaken(a)[0]
+            ]
+
     def _problem(self, request: Approval, approver: str, now: float) -> tuple[str, str]:
         """Why the request cannot be approved, and the status it moves to (if it changes)."""
         if request.status != "pending":
@@ -152,6 +163,10 @@ class Approvals:
         dependence = self._users.dependence(approver, request.requested_by)
         if dependence:
             return dependence, ""
+        return self._overtaken(request)
+
+    def _overtaken(self, request: Approval) -> tuple[str, str]:
+        """Whether what the request was opened on has changed since (then it is superseded)."""
         administering = request.action.startswith("user:")
         needed = Role.ADMIN if administering else REQUIRED_ROLE[Command.RESET]
         requester_role = self._users.role_of(request.requested_by)

@@ -17,7 +17,7 @@ from typing import Any
 from tradeguard import inputs
 from tradeguard.audit import AuditEntry
 from tradeguard.auth import Authorizer
-from tradeguard.config import USER_NAME
+from tradeguard.config import USER_NAME, Remedy
 from tradeguard.effects.ladder import Readiness
 from tradeguard.engine.core import Core
 from tradeguard.engine.intake import Intake
@@ -149,10 +149,17 @@ class Commands:
             if capital is not None:
                 m.allocated_capital = capital
 
-    def start_incident(self, reason: str, user: User, strategies: Sequence[str] | None) -> Incident:
+    def start_incident(
+        self, reason: str, user: User, strategies: Sequence[str] | None, disable: bool = False
+    ) -> Incident:
+        """``disable``: the person names the one strategy the incident is about, and their
+        word is the evidence: remediation disables it and blacklists its genome, whatever the
+        policy for a person's incident says (two people undo the blacklisting)."""
         actor = self.authorize(user, Command.INCIDENT, PORTFOLIO)
         if isinstance(strategies, str | bytes):
             raise BadRequest("strategies must be a list of ids, not one string")
+        if disable and (strategies is None or len(strategies) != 1):
+            raise BadRequest("disable names one strategy: strategies=[its id]")
         try:
             affected = (
                 None
@@ -161,7 +168,10 @@ class Commands:
             )
         except ValueError as exc:
             raise BadRequest(str(exc)) from None
-        incident = self._incidents.open("manual", reason, str(actor), strategies=affected)
+        remedy = Remedy.DISABLE if disable else None
+        incident = self._incidents.open(
+            "manual", reason, str(actor), strategies=affected, remedy=remedy
+        )
         if incident is None:
             raise StoreUnavailable(self._storage.error or "the incident could not be recorded")
         return incident

@@ -7,6 +7,7 @@ whole status to ask them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from tradeguard.audit import AuditRecord, Verification
@@ -20,6 +21,7 @@ from tradeguard.engine.rungs import Rungs
 from tradeguard.errors import StoreUnavailable
 from tradeguard.model import PORTFOLIO, Scope, StrategyState
 from tradeguard.state import ScopeStatus
+from tradeguard.store import Approval
 
 
 class StatusView:
@@ -32,6 +34,7 @@ class StatusView:
         climber: Climber,
         stops: Stops,
         backstop: Backstop,
+        open_requests: Callable[[], list[Approval]],
     ) -> None:
         self._book = core.book
         self._storage = core.storage
@@ -41,6 +44,7 @@ class StatusView:
         self._climber = climber
         self._stops = stops
         self._backstop = backstop
+        self._open_requests = open_requests
         self._clock = core.clock
 
     def has_strategy(self, strategy_id: str) -> bool:
@@ -88,10 +92,9 @@ class StatusView:
                     "breaching": sorted(book.active.get(f"strategy:{sid}", ())),
                 }
             pending: list[dict[str, Any]] = []
-            store = self._storage.healthy()
-            if store is not None:
+            if self._storage.healthy() is not None:
                 try:
-                    pending = [a.to_dict() for a in store.approvals() if a.expires_at >= now]
+                    pending = [a.to_dict() for a in self._open_requests()]
                 except StoreUnavailable as exc:
                     self._transitions.fail_store(str(exc))
             return {
@@ -102,6 +105,10 @@ class StatusView:
                 },
                 "strategies": strategies,
                 "pending_approvals": pending,
+                "trading_day": {
+                    "timezone": book.config.guard.trading_day.timezone,
+                    "rollover": book.config.guard.trading_day.rollover.strftime("%H:%M"),
+                },
                 "store": {
                     "path": str(book.config.state.path),
                     "ok": self._storage.error is None,

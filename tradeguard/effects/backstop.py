@@ -26,7 +26,7 @@ from tradeguard.effects.stops import Stops
 from tradeguard.engine.core import Core
 from tradeguard.engine.intake import Intake
 from tradeguard.engine.sync import StoreSync
-from tradeguard.errors import InvalidInput, StoreUnavailable
+from tradeguard.errors import InvalidInput, InvalidTransition, StoreUnavailable
 from tradeguard.ledger import Ledger
 from tradeguard.model import PORTFOLIO, Breach
 from tradeguard.periodic import Periodic
@@ -190,6 +190,8 @@ class Backstop:
 
     def start(self) -> None:
         """Mark the guard running, finish what a crash cut off, start the threads."""
+        if self._book.read_only:
+            raise InvalidTransition("a guard opened read-only, to look, cannot be started")
         config = self._book.config
         self._book.running = True
         self._resume_incidents()

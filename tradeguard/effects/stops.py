@@ -17,7 +17,7 @@ from typing import Any
 
 from tradeguard.audit import AuditEntry
 from tradeguard.config import OnHalt
-from tradeguard.emergency import EmergencyStop, FlattenReport, Sleep, StopPolicy
+from tradeguard.emergency import EmergencyStop, FlattenReport, Sleep, StopPolicy, describe_step
 from tradeguard.engine.core import Core
 from tradeguard.errors import StoreUnavailable
 from tradeguard.model import (
@@ -39,6 +39,9 @@ from tradeguard.venues.base import Venue
 log = logging.getLogger("tradeguard")
 
 FLATTENING = (PortfolioState.HARD_HALT, PortfolioState.EMERGENCY)
+# A finished stop's recorded status, by its verdict: flat; done with positions kept (cancel
+# only); or not verified (gave up, abandoned).
+_VERDICTS = ("flat", "positions_kept", "incomplete")
 _STOPPED = (StrategyState.HALTED, StrategyState.DISABLED)
 
 
@@ -77,7 +80,7 @@ class Stops:
         if future is None:
             now = self._clock.time()
             # Nothing attached, nothing verified: not "flat", which would be a claim.
-            return FlattenReport("", "portfolio", "no venues attached", True, now, now, flat=False)
+            return FlattenReport("", "portfolio", "no venues attached", True, now, now)
         return await asyncio.wrap_future(future)
 
     def still_halted(self, scope: str) -> bool:
@@ -103,12 +106,12 @@ class Stops:
             if running is not None and not running.done():
                 continue
             last = self._last_reports.get(scope)
-            if last is not None and last.flat and {v.venue for v in last.venues} == names:
+            if last is not None and last.done and {v.venue for v in last.venues} == names:
                 continue
             if last is None and running is None and scope != "portfolio":
                 continue  # never started here: a strategy halted before this process began
             sid = None if scope == "portfolio" else Scope.parse(scope).id
-            self.flatten(sid, "retry: the last stop did not verify every venue flat")
+            self.flatten(sid, "retry: the last stop did not verify every venue")
 
     def flatten(
         self, strategy_id: str | None, reason: str
@@ -192,11 +195,24 @@ class Stops:
         return venues
 
     def describe(self) -> dict[str, Any]:
+        """The stops this process runs, and the last verdict: its own, else the last one any
+        process recorded in the store (what the CLI and a dashboard without venues show)."""
         return {
             "venues": [v.name for v in self.venues],
             "running": sorted(s for s, f in self.running.items() if not f.done()),
-            "last": None if self.last is None else self.last.to_dict(),
+            "last": self._last_recorded() if self.last is None else self.last.to_dict(),
         }
+
+    def _last_recorded(self) -> dict[str, Any] | None:
+        store = self._storage.healthy()
+        if store is None:
+            return None
+        try:
+            run = store.latest_flatten(_VERDICTS)
+        except StoreUnavailable as exc:
+            self._transitions.fail_store(str(exc))
+            return None
+        return None if run is None else run.report
 
     def cancel_all(self) -> None:
         """At close: running stops are cancelled here and resume on restart."""
@@ -237,7 +253,7 @@ class Stops:
             log.exception("emergency stop %s failed", run.id)
             self._record_run(dataclasses.replace(run, status="failed", report={"error": repr(exc)}))
             raise
-        status = "flat" if report.flat else "incomplete"
+        status = _VERDICTS[0] if report.flat else _VERDICTS[1] if report.done else _VERDICTS[2]
         self._record_run(dataclasses.replace(run, status=status, report=report.to_dict()))
         self.last = report
         self._last_reports[report.scope] = report
@@ -260,7 +276,7 @@ class Stops:
             scope,
             None,
             None,
-            _step_summary(kind, details),
+            describe_step(kind, details),
             details,
         )
         if self._storage.healthy() is not None:
@@ -289,16 +305,3 @@ class Stops:
                 f"flatten_deadline: {breach.message}",
                 breach,
             )
-
-
-def _step_summary(kind: str, details: dict[str, Any]) -> str:
-    venue = details.get("venue", "")
-    if kind == "venue_cancelled":
-        return f"{venue}: {details['cancelled']} orders cancelled in {details['seconds']:.3f}s"
-    if kind == "venue_flat":
-        return f"{venue}: flat after {details['orders_sent']} orders, {details['rounds']} rounds"
-    if kind == "finished":
-        return f"{'flat' if details['flat'] else 'NOT flat'} in {details['seconds']:.3f}s"
-    if kind == "escalated":
-        return f"{venue}: not flat after {details['elapsed']:.1f}s; escalated"
-    return f"{kind} {venue}".strip()

@@ -41,11 +41,13 @@ TIGHT_STATES = frozenset(
 class Book:
     """Scope states, versions, registered and blocked strategies, what is breaching now."""
 
-    def __init__(self, config: Config, now: float) -> None:
+    def __init__(self, config: Config, *, read_only: bool = False) -> None:
         self.lock = threading.RLock()
+        self.read_only = read_only  # a reader: it looks, and never writes or acts
         self.config = config  # replaced whole by a limit change (see control.limits)
+        # since 0: never changed (a status shows no time rather than the time it was asked)
         self.states: dict[str, ScopeStatus] = {
-            "portfolio": ScopeStatus(PortfolioState.NORMAL, "initial", now, str(SYSTEM), 0)
+            "portfolio": ScopeStatus(PortfolioState.NORMAL, "initial", 0.0, str(SYSTEM), 0)
         }
         self.registered: set[str] = set(config.strategies)
         self.blocked: frozenset[str] = frozenset()  # strategies whose genome is blacklisted
@@ -75,6 +77,14 @@ class Book:
     def strategy_keys(self) -> list[str]:
         """Every strategy scope that has a state of its own (halted at least once)."""
         return [k for k in self.states if k.startswith("strategy:")]
+
+    def lifted_since(self, episode: int) -> bool:
+        """Whether a person has lifted the portfolio since its version ``episode`` (the halt
+        episode an incident belongs to): only people reset it to normal. The reset is in
+        force in ``states`` before its subscribers move ``normal_version``: both are read."""
+        now = self.status_of(PORTFOLIO)
+        lifted = now.state == PortfolioState.NORMAL and now.version > episode
+        return lifted or self.normal_version > episode
 
     def on_change(self, change: StateChange) -> None:
         """A reset ends a halt episode: a new one may begin (see incidents.response)."""

@@ -21,11 +21,13 @@ class Storage:
     def __init__(self) -> None:
         self.store: StateStore | None = None
         self.error: str | None = None  # set once, by Transitions.fail_store
+        self.closed = False  # by this guard's close: what fails from now on is the shutdown
 
     def close(self) -> None:
         """Close the store for good: a thread that outlived its stop (a watcher that missed
         its join under load) then finds no store, rather than a closed one it would report
         as failed (an emergency marker for a guard that merely closed)."""
+        self.closed = True
         store, self.store = self.store, None
         if store is not None:
             store.close()

@@ -79,6 +79,9 @@ class StoreSync:
         verification = store.verify_audit()
         if verification.ok:
             return
+        if self._book.read_only:
+            self._transitions.lockdown(f"store_untrusted: {verification.problem}")
+            return
         self._transitions.apply(
             PORTFOLIO, Command.EMERGENCY, SYSTEM, f"store_untrusted: {verification.problem}"
         )

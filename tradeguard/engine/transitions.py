@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -77,6 +78,11 @@ class Transitions:
         elsewhere that this process has not adopted yet)."""
         self._catch_up = catch_up
 
+    def catch_up(self) -> bool:
+        """Adopt what other processes wrote, now (True when there was anything): before an
+        automated actor decides on whether a person has lifted something."""
+        return self._catch_up is not None and self._catch_up()
+
     def apply(
         self,
         scope: Scope,
@@ -88,23 +94,27 @@ class Transitions:
         approvals: Sequence[Approval] = (),
         details: Mapping[str, Any] | None = None,
         rungs: Sequence[Rung] = (),
+        episode: int | None = None,
     ) -> StateChange | None:
-        """Move ``scope`` by ``command``; None when it was already at least as strict. A halt
+        """Move ``scope`` by ``command``; None when it was already at least as strict, or when
+        it tightens on behalf of the halt episode that began at portfolio version ``episode``
+        (an incident's) and a person has lifted the portfolio since. A halt
         that lost a version race is re-decided on the stored state (it never loosens); a lift
         that lost one is refused: it was decided on what the person saw. A halt that memory
         calls redundant is decided again once the store's changes are adopted, if it has any
         (one ``data_version`` read): "already halted" must be the store's word, not memory's."""
+        self._may(actor, command)
         started = time.perf_counter()
         reason = inputs.text(reason)
         tightening = command in TIGHTENING
-        if actor.automated and not tightening:
-            raise PermissionDenied(f"{actor} is automated and may only tighten, not {command}")
         key = str(scope)
         states = self._book.states
         catch_up = self._catch_up if tightening else None  # asked once, while on memory
         with self._book.lock:
             current = self._book.status_of(scope)
             for _attempt in range(5):
+                if episode is not None and self._superseded(scope, current, episode):
+                    return None
                 after = next_state(scope.kind, current.state, command)
                 if after is None and catch_up is not None:
                     fresh, catch_up = catch_up(), None
@@ -160,6 +170,14 @@ class Transitions:
         self.publish(change)
         return change
 
+    def _superseded(self, scope: Scope, current: ScopeStatus, episode: int) -> bool:
+        """A person lifted the episode: in memory, or (the portfolio's own row, re-read after
+        a version race) in the store."""
+        if self._book.lifted_since(episode):
+            return True
+        portfolio = scope.kind is ScopeKind.PORTFOLIO
+        return portfolio and current.state == PortfolioState.NORMAL and current.version > episode
+
     def quietly(
         self,
         scope: Scope,
@@ -167,11 +185,13 @@ class Transitions:
         actor: Actor,
         reason: str,
         breach: Breach | None = None,
+        *,
+        episode: int | None = None,
     ) -> StateChange | None:
         """For automated actors: a store failure is already handled (emergency), not raised; any
         other failure to apply a halt locks everything down rather than letting trading go on."""
         try:
-            return self.apply(scope, command, actor, reason, breach=breach)
+            return self.apply(scope, command, actor, reason, breach=breach, episode=episode)
         except StoreUnavailable:
             return None
         except Exception as exc:
@@ -183,9 +203,18 @@ class Transitions:
                 self.lockdown(why)
             return None
 
+    def _may(self, actor: Actor, command: Command) -> None:
+        """A reader changes nothing; an automated actor only tightens."""
+        if self._book.read_only:
+            raise InvalidTransition(
+                f"this guard was opened read-only, to look: {command} from one that writes"
+            )
+        if actor.automated and command not in TIGHTENING:
+            raise PermissionDenied(f"{actor} is automated and may only tighten, not {command}")
+
     def lockdown(self, reason: str) -> None:
         """Emergency in memory, for failures where the normal path cannot be trusted."""
-        log.critical("entering emergency: %s", reason)
+        shout(f"entering emergency: {reason}")
         current = self._book.states["portfolio"]
         if current.state == PortfolioState.EMERGENCY:
             return
@@ -208,9 +237,16 @@ class Transitions:
     def fail_store(self, message: str) -> None:
         """The store cannot be trusted: lock down in memory; nothing can be lifted until fixed.
         A marker file beside the DB carries the emergency over a restart, should the store
-        come back without it."""
+        come back without it. Once this guard closed its store, a write that finds it closed
+        is the shutdown's doing, not the store's: logged, no marker (the next process would
+        otherwise start in emergency over a store that is fine)."""
+        if self._storage.closed:
+            log.warning("after close, not a store failure: %s", message)
+            return
         self._storage.error = message
         self.lockdown(f"store_unavailable: {message}")
+        if self._book.read_only:  # a reader reports what it found; it leaves no trace
+            return
         try:
             if not self._marker.exists():
                 self._marker.write_text(json.dumps({"at": self._clock.time(), "reason": message}))
@@ -226,6 +262,9 @@ class Transitions:
             why = str(json.loads(marker.read_text()).get("reason", "unknown"))
         except (OSError, ValueError, AttributeError):
             why = "unreadable marker"
+        if self._book.read_only:  # shown as it stands; a guard that writes makes it durable
+            self.lockdown(f"store_unavailable earlier: {why} (marker {marker.name})")
+            return
         self.apply(
             PORTFOLIO,
             Command.EMERGENCY,
@@ -285,6 +324,8 @@ class Transitions:
             log.error("could not audit %d refused attempts: %s", len(entries), exc)
 
     def publish(self, change: StateChange) -> None:
+        if self._book.read_only:  # a reader never acts: no stops, alerts or incidents
+            return
         for subscriber in self._subscribers:
             subscriber(change)
         self._actuator.emit("state_change", change)
@@ -348,3 +389,22 @@ class Transitions:
         if stored is None:
             raise StoreUnavailable(f"the state row for {key} disappeared from the store")
         return stored
+
+
+def shout(message: str) -> None:
+    """Logged as critical, and on stderr too when the host set up no logging to hear it (the
+    package's NullHandler swallows records otherwise): a guard that locks itself down, at
+    start with an unusable store say, must never do so in silence."""
+    log.critical("%s", message)
+    if not _heard(log):
+        print(f"tradeguard CRITICAL: {message}", file=sys.stderr, flush=True)
+
+
+def _heard(logger: logging.Logger) -> bool:
+    """Whether a record logged here reaches a handler that outputs it somewhere."""
+    node: logging.Logger | None = logger
+    while node is not None:
+        if any(not isinstance(h, logging.NullHandler) for h in node.handlers):
+            return True
+        node = node.parent if node.propagate else None
+    return False

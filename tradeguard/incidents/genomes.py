@@ -2,9 +2,10 @@
 
 A genome is any JSON-serializable description; its fingerprint is the SHA-256 of its canonical
 JSON (sorted keys, no whitespace), so the same genome always has the same fingerprint whatever
-the key order it was written in. The KillChain blacklists the fingerprint of a strategy it
-found responsible for an incident: that genome can never register or trade again, and an
-evolutionary framework can ask before it breeds.
+the key order it was written in. The KillChain blacklists the fingerprint of a strategy the
+evidence tied to an incident's cause, when the cause's policy is ``disable`` (or a person said
+so): that genome can never register or trade again, and an evolutionary framework can ask
+before it breeds.
 """
 
 from __future__ import annotations

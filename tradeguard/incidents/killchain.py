@@ -23,6 +23,7 @@ import inspect
 import logging
 import secrets
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -37,6 +38,7 @@ from tradeguard.timed_calls import TimedCalls
 log = logging.getLogger("tradeguard.killchain")
 
 LEASE_SECONDS = 300.0  # a process that ran an incident and died frees it after this long
+RELEASED = 0.0  # a lease that ended at the epoch: a parked incident is free for any process
 ATTEMPTS = 3  # a phase whose work fails is tried again; then the incident waits for a retry
 
 
@@ -88,6 +90,10 @@ class Incident:
     diagnosis: dict[str, Any] | None = None
     remediation: list[str] = field(default_factory=list)
     breach: dict[str, Any] | None = None
+    # the portfolio's version when it opened: the halt episode it acts for (None: recorded
+    # before episodes were; it then acts as if no person had lifted anything)
+    episode: int | None = None
+    remedy: str | None = None  # a person's explicit choice (disable); None: the config's
 
     def next_phase(self) -> Phase | None:
         done = {p.phase for p in self.phases if p.finished is not None}
@@ -110,6 +116,8 @@ class Incident:
             "diagnosis": self.diagnosis,
             "remediation": self.remediation,
             "breach": self.breach,
+            "episode": self.episode,
+            "remedy": self.remedy,
         }
 
     @classmethod
@@ -132,6 +140,8 @@ class Incident:
             diagnosis=data.get("diagnosis"),
             remediation=list(data.get("remediation", [])),
             breach=data.get("breach"),
+            episode=None if data.get("episode") is None else int(data["episode"]),
+            remedy=data.get("remedy"),
         )
 
 
@@ -143,30 +153,47 @@ SEVERITY = {"emergency": "critical", "criticality": "high", "manual": "high"}
 
 
 def diagnose(
-    first_breaches: Sequence[tuple[float, str, str]], losses: Mapping[str, float]
+    first_breaches: Sequence[tuple[float, str, str]],
+    losses: Mapping[str, float],
+    *,
+    own: bool = False,
 ) -> dict[str, Any]:
-    """Who is responsible, from the evidence: the strategy whose rule breached first in the
-    incident's look-back (time, strategy, rule), else the one that lost most. Pure: the
-    guard gathers the evidence, this decides."""
+    """Who the evidence ties to the incident's cause: the strategy whose rule breached first
+    in the look-back (time, strategy, rule; ``own``: that breach started the incident), else
+    nobody. Who lost most is listed, never blamed: a loss is an outcome, not a cause. Pure:
+    the guard gathers the evidence, this decides."""
     ranked = sorted(((loss, sid) for sid, loss in losses.items() if loss > 0), reverse=True)
-    losers = [{"strategy": sid, "loss": loss} for loss, sid in ranked]
+    found: dict[str, Any] = {
+        "losses": [{"strategy": sid, "loss": loss} for loss, sid in ranked],
+        "lost_most": ranked[0][1] if ranked else None,
+    }
     if first_breaches:
         at, sid, rule = min(first_breaches)
+        started = "started the incident" if own else "still stood when the incident opened"
         return {
+            **found,
             "responsible": sid,
             "rule": rule,
-            "method": "breached first",
+            "method": "own breach" if own else "breached first",
             "breached_at": to_iso(at),
-            "losses": losers,
+            "evidence": f"its {rule} breach at {to_iso(at)} {started}",
         }
-    if ranked:
-        return {
-            "responsible": ranked[0][1],
-            "rule": None,
-            "method": "lost most",
-            "losses": losers,
-        }
-    return {"responsible": None, "rule": None, "method": "no evidence", "losses": []}
+    evidence = "no rule breach in the look-back names a strategy"
+    if found["lost_most"] is not None:
+        evidence += f" ({found['lost_most']} lost most: an outcome, not evidence)"
+    nobody = {"responsible": None, "rule": None, "method": "no evidence", "evidence": evidence}
+    return {**found, **nobody}
+
+
+def cause_of(incident: Incident) -> str:
+    """The cause a remediation policy is chosen by: ``criticality`` (the score crossed),
+    ``rule`` (a rule's breach started it), else ``person`` (declared by a person, an
+    automated principal or the guard itself)."""
+    if incident.trigger == "criticality":
+        return "criticality"
+    if incident.breach is not None and incident.breach.get("rule"):
+        return "rule"
+    return "person"
 
 
 PhaseWork = Callable[["Incident"], list[str]]
@@ -199,6 +226,8 @@ class KillChain:
         )
         self._running: dict[str, concurrent.futures.Future[Incident | None]] = {}
         self._lock = threading.Lock()
+        # set by close: past it (monotonic seconds), a chain parks before its next phase
+        self._park_after: float | None = None
         self.owner = secrets.token_hex(8)  # this process, for the store's lease
 
     def on_phase(self, phase: str, fn: PhaseCallback) -> None:
@@ -219,6 +248,10 @@ class KillChain:
             running = self._running.get(incident.id)
             if running is not None and not running.done():
                 return running
+            if self._park_after is not None:  # recorded running: the next start runs it
+                parked: concurrent.futures.Future[Incident | None] = concurrent.futures.Future()
+                parked.set_result(None)
+                return parked
             future = self._executor.submit(self._claimed_run, incident.id)
             self._running[incident.id] = future
             return future
@@ -227,8 +260,17 @@ class KillChain:
         pending = [f for f in self._running.values() if not f.done()]
         return not concurrent.futures.wait(pending, timeout).not_done
 
-    def close(self) -> None:
+    def close(self, grace: float = 0.0) -> None:
+        """Finish or park: the incident running goes on for up to ``grace`` seconds (most
+        finish), then stops before its next phase, its lease released, so the next start
+        resumes it at once; queued ones stay running in the store for the same. One still in
+        a phase after the grace is cut off by the store's closing (resumed once its lease
+        has run out)."""
+        if threading.current_thread().name.startswith("tradeguard-killchain"):
+            grace = 0.0  # a callback closing the guard: the chain cannot wait for itself
+        self._park_after = time.monotonic() + grace
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self.wait(grace)
         for registered in self._callbacks.values():
             for _fn, calls in registered:
                 calls.close()
@@ -248,6 +290,9 @@ class KillChain:
         work = {Phase.DETECT: self._detect, **self._ports.work()}
         clock = self._ports.clock
         while (phase := incident.next_phase()) is not None:
+            if self._park_after is not None and time.monotonic() >= self._park_after:
+                self._park(incident, phase)
+                return incident
             record = next((p for p in incident.phases if p.phase == phase), None)
             if record is None:
                 record = PhaseRecord(str(phase), clock.time())
@@ -302,9 +347,17 @@ class KillChain:
                 notes.append(f"callback {name} raised {exc!r}")
         return notes
 
-    def _save(self, incident: Incident, action: str, why: str) -> bool:
-        """Record progress (and renew the lease); False when this process no longer holds the
-        incident, which then stops here."""
+    def _park(self, incident: Incident, phase: Phase) -> None:
+        """The guard is closing: stop before ``phase``, on record, and free the lease."""
+        why = f"parked before {phase} by close(); the next start resumes it"
+        log.warning("incident %s: %s", incident.id, why)
+        self._save(incident, f"incident:{phase}:parked", why, lease_until=RELEASED)
+
+    def _save(
+        self, incident: Incident, action: str, why: str, *, lease_until: float | None = None
+    ) -> bool:
+        """Record progress (and renew the lease, or release it); False when this process no
+        longer holds the incident, which then stops here."""
         now = self._ports.clock.time()
         entry = AuditEntry(
             now, "system:killchain", action, f"incident:{incident.id}", None, None, why
@@ -313,7 +366,8 @@ class KillChain:
         try:
             if store is None:
                 raise StoreUnavailable("no healthy store")
-            store.save_incident(incident.to_dict(), self.owner, now + LEASE_SECONDS, [entry])
+            until = now + LEASE_SECONDS if lease_until is None else lease_until
+            store.save_incident(incident.to_dict(), self.owner, until, [entry])
         except StateConflict:
             log.error("incident %s: lease lost to another process; it goes on there", incident.id)
             return False

@@ -3,9 +3,14 @@
 Every emergency is an incident (its id is deterministic, so an emergency declared in a CLI is
 run by the running guard); so is the first criticality crossing of a halt episode, which also
 releases the avalanche reserve, once. The phases: contain (soft halt, halt the affected
-strategies), preserve (a snapshot for the post-mortem), diagnose (who breached first, else who
-lost most), remediate (disable the responsible strategy, blacklist its genome), learn (the
-root cause as the store now has it). This object is the KillChain's ``Ports``.
+strategies), preserve (a snapshot for the post-mortem), diagnose (whose breach the evidence
+ties to the cause; who lost most is listed, never blamed), remediate (per the cause's policy:
+disable the tied strategy and blacklist its genome, keep it halted, or nothing more), learn
+(the root cause as the store now has it). This object is the KillChain's ``Ports``.
+
+An incident belongs to the halt episode it opened in (the portfolio's version then): once a
+person has lifted the portfolio since, the chain tightens nothing more on its behalf;
+containment or remediation that had not run by then is recorded as superseded.
 """
 
 from __future__ import annotations
@@ -18,10 +23,19 @@ from typing import Any
 from tradeguard import inputs
 from tradeguard.audit import AuditEntry
 from tradeguard.clock import to_iso
+from tradeguard.config import Remedy
 from tradeguard.engine.book import KILLCHAIN
 from tradeguard.engine.core import Core
 from tradeguard.errors import StoreUnavailable
-from tradeguard.incidents.killchain import Incident, KillChain, Phase, PhaseWork, diagnose, new_id
+from tradeguard.incidents.killchain import (
+    Incident,
+    KillChain,
+    Phase,
+    PhaseWork,
+    cause_of,
+    diagnose,
+    new_id,
+)
 from tradeguard.incidents.registry import GenomeRegistry
 from tradeguard.ledger import Ledger, StrategyMetrics
 from tradeguard.model import (
@@ -89,9 +103,13 @@ class IncidentResponse:
         incident_id: str | None = None,
         breach: Breach | None = None,
         strategies: list[str] | None = None,
+        episode: int | None = None,
+        remedy: Remedy | None = None,
     ) -> Incident | None:
         """Record the incident (once: a deterministic id is opened by one process only) and,
-        in a running guard, run it. Without a healthy store it cannot be recorded: logged."""
+        in a running guard, run it. ``episode``: the portfolio version it acts for (now's, by
+        default); ``remedy``: a person's explicit choice over the configured policy. Without a
+        healthy store it cannot be recorded: logged."""
         now = self.clock.time()
         incident = Incident(
             incident_id or new_id(trigger),
@@ -101,6 +119,8 @@ class IncidentResponse:
             by,
             strategies,
             breach=None if breach is None else breach.to_dict(),
+            episode=self._book.status_of(PORTFOLIO).version if episode is None else episode,
+            remedy=None if remedy is None else str(remedy),
         )
         store = self._storage.healthy()
         if store is None:
@@ -143,6 +163,7 @@ class IncidentResponse:
                 str(change.actor),
                 incident_id=f"emergency-v{change.version}",
                 breach=change.breach,
+                episode=change.version,
             )
 
     def on_breach(self, breach: Breach) -> None:
@@ -173,6 +194,7 @@ class IncidentResponse:
                 f"rule:{breach.rule}",
                 incident_id=incident_id,
                 breach=breach,
+                episode=version,
             )
 
     def _release_reserve(self, store: StateStore, breach: Breach, incident: str | None) -> None:
@@ -202,10 +224,25 @@ class IncidentResponse:
 
     # -- the phases -----------------------------------------------------------------------
 
+    def _lift(self, incident: Incident) -> str | None:
+        """How a person lifted the incident's halt episode, if one has (in this process or,
+        adopted first, in another)."""
+        self._transitions.catch_up()
+        if incident.episode is None or not self._book.lifted_since(incident.episode):
+            return None
+        now = self._book.status_of(PORTFOLIO)
+        return (
+            f"a person lifted the halt episode (portfolio v{incident.episode}; now "
+            f"{now.state} v{now.version}, {now.actor}: {now.reason})"
+        )
+
     def _contain(self, incident: Incident) -> list[str]:
-        why = f"incident {incident.id}: contained"
+        lift = self._lift(incident)
+        if lift is not None:
+            return [f"superseded: {lift} before containment ran: nothing tightened"]
+        why, episode = f"incident {incident.id}: contained", incident.episode
         quietly = self._transitions.quietly
-        quietly(PORTFOLIO, Command.SOFT_HALT, KILLCHAIN, f"{why}: no new orders")
+        quietly(PORTFOLIO, Command.SOFT_HALT, KILLCHAIN, f"{why}: no new orders", episode=episode)
         with self._book.lock:
             targets = incident.strategies or sorted(self._book.registered)
         halted = [
@@ -213,8 +250,13 @@ class IncidentResponse:
             for sid in targets
             if self._book.status_of(Scope.strategy(sid)).state
             in (StrategyState.ACTIVE, StrategyState.RECOVERING)
-            and quietly(Scope.strategy(sid), Command.HALT, KILLCHAIN, why) is not None
+            and quietly(Scope.strategy(sid), Command.HALT, KILLCHAIN, why, episode=episode)
+            is not None
         ]
+        lift = self._lift(incident)
+        if lift is not None:  # the person came while this phase was deciding
+            done = f"halted {', '.join(halted)} before it" if halted else "nothing tightened"
+            return [f"superseded: {lift} during containment: {done}"]
         return [
             f"portfolio {self._book.portfolio_state}: no new orders",
             f"halted {', '.join(halted) if halted else 'nothing more (already halted)'}",
@@ -237,9 +279,10 @@ class IncidentResponse:
         ]
 
     def _diagnose(self, incident: Incident) -> list[str]:
-        """The evidence: if the incident's own breach was a strategy's, that strategy; else
-        the rule halts within ``lookback_seconds`` that still stand (a reset of the portfolio,
-        or a person resuming the strategy, means they were reviewed), else the losses."""
+        """The evidence: a strategy a person named for disabling; else, if the incident's own
+        breach was a strategy's, that strategy; else the rule halts within
+        ``lookback_seconds`` that still stand (a reset of the portfolio, or a person resuming
+        the strategy, means they were reviewed); else nobody (losses are listed only)."""
         since = incident.opened_at - self._book.config.killchain.lookback_seconds
         with self._book.lock:
             affected = set(incident.strategies or self._book.registered)
@@ -247,7 +290,8 @@ class IncidentResponse:
         breach = incident.breach or {}
         own = str(breach.get("scope", ""))
         firsts: list[tuple[float, str, str]] = []
-        if own.startswith("strategy:") and Scope.parse(own).id in affected:
+        owned = own.startswith("strategy:") and Scope.parse(own).id in affected
+        if owned:
             firsts = [
                 (float(breach.get("at", incident.opened_at)), Scope.parse(own).id, breach["rule"])
             ]
@@ -266,24 +310,65 @@ class IncidentResponse:
                     firsts = [f for f in firsts if f[1] != sid]  # resumed: reviewed
                 elif e.after == StrategyState.HALTED and kind == ActorKind.RULE and sid in affected:
                     firsts.append((e.ts, sid, rule))
-        incident.diagnosis = diagnose(firsts, losses)
-        d = incident.diagnosis
+        d = diagnose(firsts, losses, own=owned)
+        if incident.remedy is not None and incident.strategies:  # a person's explicit word
+            (named,) = incident.strategies
+            d |= {
+                "responsible": named,
+                "rule": None,
+                "method": "named",
+                "evidence": f"named by {incident.opened_by} for {incident.remedy}",
+            }
+        cause = cause_of(incident)
+        d["cause"] = cause
+        d["remedy"] = incident.remedy or str(self._policy(cause))
+        incident.diagnosis = d
         if d["responsible"] is None:
-            return ["no strategy breached or lost: no one to blame"]
-        rule = f", rule {d['rule']}" if d["rule"] else ""
-        return [f"responsible: {d['responsible']} ({d['method']}{rule})"]
+            return [f"no strategy tied to the cause: {d['evidence']}"]
+        return [f"tied to the cause: {d['responsible']} ({d['method']}: {d['evidence']})"]
+
+    def _policy(self, cause: str) -> Remedy:
+        policy: Remedy = getattr(self._book.config.killchain.remediation, cause)
+        return policy
 
     def _remediate(self, incident: Incident) -> list[str]:
-        """Disable the responsible strategy and blacklist its genome; raises (and the phase is
-        tried again) when either could not be recorded."""
+        """What the cause's policy says for the strategy the evidence tied to it: disable it and
+        blacklist its genome, keep it halted, or nothing beyond containment. Never on behalf
+        of an episode a person has lifted (unless a person asked for it by name). Raises (and
+        the phase is tried again) when the disabling or the blacklisting could not be
+        recorded."""
         d = incident.diagnosis or {}
-        sid = d.get("responsible")
+        sid, remedy = d.get("responsible"), Remedy(d.get("remedy", Remedy.HALT))
+        policy = f"remediation for a {d.get('cause')} incident: {remedy}"
+        lift = None if incident.remedy else self._lift(incident)
         if sid is None:
-            incident.remediation = ["nothing disabled: no responsible strategy"]
-            return incident.remediation
-        rule = f", rule {d['rule']}" if d.get("rule") else ""
-        why = f"incident {incident.id}: responsible ({d.get('method')}{rule})"
-        self._transitions.apply(Scope.strategy(sid), Command.DISABLE, KILLCHAIN, why)
+            notes = [f"nothing disabled: no strategy tied to the cause ({policy})"]
+        elif remedy is Remedy.NONE:
+            notes = [f"{sid} tied to the cause; {policy}: containment only"]
+        elif lift is not None:
+            state = self._book.status_of(Scope.strategy(sid)).state
+            notes = [f"superseded: {lift} before remediation ran: {sid} left {state}"]
+        elif remedy is Remedy.HALT:
+            why = f"incident {incident.id}: tied to the cause ({d.get('evidence')})"
+            self._transitions.quietly(
+                Scope.strategy(sid), Command.HALT, KILLCHAIN, why, episode=incident.episode
+            )
+            state = self._book.status_of(Scope.strategy(sid)).state
+            notes = [f"{sid} {state}, not disabled ({policy}): a person decides what follows"]
+        else:
+            notes = self._disable(incident, sid, d)
+        incident.remediation = notes
+        return notes
+
+    def _disable(self, incident: Incident, sid: str, d: dict[str, Any]) -> list[str]:
+        why = f"incident {incident.id}: responsible ({d.get('method')}: {d.get('evidence')})"
+        scope = Scope.strategy(sid)
+        episode = None if incident.remedy else incident.episode  # a person's word stands
+        change = self._transitions.apply(scope, Command.DISABLE, KILLCHAIN, why, episode=episode)
+        lift = None if episode is None else self._lift(incident)
+        if change is None and lift is not None:  # the person's lift came first
+            state = self._book.status_of(scope).state
+            return [f"superseded: {lift} before remediation ran: {sid} left {state}"]
         policy = self._book.config.on_halt(sid)
         notes = [f"disabled {sid}; its positions are handled by its policy ({policy})"]
         record = self._genomes.of(sid)
@@ -294,7 +379,6 @@ class IncidentResponse:
             if marked is None or not marked.blacklisted:
                 raise RuntimeError(f"genome {record.fingerprint[:12]} could not be blacklisted")
             notes.append(f"blacklisted genome {record.fingerprint[:12]}")
-        incident.remediation = notes
         return notes
 
     def _learn(self, incident: Incident) -> list[str]:
@@ -303,14 +387,15 @@ class IncidentResponse:
         sid = d.get("responsible")
         if sid is None:
             return ["recorded: no root cause found in the evidence"]
+        state = self._book.status_of(Scope.strategy(sid)).state
         record = self._genomes.of(sid)
         if record is None:
             genome = "; it registered no genome"
         elif record.blacklisted:
             genome = f"; genome {record.fingerprint[:12]} can never register or trade again"
         else:
-            genome = f"; genome {record.fingerprint[:12]} is not blacklisted (unblocked since?)"
-        return [f"root cause: {sid} ({d.get('method')}){genome}"]
+            genome = f"; genome {record.fingerprint[:12]} is not blacklisted"
+        return [f"root cause: {sid} ({d.get('method')}: {d.get('evidence')}); {state}{genome}"]
 
 
 def _loss(m: StrategyMetrics) -> float:

@@ -124,7 +124,7 @@ class FlattenRun:
     id: str
     scope: str
     reason: str
-    status: str  # running | flat | incomplete
+    status: str  # running | flat | positions_kept (cancel only) | incomplete | interrupted
     started_at: float
     report: dict[str, Any] | None = None
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
@@ -352,6 +352,12 @@ class MemoryStore:
             found = [r for r in t.flatten_runs.values() if status is None or r[3] == status]
         found.sort(key=lambda r: r[4])
         return codec.load_flatten_runs(found, WHERE)
+
+    def latest_flatten(self, statuses: Collection[str]) -> FlattenRun | None:
+        with self._read() as t:
+            found = [r for r in t.flatten_runs.values() if r[3] in statuses]
+        found = sorted(found, key=lambda r: r[4], reverse=True)[:1]
+        return next(iter(codec.load_flatten_runs(found, WHERE)), None)
 
     # -- the store as a whole ---------------------------------------------------------------
 

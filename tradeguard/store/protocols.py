@@ -39,7 +39,7 @@ The aggregates:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, Protocol
 
 from tradeguard.audit import AuditEntry, AuditRecord, Verification
@@ -170,6 +170,11 @@ class FlattenRunStore(Protocol):
     def record_flatten(self, run: FlattenRun) -> None: ...
 
     def flatten_runs(self, *, status: str | None = None) -> list[FlattenRun]: ...
+
+    def latest_flatten(self, statuses: Collection[str]) -> FlattenRun | None:
+        """The most recently started run in one of ``statuses``: a status read without
+        loading every run ever recorded."""
+        ...
 
 
 class StoreLifecycle(Protocol):

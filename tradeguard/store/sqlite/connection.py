@@ -8,12 +8,14 @@ one add their tables' methods on top of :class:`SqliteConnection`.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from urllib.parse import quote
 
 from tradeguard.audit import GENESIS, AuditEntry, AuditRecord
 from tradeguard.errors import StoreUnavailable
@@ -23,9 +25,19 @@ from tradeguard.store.sqlite.schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION
 
 class SqliteConnection:
     def __init__(
-        self, path: str | Path, *, timeout: float = 5.0, audit_key: bytes | None = None
+        self,
+        path: str | Path,
+        *,
+        timeout: float = 5.0,
+        audit_key: bytes | None = None,
+        read_only: bool = False,
     ) -> None:
+        """``read_only``: for looking (``tradeguard status``, ``audit verify``): the file is
+        opened read-only, nothing is created, migrated, keyed or anchored, and every write
+        raises. SQLite may still create its empty ``-wal``/``-shm`` companions to read a WAL
+        file; the database, its anchor and its key are left byte for byte."""
         self.path = Path(path)
+        self.read_only = read_only
         self._key = audit_key
         self._lock = threading.Lock()
         self._anchor = anchor.anchor_path(self.path)
@@ -33,12 +45,16 @@ class SqliteConnection:
         self._moved = False  # the open write transaction appended to the chain
         try:
             self._db = sqlite3.connect(
-                self.path, timeout=timeout, isolation_level=None, check_same_thread=False
+                f"file:{quote(str(self.path.absolute()))}?mode=ro" if read_only else self.path,
+                timeout=timeout,
+                isolation_level=None,
+                check_same_thread=False,
+                uri=read_only,
             )
         except sqlite3.Error as exc:
-            raise StoreUnavailable(f"{self.path}: {exc}") from exc
+            raise _unopened(self.path, exc) from exc
         try:
-            self._open()
+            self._look() if read_only else self._open()
         except BaseException:
             self._db.close()
             raise
@@ -61,6 +77,31 @@ class SqliteConnection:
                 raise StoreUnavailable(f"{self.path}: schema {row[0]}, expected {SCHEMA_VERSION}")
             self._check_audit_key()
             self._check_anchor()
+        except sqlite3.Error as exc:
+            raise _unopened(self.path, exc) from exc
+
+    def _look(self) -> None:
+        """Open for reading only: the schema must be this version already (a writer migrates),
+        the key is read, never made, and the anchor compared, never advanced."""
+        try:
+            if self._db.execute("PRAGMA quick_check").fetchone() != ("ok",):
+                raise StoreUnavailable(f"{self.path}: integrity check failed")
+            row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+            if row is None or int(row[0]) != SCHEMA_VERSION:
+                found = "no schema" if row is None else f"schema {row[0]}"
+                raise StoreUnavailable(
+                    f"{self.path}: {found}, expected {SCHEMA_VERSION}: a guard (or "
+                    "`tradeguard init`) must open it for writing first"
+                )
+            keyed = self._db.execute("SELECT value FROM meta WHERE key='audit_keyed'").fetchone()
+            if keyed is not None and keyed[0] == "1" and self._key is None:
+                self._key = keyfile.load(keyfile.key_path(self.path))
+                if self._key is None:
+                    raise StoreUnavailable(
+                        f"{self.path}: its audit chain is keyed and "
+                        f"{keyfile.key_path(self.path).name} is missing"
+                    )
+            self._problem = self._anchor_problem(self._db)
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"{self.path}: {exc}") from exc
 
@@ -110,6 +151,8 @@ class SqliteConnection:
     def accept(self) -> None:
         """Anchor the file as it is now, once its problem is recorded in it (an emergency):
         until then commits leave the anchor alone, so the mismatch stays visible."""
+        if self.read_only:
+            raise StoreUnavailable(f"{self.path}: opened read-only: its anchor is left as is")
         with self._read() as db:
             db.execute("INSERT OR IGNORE INTO meta VALUES ('store_id', ?)", (_new_id(),))
             mark = self._mark(db)
@@ -166,6 +209,8 @@ class SqliteConnection:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
+        if self.read_only:
+            raise StoreUnavailable(f"{self.path}: opened read-only, to look: nothing is written")
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
@@ -208,3 +253,24 @@ class SqliteConnection:
 
 def _new_id() -> str:
     return uuid.uuid4().hex
+
+
+def _unopened(path: Path, exc: sqlite3.Error) -> StoreUnavailable:
+    """Opening failed: SQLite says "unable to open database file"; say what is in the way."""
+    why = _in_the_way(path)
+    return StoreUnavailable(f"{path}: {exc}" + ("" if why is None else f" ({why})"))
+
+
+def _in_the_way(path: Path) -> str | None:
+    parent = path.parent
+    if not parent.exists():
+        return f"the directory {parent} does not exist"
+    if not parent.is_dir():
+        return f"{parent} is not a directory"
+    if path.is_dir():
+        return f"{path} is a directory"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"this user cannot write in {parent} (SQLite keeps its journal files there)"
+    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+        return f"this user cannot read and write {path}"
+    return None

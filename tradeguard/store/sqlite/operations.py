@@ -6,7 +6,7 @@ Each write is its own ``BEGIN IMMEDIATE`` transaction; a user change is audited 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from tradeguard.audit import AuditEntry
@@ -121,3 +121,10 @@ class SqliteFlattenRuns(SqliteConnection):
         with self._read() as db:
             found = db.execute(query + " ORDER BY started_at", args).fetchall()
         return codec.load_flatten_runs(found, str(self.path))
+
+    def latest_flatten(self, statuses: Collection[str]) -> FlattenRun | None:
+        marks = ", ".join("?" * len(statuses))
+        query = f"SELECT * FROM flatten_runs WHERE status IN ({marks}) ORDER BY started_at DESC"
+        with self._read() as db:
+            found = db.execute(query + " LIMIT 1", tuple(statuses)).fetchall()
+        return next(iter(codec.load_flatten_runs(found, str(self.path))), None)
