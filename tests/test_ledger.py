@@ -356,6 +356,18 @@ class TestPositions:
         assert ledger.update_portfolio_equity(7_900.0, T0, 0.2) == []
         assert ledger.update_portfolio_equity(7_900.0, T0, math.inf) == []
 
+    def test_update_portfolio_equity_when_size_was_reported_then_holder_named(
+        self, ledger: Ledger
+    ) -> None:
+        """A holder whose size stands as reported is named by the next equity update, however
+        far its notional is from the limit: its size is the derived one from then on."""
+        ledger.update_portfolio_equity(10_000.0, T0)
+        ledger.update_position(SID, "A", 500.0, 10.0)  # 5,000: 50%, far over 20%
+        ledger.set_strategy_metrics(SID, {"position_size": 0.0})
+        assert ledger.update_portfolio_equity(10_001.0, T0, 0.2) == [SID]
+        assert ledger.strategy(SID).position_size == pytest.approx(5_000.0 / 10_001.0)
+        assert ledger.update_portfolio_equity(10_002.0, T0, 0.2) == []
+
     def test_update_prices_when_called_then_prices_and_times_recorded(self, ledger: Ledger) -> None:
         """Each symbol's last price and timestamp are kept; feed age is of the stalest."""
         ledger.update_prices({"A": 1.0, "B": 2.0}, T0)

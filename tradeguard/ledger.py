@@ -193,6 +193,9 @@ class Ledger:
         self._vol_ratios: dict[str, float] = {}
         self._highest_ratio = Extreme[str](highest=True)
         self._sizes = Magnitudes[str](SIZE_RESOLUTION)  # holders by their largest notional
+        # holders whose size stands as reported: the next equity update makes it derived again,
+        # so it judges them whatever their notional (ordered: the same order on every run)
+        self._reported: dict[str, None] = {}
         self._equity_at: float | None = None
 
     def strategy(self, strategy_id: str) -> StrategyMetrics:
@@ -246,6 +249,8 @@ class Ledger:
         m = self.strategy(strategy_id)
         for name, value in values.items():
             setattr(m, STRATEGY_METRICS[name][0], value)
+        if "position_size" in values and m.positions:
+            self._reported[strategy_id] = None
 
     def _exposure(self, sid: str, m: StrategyMetrics) -> None:
         """Re-derive a strategy's notionals: on every tick of a symbol it holds, so lean."""
@@ -257,6 +262,7 @@ class Ledger:
         m.gross_notional = gross
         m.largest_notional = largest
         m.reported_size = None  # the derived size is the last write now
+        self._reported.pop(sid, None)
         self._sizes.set(sid, largest if m.positions else None)
 
     # -- portfolio events -----------------------------------------------------------------
@@ -266,8 +272,9 @@ class Ledger:
     ) -> list[str]:
         """Returns the holders whose position size may have crossed ``size_limit`` with the
         new equity (O(log n + those), as a size crosses it when its largest notional lies
-        between the old and the new equity times the limit; ``math.inf``: none). Every holder
-        when no limit is given or when the equity was or is not positive (sizes unbounded)."""
+        between the old and the new equity times the limit; ``math.inf``: none), and those
+        whose reported size it replaces by the derived one. Every holder when no limit is
+        given or when the equity was or is not positive (sizes unbounded)."""
         p = self.portfolio
         before = p.equity
         day = self._calendar.of(now)
@@ -283,12 +290,14 @@ class Ledger:
         high = self._velocity.add(now, equity)
         p.pnl_velocity = (high - equity) / high if high > 0 else 0.0
         p.equity_updates += 1
+        reported, self._reported = list(self._reported), {}
         if size_limit is None or before is None or before <= 0 or equity <= 0:
             return [sid for sid, m in self.strategies.items() if m.positions]
         lo, hi = sorted((before, equity))
-        return self._sizes.within(
+        crossed = self._sizes.within(
             size_limit * lo * (1 - _ROUNDING), size_limit * hi * (1 + _ROUNDING)
         )
+        return list(dict.fromkeys(crossed + reported)) if reported else crossed
 
     def update_margin(self, used: float | None, available: float | None) -> None:
         p = self.portfolio

@@ -255,7 +255,8 @@ class Intake:
         every holder with triggers of its own. The others' verdicts stand as they were."""
         ledger = self.ledger
         moved = ledger.update_portfolio_equity(equity, now, self.rules.size_limit)
-        own = [sid for sid in self.rules.configured if ledger.strategy(sid).positions]
+        held = ledger.strategies
+        own = [sid for sid in self.rules.configured if sid in held and held[sid].positions]
         return list(dict.fromkeys(moved + own)) if own else moved
 
     def evaluate_portfolio(self, topic: Topic) -> list[Breach]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import TypeVar
 
 from tradeguard.config import Config, CriticalityConfig, Trigger, Triggers
 from tradeguard.rules.base import PortfolioRule, Rule, StrategyRule, Topic
@@ -68,7 +70,10 @@ def _portfolio_rules(t: Triggers) -> list[PortfolioRule]:
     return [rule for enabled, rule in candidates if enabled]
 
 
-def _by_topic(rules: list[StrategyRule]) -> dict[Topic, list[StrategyRule]]:
+R = TypeVar("R", StrategyRule, PortfolioRule)
+
+
+def _by_topic(rules: Sequence[R]) -> dict[Topic, list[R]]:
     return {topic: [r for r in rules if topic in r.watches] for topic in Topic}
 
 
@@ -88,9 +93,7 @@ class RuleSet:
             for sid, triggers in own.items()
             if triggers != config.triggers  # a capital-only entry stays on the defaults
         }
-        self._portfolio_by_topic = {
-            topic: [r for r in self.portfolio if topic in r.watches] for topic in Topic
-        }
+        self._portfolio_by_topic = _by_topic(self.portfolio)
         self._default_by_topic = _by_topic(self._default_strategy)
         self._strategy_by_topic = {sid: _by_topic(r) for sid, r in self._strategy.items()}
         sizing = [r for r in self._default_strategy if isinstance(r, MaxPositionSize)]
