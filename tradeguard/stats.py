@@ -1,4 +1,5 @@
-"""Rolling statistics the ledger derives metrics from, each O(1) or O(window) per update.
+"""Rolling statistics and indexes the ledger derives metrics from, each O(1), O(window),
+O(log n) or O(what the update names) per update: never O(every symbol) or O(every strategy).
 
 They live on the event path, so none of them rescans history it can keep a running sum for.
 """
@@ -83,8 +84,9 @@ class CorrelationWindow:
     presence and move counts are Python lists touched only at the snapshot's symbols, and the
     cross-products are a dense matrix updated only in the snapshot's block (so a one-symbol tick
     touches no matrix at all, and a book ticked one symbol at a time never allocates one).
-    Everything is recomputed from the held snapshots every ``window`` snapshots so rounding
-    cannot drift.
+    The sums, and the cross-products of every pair a held snapshot shares, are recomputed from
+    the held snapshots every ``window`` snapshots so rounding cannot drift (the value reads only
+    pairs that every held snapshot shares).
     """
 
     def __init__(self, window: int) -> None:
