@@ -54,7 +54,8 @@ class StrategyMetrics:
     last_heartbeat: float | None = None
     positions: dict[str, list[float]] = field(default_factory=dict)  # symbol -> [qty, mark]
     recovery_floor: StageFloor | None = None  # set while it climbs the recovery ladder
-    portfolio: PortfolioMetrics | None = None  # whose equity sizes the positions
+    # whose equity sizes the positions (shared by every strategy: not in repr or equality)
+    portfolio: PortfolioMetrics | None = field(default=None, repr=False, compare=False)
     reported_size: float | None = None  # a position size reported directly...
     reported_at: int = 0  # ...and the portfolio's equity_updates when it was
 
