@@ -11,7 +11,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from bench import alerts, api_halt, core, criticality, oob, pipeline, stop
+from bench import alerts, api_halt, core, criticality, oob, pipeline, scaling, stop
 
 
 def main() -> None:  # noqa: PLR0915  # one statement per figure printed
@@ -55,6 +55,9 @@ def main() -> None:  # noqa: PLR0915  # one statement per figure printed
         f"{journal['added_us'] / trade_us:.0%} of a guard's record_trade ({trade_us:.2f} us; "
         "aim < 15%)"
     )
+
+    scaled = scaling.table()
+    console.print(scaling.render(scaled))
 
     checked = {
         "flat_out": pipeline.latency(calls=100_000),
@@ -126,6 +129,7 @@ def main() -> None:  # noqa: PLR0915  # one statement per figure printed
     out = Path(__file__).parent / "results.json"
     results = json.loads(out.read_text()) if out.exists() else {}
     results["core"] = {"halt": halt, "updates_per_second": rates, "journal": journal}
+    results["scaling"] = {str(n): figures for n, figures in scaled.items()}
     results["emergency_stop"] = stops
     results["out_of_band_halt"] = adopted
     results["alert_delivery"] = delivered

@@ -327,6 +327,47 @@ class TestPositions:
         assert m.position_size == pytest.approx(0.3)
         assert ledger.strategy("other").gross_notional == 10.0
 
+    def test_position_size_when_reported_then_stands_until_exposure_or_equity_moves(
+        self, ledger: Ledger
+    ) -> None:
+        """A reported size is the last write until the positions, their prices or (for a
+        holder) the equity move; without positions an equity update leaves it standing."""
+        ledger.update_portfolio_equity(1000.0, T0)
+        ledger.set_strategy_metrics("flat", {"position_size": 0.5})
+        ledger.update_position(SID, "A", 2.0, 100.0)
+        ledger.set_strategy_metrics(SID, {"position_size": 0.7})
+        assert ledger.strategy(SID).position_size == 0.7
+        ledger.update_portfolio_equity(2000.0, T0)
+        assert ledger.strategy(SID).position_size == pytest.approx(0.1)
+        assert ledger.strategy("flat").position_size == 0.5
+        ledger.set_strategy_metrics(SID, {"position_size": 0.7})
+        ledger.update_prices({"A": 150.0}, T0)
+        assert ledger.strategy(SID).position_size == pytest.approx(0.15)
+
+    def test_update_portfolio_equity_when_limit_given_then_only_those_crossing(
+        self, ledger: Ledger
+    ) -> None:
+        """With a limit, an equity change names the holders whose size may have crossed it
+        (within the index's 0.1%), not every holder."""
+        ledger.update_portfolio_equity(10_000.0, T0)
+        for sid, notional in {"small": 100.0, "edge": 1_800.0, "big": 5_000.0}.items():
+            ledger.update_position(sid, "A", notional / 10.0, 10.0)
+        assert ledger.update_portfolio_equity(8_000.0, T0, 0.2) == ["edge"]  # 2,000 -> 1,600
+        assert ledger.update_portfolio_equity(7_900.0, T0, 0.2) == []
+        assert ledger.update_portfolio_equity(7_900.0, T0, math.inf) == []
+
+    def test_update_portfolio_equity_when_size_was_reported_then_holder_named(
+        self, ledger: Ledger
+    ) -> None:
+        """A holder whose size stands as reported is named by the next equity update, however
+        far its notional is from the limit: its size is the derived one from then on."""
+        ledger.update_portfolio_equity(10_000.0, T0)
+        ledger.update_position(SID, "A", 500.0, 10.0)  # 5,000: 50%, far over 20%
+        ledger.set_strategy_metrics(SID, {"position_size": 0.0})
+        assert ledger.update_portfolio_equity(10_001.0, T0, 0.2) == [SID]
+        assert ledger.strategy(SID).position_size == pytest.approx(5_000.0 / 10_001.0)
+        assert ledger.update_portfolio_equity(10_002.0, T0, 0.2) == []
+
     def test_update_prices_when_called_then_prices_and_times_recorded(self, ledger: Ledger) -> None:
         """Each symbol's last price and timestamp are kept; feed age is of the stalest."""
         ledger.update_prices({"A": 1.0, "B": 2.0}, T0)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from tradeguard.stats import CorrelationWindow, RollingVolatility, WindowMax
+from tradeguard.stats import CorrelationWindow, Extreme, Magnitudes, RollingVolatility, WindowMax
 
 
 def numpy_ratio(returns: list[float], window: int, baseline: int) -> float:
@@ -199,6 +199,39 @@ class TestCorrelationWindow:
             corr.add({"A": 0.01 * i, "B" if i % 2 else "C": 0.02 * i})
         assert corr.value(min_observations=3) is None
 
+    @pytest.mark.parametrize("seed", [51, 52, 53, 54])
+    def test_value_when_ticks_and_snapshots_mix_then_matches_brute_force(self, seed: int) -> None:
+        """One-symbol ticks (which touch no matrix), partial and full snapshots in any order,
+        across rebuilds: each value is numpy's over the symbols present in every snapshot of
+        the window."""
+        rng = np.random.default_rng(seed)
+        symbols = [f"S{n}" for n in range(8)]
+        window, held, compared = 12, [], 0
+        corr = CorrelationWindow(window)
+        for _ in range(300):
+            kind = rng.choice(3, p=[0.08, 0.12, 0.8])
+            if kind == 0:
+                chosen = [symbols[rng.integers(len(symbols))]]
+            elif kind == 1:
+                chosen = [s for s in symbols if rng.random() < 0.7]
+            else:
+                chosen = list(rng.permutation(symbols))  # full, in any order
+            snapshot = {s: float(rng.normal(0.0, 0.01)) for s in chosen}
+            if not snapshot:
+                continue
+            corr.add(snapshot)
+            held = [*held, snapshot][-window:]
+            common = [s for s in symbols if all(s in row for row in held)]
+            expected = None
+            if len(held) >= 3 and len(common) >= 2:
+                expected = numpy_mean_correlation([[row[s] for row in held] for s in common])
+            found = corr.value(min_observations=3)
+            assert (found is None) == (expected is None)
+            if expected is not None:
+                assert found == pytest.approx(expected, rel=1e-9, abs=1e-12)
+                compared += 1
+        assert compared > 20  # the mix left windows with a common set to compare
+
     def test_add_when_empty_snapshot_then_ignored(self) -> None:
         """An empty snapshot neither counts as an observation nor empties the common set."""
         corr = CorrelationWindow(window=5)
@@ -239,3 +272,73 @@ class TestWindowMax:
         wmax.add(0.0, 100.0)
         assert wmax.add(1.0, 120.0) == 120.0
         assert wmax.add(2.0, 110.0) == 120.0
+
+
+class TestExtreme:
+    """The lowest or highest value of a dict changed in place, by a lazy heap."""
+
+    @pytest.mark.parametrize("highest", [False, True])
+    def test_top_when_random_writes_then_matches_brute_force(self, highest: bool) -> None:
+        """After every write (new keys, rewrites, repeats, ties) ``top`` is the dict's
+        extreme, through the heap's compactions."""
+        rng = np.random.default_rng(61)
+        values: dict[str, float] = {}
+        extreme = Extreme[str](highest=highest)
+        for _ in range(3000):
+            key = f"k{rng.integers(40)}"
+            values[key] = float(rng.integers(0, 50))
+            extreme.noted(values, key)
+            found = extreme.top(values)
+            assert found is not None
+            pick = max if highest else min
+            assert found[1] == pick(values.values())
+            assert values[found[0]] == found[1]
+
+    def test_top_when_dict_replaced_then_follows_the_new_one(self) -> None:
+        """A view whose dict was replaced whole (or never noted) is read from that dict."""
+        extreme = Extreme[str]()
+        assert extreme.top({}) is None
+        first = {"A": 5.0}
+        extreme.noted(first, "A")
+        assert extreme.top({"B": 9.0, "C": 2.0}) == ("C", 2.0)
+
+
+class TestMagnitudes:
+    """Keys by the magnitude of a value: a range names every key inside it."""
+
+    def test_within_when_random_values_then_never_misses_and_stays_near(self) -> None:
+        """Every key with a value in the range is named; any other is within the resolution
+        of it; moved and dropped keys are found where they are now."""
+        rng = np.random.default_rng(71)
+        resolution = 1e-3
+        index = Magnitudes[str](resolution)
+        values: dict[str, float] = {}
+        for step in range(4000):
+            key = f"k{rng.integers(300)}"
+            if rng.random() < 0.1:
+                values.pop(key, None)
+                index.set(key, None)
+            else:
+                values[key] = float(10 ** rng.uniform(0, 6))
+                index.set(key, values[key])
+            if step % 50:
+                continue
+            lo = float(10 ** rng.uniform(0, 6))
+            hi = lo * float(10 ** rng.uniform(0, 2))
+            named = index.within(lo, hi)
+            assert len(named) == len(set(named))
+            inside = {k for k, v in values.items() if lo <= v <= hi}
+            assert inside <= set(named)
+            for k in set(named) - inside:
+                assert lo * (1 - 2 * resolution) <= values[k] <= hi * (1 + 2 * resolution)
+
+    def test_within_when_unbounded_or_empty_range_then_as_asked(self) -> None:
+        """An infinite top takes everything above the bottom; an empty or infinite range
+        names nothing; non-finite values are not indexed."""
+        index = Magnitudes[str](1e-3)
+        for key, value in {"a": 1.0, "b": 100.0, "c": math.inf}.items():
+            index.set(key, value)
+        assert index.within(50.0, math.inf) == ["b"]
+        assert index.within(math.inf, math.inf) == []
+        assert index.within(5.0, 1.0) == []
+        assert sorted(index.within(0.0, 1e9)) == ["a", "b"]

@@ -15,8 +15,14 @@ from typing import Any, Protocol
 from tradeguard import inputs
 from tradeguard.config import Triggers
 from tradeguard.model import Scope, finite_or_none
-from tradeguard.stats import CorrelationWindow, RollingVolatility, WindowMax
+from tradeguard.stats import CorrelationWindow, Extreme, Magnitudes, RollingVolatility, WindowMax
 from tradeguard.tradingday import TradingDay
+
+# Holders are indexed by their largest notional in groups 0.1% wide: an equity change judges
+# the holders whose position size may have crossed the limit, and those within 0.1% of it.
+SIZE_RESOLUTION = 1e-3
+# Slack on the crossing band, far above the rounding of ``largest / equity > limit``.
+_ROUNDING = 1e-9
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,10 +50,36 @@ class StrategyMetrics:
     consecutive_losses: int = 0
     win_rate: float | None = None
     gross_notional: float = 0.0
-    position_size: float | None = None
+    largest_notional: float = 0.0
     last_heartbeat: float | None = None
     positions: dict[str, list[float]] = field(default_factory=dict)  # symbol -> [qty, mark]
     recovery_floor: StageFloor | None = None  # set while it climbs the recovery ladder
+    # whose equity sizes the positions (shared by every strategy: not in repr or equality)
+    portfolio: PortfolioMetrics | None = field(default=None, repr=False, compare=False)
+    reported_size: float | None = None  # a position size reported directly...
+    reported_at: int = 0  # ...and the portfolio's equity_updates when it was
+
+    @property
+    def position_size(self) -> float | None:
+        """Largest position's notional over portfolio equity, computed when read: an equity
+        update would otherwise rewrite every holder's. A reported size stands (last write
+        wins) until the positions, their prices or, while it holds any, the equity move."""
+        p = self.portfolio
+        if self.reported_size is not None and (
+            not self.positions or self.reported_at == (p.equity_updates if p else 0)
+        ):
+            return self.reported_size
+        if not self.positions:
+            return None
+        equity = None if p is None else p.equity
+        if equity is None or equity <= 0:
+            return math.inf  # exposure with no equity to measure it against
+        return self.largest_notional / equity
+
+    @position_size.setter
+    def position_size(self, value: float | None) -> None:
+        self.reported_size = value
+        self.reported_at = self.portfolio.equity_updates if self.portfolio else 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -83,19 +115,25 @@ class PortfolioMetrics:
     correlation: float | None = None
     volatility_ratio: float | None = None
     equity_at: float | None = None  # when equity was last reported (not across a restart)
+    equity_updates: int = 0  # equity reports so far: a reported position size stands till one
     criticality: float | None = None  # the CriticalityMonitor's last score
     market_at: float | None = None  # when the monitor last had a market observation
     criticality_at: float | None = None  # its last finished cycle (from the first observation)
     criticality_drivers: str = ""  # the indicators that contributed most, for the breach
     prices: dict[str, float] = field(default_factory=dict)
     price_times: dict[str, float] = field(default_factory=dict)
+    _stalest: Extreme[str] = field(default_factory=Extreme[str], init=False)
+
+    def price_seen(self, symbol: str, price: float, ts: float) -> None:
+        self.prices[symbol] = price
+        self.price_times[symbol] = ts
+        self._stalest.noted(self.price_times, symbol)
 
     def feed_age(self, now: float) -> tuple[str, float] | None:
-        """The stalest price symbol and its age in seconds."""
-        if not self.price_times:
-            return None
-        symbol = min(self.price_times, key=self.price_times.__getitem__)
-        return symbol, now - self.price_times[symbol]
+        """The stalest price symbol and its age in seconds (O(log symbols), not a scan: the
+        feed_stale rule reads it on every tick)."""
+        stalest = self._stalest.top(self.price_times)
+        return None if stalest is None else (stalest[0], now - stalest[1])
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -182,13 +220,20 @@ class Ledger:
         self._correlation = CorrelationWindow(triggers.correlation_spike.window)
         self._volatility: dict[str, RollingVolatility] = {}
         self._vol_ratios: dict[str, float] = {}
+        self._highest_ratio = Extreme[str](highest=True)
+        self._sizes = Magnitudes[str](SIZE_RESOLUTION)  # holders by their largest notional
+        # holders whose size stands as reported: the next equity update makes it derived again,
+        # so it judges them whatever their notional (ordered: the same order on every run)
+        self._reported: dict[str, None] = {}
         self._equity_at: float | None = None
         self.journal: Journal = NoJournal()
 
     def strategy(self, strategy_id: str) -> StrategyMetrics:
         metrics = self.strategies.get(strategy_id)
         if metrics is None:
-            metrics = self.strategies[strategy_id] = StrategyMetrics(Scope.strategy(strategy_id))
+            metrics = self.strategies[strategy_id] = StrategyMetrics(
+                Scope.strategy(strategy_id), portfolio=self.portfolio
+            )
         return metrics
 
     # -- strategy events ------------------------------------------------------------------
@@ -228,7 +273,7 @@ class Ledger:
         else:
             m.positions[symbol] = [quantity, price]
             self._holders.setdefault(symbol, set()).add(strategy_id)
-        self._exposure(m)
+        self._exposure(strategy_id, m)
 
     def heartbeat(self, strategy_id: str, now: float) -> None:
         self.strategy(strategy_id).last_heartbeat = now
@@ -242,27 +287,34 @@ class Ledger:
             setattr(m, slot, value)
         if changed:
             self.journal.strategy(m.scope.id, m)
+        if "position_size" in values and m.positions:
+            self._reported[strategy_id] = None
 
-    def _exposure(self, m: StrategyMetrics) -> None:
+    def _exposure(self, sid: str, m: StrategyMetrics) -> None:
+        """Re-derive a strategy's notionals: on every tick of a symbol it holds, so lean."""
         gross = largest = 0.0
         for quantity, mark in m.positions.values():
             notional = abs(quantity) * mark
             gross += notional
             largest = max(largest, notional)
         m.gross_notional = gross
-        equity = self.portfolio.equity
-        if not m.positions:
-            m.position_size = None
-        elif equity is None or equity <= 0:
-            m.position_size = math.inf  # exposure with no equity to measure it against
-        else:
-            m.position_size = largest / equity
+        m.largest_notional = largest
+        m.reported_size = None  # the derived size is the last write now
+        self._reported.pop(sid, None)
+        self._sizes.set(sid, largest if m.positions else None)
 
     # -- portfolio events -----------------------------------------------------------------
 
-    def update_portfolio_equity(self, equity: float, now: float) -> list[str]:
-        """Returns the strategies whose position size moved with the new equity."""
+    def update_portfolio_equity(
+        self, equity: float, now: float, size_limit: float | None = None
+    ) -> list[str]:
+        """Returns the holders whose position size may have crossed ``size_limit`` with the
+        new equity (O(log n + those), as a size crosses it when its largest notional lies
+        between the old and the new equity times the limit; ``math.inf``: none), and those
+        whose reported size it replaces by the derived one. Every holder when no limit is
+        given or when the equity was or is not positive (sizes unbounded)."""
         p = self.portfolio
+        before = p.equity
         day = self._calendar.of(now)
         if p.day != day:
             p.day = day
@@ -276,10 +328,15 @@ class Ledger:
         high = self._velocity.add(now, equity)
         p.pnl_velocity = (high - equity) / high if high > 0 else 0.0
         self.journal.portfolio(p, now)
-        held = [sid for sid, m in self.strategies.items() if m.positions]
-        for sid in held:
-            self._exposure(self.strategies[sid])
-        return held
+        p.equity_updates += 1
+        reported, self._reported = list(self._reported), {}
+        if size_limit is None or before is None or before <= 0 or equity <= 0:
+            return [sid for sid, m in self.strategies.items() if m.positions]
+        lo, hi = sorted((before, equity))
+        crossed = self._sizes.within(
+            size_limit * lo * (1 - _ROUNDING), size_limit * hi * (1 + _ROUNDING)
+        )
+        return list(dict.fromkeys(crossed + reported)) if reported else crossed
 
     def update_margin(self, used: float | None, available: float | None) -> None:
         p = self.portfolio
@@ -299,8 +356,7 @@ class Ledger:
         touched: set[str] = set()
         for symbol, price in prices.items():
             previous = p.prices.get(symbol)
-            p.prices[symbol] = price
-            p.price_times[symbol] = ts
+            p.price_seen(symbol, price, ts)
             if previous is not None:
                 ret = math.log(price / previous)
                 returns[symbol] = ret
@@ -313,17 +369,19 @@ class Ledger:
                 ratio = window.ratio(vol.min_baseline)
                 if ratio is not None:
                     self._vol_ratios[symbol] = ratio
+                    self._highest_ratio.noted(self._vol_ratios, symbol)
             for sid in self._holders.get(symbol, ()):
                 self.strategies[sid].positions[symbol][1] = price
                 touched.add(sid)
         for sid in touched:
-            self._exposure(self.strategies[sid])
+            self._exposure(sid, self.strategies[sid])
         if returns:
             self._correlation.add(returns)
             p.correlation = self._correlation.value(
                 self._triggers.correlation_spike.min_observations
             )
-            p.volatility_ratio = max(self._vol_ratios.values()) if self._vol_ratios else None
+            highest = self._highest_ratio.top(self._vol_ratios)
+            p.volatility_ratio = None if highest is None else highest[1]
         return touched
 
     def set_portfolio_metrics(self, values: dict[str, float | int]) -> None:

@@ -20,7 +20,7 @@ from tradeguard import Guard
 from tradeguard.config import ConsecutiveLosses, PositionSize, StrategyDrawdown, WinRate
 from tradeguard.ledger import StrategyMetrics
 from tradeguard.model import PORTFOLIO, Action, Breach, PortfolioState, Scope, StrategyState
-from tradeguard.rules import RuleSet
+from tradeguard.rules import RuleSet, Topic
 from tradeguard.rules.strategy import (
     MaxConsecutiveLosses,
     MaxPositionSize,
@@ -452,3 +452,31 @@ class TestRuleSetConfiguration:
             guard.update_equity(50.0, strategy_id=sid)
         assert guard.strategy_state("free") is StrategyState.ACTIVE
         assert guard.strategy_state("watched") is StrategyState.HALTED
+
+    def test_strategies_on_defaults_when_many_then_one_shared_table(
+        self, make_config: MakeConfig
+    ) -> None:
+        """Strategies on the defaults, and one configured with capital only, share one rule
+        table (nothing per strategy); one with its own trigger has its own."""
+        config = make_config(
+            strategies={
+                "funded": {"allocated_capital": 1000},
+                "tight": {"triggers": {"consecutive_losses": 2}},
+            }
+        )
+        rules = RuleSet(config)
+        shared = rules.strategy_watching("a", Topic.PRICES)
+        assert rules.strategy_watching("b", Topic.PRICES) is shared
+        assert rules.strategy_watching("funded", Topic.PRICES) is shared
+        assert rules.configured == ("tight",)
+        assert rules.strategy_watching("tight", Topic.TRADES) is not rules.strategy_watching(
+            "a", Topic.TRADES
+        )
+        assert rules.size_limit == 0.20
+
+    def test_size_limit_when_position_size_disabled_then_unbounded(
+        self, make_config: MakeConfig
+    ) -> None:
+        """With the default position-size rule off, no equity change crosses it."""
+        config = make_config(triggers={"position_size": {"limit": 0.2, "enabled": False}})
+        assert RuleSet(config).size_limit == math.inf

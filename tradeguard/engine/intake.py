@@ -97,7 +97,7 @@ class Intake:
         with self.applying(PORTFOLIO):
             now = self._clock.time()
             if eq is not None:
-                for sid in self.ledger.update_portfolio_equity(eq, now):
+                for sid in self._resized(eq, now):
                     self._evaluate_strategy(sid, Topic.EQUITY)
                 self.evaluate_portfolio(Topic.EQUITY)
             if used is not None or available is not None:
@@ -249,6 +249,16 @@ class Intake:
             return []
         return self._settle(rules, self.ledger.strategies[sid], f"strategy:{sid}")
 
+    def _resized(self, equity: float, now: float) -> list[str]:
+        """Apply a portfolio equity and name the holders whose position-size verdict it may
+        flip: those on the default limit whose size crossed it (looked up, not scanned), and
+        every holder with triggers of its own. The others' verdicts stand as they were."""
+        ledger = self.ledger
+        moved = ledger.update_portfolio_equity(equity, now, self.rules.size_limit)
+        held = ledger.strategies
+        own = [sid for sid in self.rules.configured if sid in held and held[sid].positions]
+        return list(dict.fromkeys(moved + own)) if own else moved
+
     def evaluate_portfolio(self, topic: Topic) -> list[Breach]:
         rules = self.rules.portfolio_watching(topic)
         return self._settle(rules, self.ledger.portfolio, "portfolio") if rules else []
@@ -279,22 +289,23 @@ class Intake:
         """Apply every breach (level-triggered: a halt lifted while the cause persists comes
         straight back); publish ``breach`` only when a rule starts breaching (edge)."""
         now = self._clock.time()
+        breaches = [b for rule in rules if (b := rule.evaluate(view, now)) is not None]
         active = self._book.active.get(key)
+        if not breaches:  # the common case, on every input: nothing made per scope
+            if active:
+                active.difference_update(rule.name for rule in rules)
+            return breaches
         if active is None:
             active = self._book.active[key] = set()
-        breaches: list[Breach] = []
         rising: list[Breach] = []
+        breaching = {b.rule for b in breaches}
         for rule in rules:
-            breach = rule.evaluate(view, now)
-            if breach is None:
+            if rule.name not in breaching:
                 active.discard(rule.name)
-                continue
-            breaches.append(breach)
-            if rule.name not in active:
-                active.add(rule.name)
+        for breach in breaches:
+            if breach.rule not in active:
+                active.add(breach.rule)
                 rising.append(breach)
-        if not breaches:  # the common case, on every input
-            return breaches
         # Strictest first: the weaker actions then find their state already in force.
         for breach in sorted(breaches, key=lambda b: ACTION_SEVERITY[b.action], reverse=True):
             self._act_on(breach)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+from typing import TypeVar
+
 from tradeguard.config import Config, CriticalityConfig, Trigger, Triggers
 from tradeguard.rules.base import PortfolioRule, Rule, StrategyRule, Topic
 from tradeguard.rules.criticality import MaxCriticality, MaxMarketAge
@@ -66,8 +70,16 @@ def _portfolio_rules(t: Triggers) -> list[PortfolioRule]:
     return [rule for enabled, rule in candidates if enabled]
 
 
+R = TypeVar("R", StrategyRule, PortfolioRule)
+
+
+def _by_topic(rules: Sequence[R]) -> dict[Topic, list[R]]:
+    return {topic: [r for r in rules if topic in r.watches] for topic in Topic}
+
+
 class RuleSet:
-    """The rules built from a config, indexed by the topics that can move them."""
+    """The rules built from a config, indexed by the topics that can move them. Strategies on
+    the defaults share one table: nothing here grows with the number of strategies."""
 
     def __init__(self, config: Config) -> None:
         self._config = config
@@ -75,24 +87,29 @@ class RuleSet:
         recovery = config.recovery
         floors = recovery.enabled and any(s.pnl_floor is not None for s in recovery.stages)
         self._default_strategy = _strategy_rules(config.triggers, floors)
+        own = {sid: config.triggers_for(sid) for sid in config.strategies}
         self._strategy: dict[str, list[StrategyRule]] = {
-            sid: _strategy_rules(config.triggers_for(sid), floors) for sid in config.strategies
+            sid: _strategy_rules(triggers, floors)
+            for sid, triggers in own.items()
+            if triggers != config.triggers  # a capital-only entry stays on the defaults
         }
-        self._portfolio_by_topic = {
-            topic: [r for r in self.portfolio if topic in r.watches] for topic in Topic
-        }
-        self._strategy_by_topic: dict[str, dict[Topic, list[StrategyRule]]] = {}
+        self._portfolio_by_topic = _by_topic(self.portfolio)
+        self._default_by_topic = _by_topic(self._default_strategy)
+        self._strategy_by_topic = {sid: _by_topic(r) for sid, r in self._strategy.items()}
+        sizing = [r for r in self._default_strategy if isinstance(r, MaxPositionSize)]
+        # the default position-size limit, whose crossings an equity change looks up
+        self.size_limit = sizing[0].limit if sizing else math.inf
 
     def for_strategy(self, strategy_id: str) -> list[StrategyRule]:
         return self._strategy.get(strategy_id, self._default_strategy)
 
     def strategy_watching(self, strategy_id: str, topic: Topic) -> list[StrategyRule]:
-        by_topic = self._strategy_by_topic.get(strategy_id)
-        if by_topic is None:
-            rules = self.for_strategy(strategy_id)
-            by_topic = {t: [r for r in rules if t in r.watches] for t in Topic}
-            self._strategy_by_topic[strategy_id] = by_topic
-        return by_topic[topic]
+        return self._strategy_by_topic.get(strategy_id, self._default_by_topic)[topic]
+
+    @property
+    def configured(self) -> tuple[str, ...]:
+        """The strategies with triggers of their own (not on the shared defaults)."""
+        return tuple(self._strategy)
 
     def portfolio_watching(self, topic: Topic) -> list[PortfolioRule]:
         return self._portfolio_by_topic[topic]

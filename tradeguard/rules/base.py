@@ -30,6 +30,10 @@ class Topic(Enum):
     TIME = "time"  # only the passing of time moves it: evaluated by the breaker thread
     CRITICALITY = "criticality"  # the CriticalityMonitor's cycle
 
+    # Members are singletons: identity hashing spares the rule tables Enum's Python-level
+    # ``__hash__`` on every input (a tick looks a table up per holder).
+    __hash__ = object.__hash__
+
 
 View = TypeVar("View", StrategyMetrics, PortfolioMetrics)
 
