@@ -27,11 +27,21 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-# System packages the tests need, installed when missing (Debian; CI runs as root).
+# System packages the tests need, installed when missing (Debian; CI runs as root): chromium
+# for the dashboard's browser test, promtool (Debian's prometheus; its server is not started)
+# for the alert rules and /metrics, systemd-analyze for the unit in deploy/systemd.
 system-deps:
 	@command -v chromium >/dev/null 2>&1 || { \
 		echo "installing chromium for the dashboard's browser test"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@command -v promtool >/dev/null 2>&1 || { \
+		echo "installing prometheus (promtool) for the alert rules' tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends prometheus >/dev/null; }
+	@command -v systemd-analyze >/dev/null 2>&1 || { \
+		echo "installing systemd (systemd-analyze) for the unit file's test"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends systemd >/dev/null; }
 
 test: lint system-deps
 	$(BIN)/pytest -q
