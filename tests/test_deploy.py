@@ -8,6 +8,7 @@ on a volume (its probe is run against a real server in tests/api/test_container_
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import shutil
@@ -16,7 +17,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from typer.testing import CliRunner, Result
 
 from tradeguard import load_config
@@ -74,8 +74,6 @@ def single(stage: list[tuple[str, str]], word: str) -> str:
 
 def exec_form(arguments: str) -> list[str]:
     """A JSON array (exec form), as CMD and VOLUME are written here."""
-    import json
-
     parsed: list[str] = json.loads(arguments)
     return parsed
 

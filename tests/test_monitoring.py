@@ -125,7 +125,26 @@ class TestMetricsExposition:
         section = section[: section.index("\n#", 1)]
         listed = set(re.findall(r"^\| `(tradeguard_\w+)`", section, re.MULTILINE))
         families = set(re.findall(r"^# TYPE (\S+) ", exposition, re.MULTILINE))
-        assert listed == families
+        assert listed == {f for f in families if not f.endswith("_created")}
+
+
+def test_readme_scrape_config_when_checked_then_valid(tmp_path: Path) -> None:
+    """The README's scrape job, with the alert rules, is a config Prometheus accepts (its
+    token file put where this test can make one)."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### Prometheus and Grafana") :]
+    (block,) = re.findall(r"```yaml\n(.*?)```", section[: section.index("\n#", 1)], re.DOTALL)
+    config = yaml.safe_load(block)
+    token = tmp_path / "tradeguard.token"
+    token.write_text("prom.token\n")
+    for job in config["scrape_configs"]:
+        job["authorization"]["credentials_file"] = str(token)
+    config["rule_files"] = [str(RULES)]
+    path = tmp_path / "prometheus.yml"
+    path.write_text(yaml.safe_dump(config))
+    done = promtool("check", "config", str(path))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert [job["job_name"] for job in config["scrape_configs"]] == ["tradeguard"]
 
 
 class TestAlertRules:
