@@ -172,8 +172,8 @@ class TestActuatorClose:
         waited out a hung one: then closing does not wait for it a second time."""
         built: list[Parts] = []
 
-        def spy(*args: Any) -> Parts:
-            built.append(assemble(*args))
+        def spy(*args: Any, **kwargs: Any) -> Parts:
+            built.append(assemble(*args, **kwargs))
             return built[-1]
 
         monkeypatch.setattr(tradeguard.guard, "assemble", spy)  # to reach the guard's actuator
