@@ -14,11 +14,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tradeguard.baselines import stricter
 from tradeguard.engine.book import SYSTEM, TIGHT_STATES
 from tradeguard.engine.core import Core
 from tradeguard.engine.rungs import Rungs
 from tradeguard.errors import StoreUnavailable
-from tradeguard.ledger import Ledger, stricter
+from tradeguard.ledger import Ledger
 from tradeguard.model import (
     PORTFOLIO,
     Actor,
