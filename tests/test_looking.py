@@ -5,18 +5,15 @@ a distrusted store). Real CLI, real SQLite files."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.test_cli_first_steps import cli
 from tradeguard import Guard, load_config
 from tradeguard.errors import InvalidTransition
 from tradeguard.testing import enroll_team
 
-CLI = Path(sys.executable).parent / "tradeguard"
 CONFIG = "state: {path: tg.db}\nusers: {risk1: risk_manager}\n"
 LOOKING = [
     ["status"],
@@ -31,20 +28,6 @@ LOOKING = [
     ["users", "history"],
     ["genomes", "list"],
 ]
-
-
-def cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEGUARD_")}
-    return subprocess.run(
-        [str(CLI), *args, "-c", "tg.yaml"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=root,
-        timeout=60,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def store_files(root: Path) -> dict[str, bytes]:
